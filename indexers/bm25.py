@@ -1,0 +1,219 @@
+"""The sparse BM25 store: build from token lists, search exactly, save/load as .npy + JSON (no pickle).
+
+Okapi reproduces rank_bm25.BM25Okapi 0.2.2 float for float: idf = log(N-n+.5) - log(n+.5) with negative idfs
+floored at epsilon * mean idf (mean summed in first-appearance order), per-posting impacts computed in its
+operation order, and query terms added in order (duplicates twice). Hits are only docs that hold at least one
+query term; order is (score desc, row asc).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from kernels import bm25 as _k
+
+__all__ = ["BM25Params", "BM25Index", "build_bm25", "load_bm25"]
+
+FORMAT_VERSION = 1
+_VARIANTS = ("okapi", "lucene")
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """BM25 settings. epsilon is the Okapi idf floor (x mean idf), as rank-bm25; lucene ignores it."""
+
+    variant: Literal["okapi", "lucene"] = "okapi"
+    k1: float = 1.5
+    b: float = 0.75
+    epsilon: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.variant not in _VARIANTS:
+            raise ConfigError(f"unknown BM25 variant {self.variant!r}; choose one of {list(_VARIANTS)}")
+        for name in ("k1", "b", "epsilon"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ConfigError(f"BM25Params.{name} must be a finite number, got {v!r}")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ConfigError(f"BM25Params needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+
+
+class BM25Index:
+    """Loaded BM25 postings: vocab term -> id, CSC arrays (indptr [V+1] int64, indices [nnz] int32,
+    impacts [nnz] float64) and doc lengths [N] int64."""
+
+    def __init__(self, params: BM25Params, vocab: dict[str, int], indptr: np.ndarray, indices: np.ndarray,
+                 impacts: np.ndarray, doc_lens: np.ndarray, avgdl: float) -> None:
+        self.params = params
+        self.vocab = vocab
+        self.indptr = indptr
+        self.indices = indices
+        self.impacts = impacts
+        self.doc_lens = doc_lens
+        self.avgdl = avgdl
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_lens)
+
+    def _term_ids(self, query_tokens: Sequence[str]) -> list[int]:
+        if isinstance(query_tokens, str):
+            raise ConfigError("query_tokens must be a list of analyzed tokens, not a str: tokenize it first")
+        get = self.vocab.get
+        return [i for i in map(get, query_tokens) if i is not None]  # unknown terms add 0: dropping them is exact
+
+    def search(self, query_tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows for one analyzed query -> (rows [k'] int64, scores [k'] float64), k' <= k."""
+        _check_k(k)
+        terms = self._term_ids(query_tokens)
+        if not terms or self.n_docs == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return _k.topk(self.indptr, self.indices, self.impacts, self.n_docs, np.array(terms, dtype=np.int64), k)
+
+    def search_batch(self, queries: Sequence[Sequence[str]], k: int,
+                     n_threads: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` for many queries in one GIL-free kernel call; n_threads splits queries across cores."""
+        _check_k(k)
+        if not isinstance(n_threads, int) or n_threads < 1:
+            raise ConfigError(f"n_threads must be a positive int, got {n_threads!r}")
+        if len(queries) == 0:
+            return []
+        if self.n_docs == 0:
+            return [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)) for _ in queries]
+        q_indptr, q_terms = _k.pack_queries([self._term_ids(q) for q in queries])
+        ids, scores, counts = _k.topk_batch(self.indptr, self.indices, self.impacts, self.n_docs,
+                                            q_indptr, q_terms, k, n_threads)
+        return [(ids[i, :c], scores[i, :c]) for i, c in enumerate(counts.tolist())]
+
+    def save(self, directory: Path) -> list[str]:
+        """Write the index into `directory` (created if needed); returns the file names written."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        names = []
+        for name, arr in _arrays(self).items():
+            np.save(directory / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+            names.append(f"{name}.npy")
+        terms = [""] * len(self.vocab)
+        for t, i in self.vocab.items():
+            terms[i] = t
+        (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+        meta = {"format": "adarag-bm25", "version": FORMAT_VERSION, "params": asdict(self.params),
+                "n_docs": self.n_docs, "n_terms": len(self.vocab), "nnz": int(len(self.indices)),
+                "avgdl": self.avgdl}
+        (directory / "params.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return names + ["vocab.json", "params.json"]
+
+    @classmethod
+    def load(cls, directory: Path) -> "BM25Index":
+        return load_bm25(directory)
+
+
+def _arrays(index: BM25Index) -> dict[str, np.ndarray]:
+    return {"indptr": index.indptr, "indices": index.indices, "impacts": index.impacts, "doc_lens": index.doc_lens}
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive int, got {k!r}")
+
+
+def build_bm25(token_lists: Sequence[Sequence[str]], params: BM25Params = BM25Params()) -> BM25Index:
+    """Index analyzed docs (row i = token_lists[i]; empty docs count in N and avgdl)."""
+    n = len(token_lists)
+    if n == 0:
+        raise CorpusError("cannot build a BM25 index over 0 documents: pass at least one document")
+    vocab: dict[str, int] = {}  # first-appearance order == rank-bm25's idf summation order
+    setdefault = vocab.setdefault
+    doc_lens = np.empty(n, dtype=np.int64)
+    chunks = []
+    for i, doc in enumerate(token_lists):
+        if isinstance(doc, str):
+            raise CorpusError(f"document {i} is a str, not a token list: tokenize it first")
+        doc_lens[i] = len(doc)
+        chunks.append([setdefault(t, len(vocab)) for t in doc])
+    v = len(vocab)
+    term = np.fromiter((t for c in chunks for t in c), dtype=np.int64, count=int(doc_lens.sum()))
+    doc = np.repeat(np.arange(n, dtype=np.int64), doc_lens)
+    keys, tf = np.unique(term * n + doc, return_counts=True)  # sorted by (term, doc)
+    p_term, p_doc = np.divmod(keys, n)
+    df = np.bincount(p_term, minlength=v)
+    indptr = np.zeros(v + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    avgdl = int(doc_lens.sum()) / n  # Python int / int, as rank-bm25
+    idf = _idf(df, n, params)
+    impacts = _impacts(idf[p_term], tf, doc_lens[p_doc], avgdl, params) + 0.0  # + 0.0: no -0.0 (kernel contract)
+    return BM25Index(params, vocab, indptr, p_doc.astype(np.int32), impacts, doc_lens, avgdl)
+
+
+def _idf(df: np.ndarray, n: int, params: BM25Params) -> np.ndarray:
+    """Per-term idf [V] float64; Okapi uses math.log per distinct df so values match rank-bm25's exactly."""
+    if params.variant == "lucene":
+        return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    uniq, inv = np.unique(df, return_inverse=True)
+    table = np.array([math.log(n - f + 0.5) - math.log(f + 0.5) for f in uniq.tolist()], dtype=np.float64)
+    idf = table[inv.reshape(-1)]
+    if len(idf):
+        average_idf = float(np.cumsum(idf)[-1]) / len(idf)  # cumsum adds left to right, like rank-bm25's loop
+        idf[idf < 0] = params.epsilon * average_idf
+    return idf
+
+
+def _impacts(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, params: BM25Params) -> np.ndarray:
+    """Per-posting score contribution [nnz] float64, in rank-bm25's operation order."""
+    k1, b = params.k1, params.b
+    norm = k1 * (1 - b + b * dl / avgdl)
+    if params.variant == "lucene":
+        return idf * (tf / (tf + norm))
+    return idf * (tf * (k1 + 1) / (tf + norm))
+
+
+def load_bm25(directory: Path) -> BM25Index:
+    """Load an index written by `BM25Index.save`, checking every array's dtype, shape and bounds."""
+    directory = Path(directory)
+    meta = _read_json(directory / "params.json")
+    if not isinstance(meta, dict) or meta.get("format") != "adarag-bm25" or meta.get("version") != FORMAT_VERSION:
+        raise IndexFormatError(f"{directory / 'params.json'}: not an adarag-bm25 v{FORMAT_VERSION} index "
+                               f"(got {str(meta)[:80]}); rebuild the index")
+    try:
+        params = BM25Params(**meta["params"])
+        n_docs, n_terms, nnz, avgdl = int(meta["n_docs"]), int(meta["n_terms"]), int(meta["nnz"]), float(meta["avgdl"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise IndexFormatError(f"{directory / 'params.json'}: bad field ({e}); rebuild the index") from e
+    terms = _read_json(directory / "vocab.json")
+    if not isinstance(terms, list) or len(terms) != n_terms or not all(isinstance(t, str) for t in terms):
+        raise IndexFormatError(f"{directory / 'vocab.json'}: expected a list of {n_terms} strings; rebuild the index")
+    vocab = {t: i for i, t in enumerate(terms)}
+    if len(vocab) != n_terms:
+        raise IndexFormatError(f"{directory / 'vocab.json'}: duplicate terms; rebuild the index")
+    want = {"indptr": (np.int64, n_terms + 1), "indices": (np.int32, nnz), "impacts": (np.float64, nnz),
+            "doc_lens": (np.int64, n_docs)}
+    arrs = {}
+    for name, (dtype, length) in want.items():
+        path = directory / f"{name}.npy"
+        try:
+            a = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e
+        if a.dtype != np.dtype(dtype) or a.shape != (length,):
+            raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} [{length}], found {a.dtype} {list(a.shape)}; "
+                                   "the index is corrupt or from another build: rebuild it")
+        arrs[name] = a
+    indptr, indices = arrs["indptr"], arrs["indices"]
+    if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
+        raise IndexFormatError(f"{directory / 'indptr.npy'}: not a valid posting offset array; rebuild the index")
+    if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n_docs):
+        raise IndexFormatError(f"{directory / 'indices.npy'}: doc ids outside [0, {n_docs}); rebuild the index")
+    return BM25Index(params, vocab, indptr, indices, arrs["impacts"], arrs["doc_lens"], avgdl)
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e

@@ -1,0 +1,53 @@
+"""The one exception tree of adarag. Every message says what went wrong and what to do about it."""
+from __future__ import annotations
+
+__all__ = [
+    "RagError",
+    "IndexFormatError",
+    "CorpusError",
+    "MissingDependencyError",
+    "ConfigError",
+    "ModelError",
+    "ServiceError",
+    "NotFoundError",
+]
+
+
+class RagError(Exception):
+    """Base of every error adarag raises on purpose."""
+
+
+class IndexFormatError(RagError):
+    """An index directory is missing, corrupt, incomplete or of another format version."""
+
+
+class CorpusError(RagError, ValueError):
+    """Input documents are unusable: malformed file, empty corpus, duplicate ids, bad encoding."""
+
+
+class MissingDependencyError(RagError, ImportError):
+    """An optional dependency (an extra, or a --no-deps data package) is not installed."""
+
+
+class ConfigError(RagError, ValueError):
+    """A bad argument or setting: unknown name, wrong type, out-of-range value."""
+
+
+class ModelError(RagError):
+    """A bundled model could not be assembled, verified, converted or loaded."""
+
+
+class NotFoundError(RagError, LookupError):
+    """A requested document or passage id is not in the store."""
+
+
+class ServiceError(RagError):
+    """The HTTP service could not serve a request."""
+
+
+def missing(extra: str, module: str) -> MissingDependencyError:
+    """Build the error for a missing optional module, naming the pip command that fixes it."""
+    return MissingDependencyError(
+        f"{module!r} is not installed; it comes with adarag's [{extra}] extra: "
+        f"pip install 'adarag[{extra}]' (install torch==2.13.0 first, see README)"
+    )

@@ -1,0 +1,294 @@
+"""Build an index directory from documents (SQL + BM25 + dense stores) and open it again.
+
+A build always goes through a staging directory (see indexers.index_dir): the previous index stays loadable
+until the new one is complete. Building into an existing index adds/updates documents incrementally: the SQL
+store is copied and upserted (not rebuilt), unchanged passages keep their embeddings, and BM25 statistics are
+recomputed (they are global, and cheap).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexers.bm25 import BM25Index, BM25Params, build_bm25, load_bm25
+from indexers.dense import DenseIndex, DenseParams
+from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.index_dir import (
+    Manifest,
+    commit_staging,
+    read_manifest,
+    staging_dir,
+    verify_index,
+    write_manifest,
+)
+from indexers.ingest import SplitConfig, passage_hash
+from indexers.sql_store import SQLStore
+from indexers.text import tokenize
+from indexers.types import Document, Hit, Passage
+
+__all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "open_index"]
+
+log = logging.getLogger(__name__)
+
+STORES = ("bm25", "dense")
+_SQLITE = "docs.sqlite"
+_IDS = "ids.npy"
+_HASHES = "passage_hashes.npy"
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Everything that shapes an index; saved in the manifest so the index can be reproduced."""
+
+    stores: tuple[str, ...] = STORES
+    passage_words: int = 200
+    passage_overlap: int = 50
+    bm25: BM25Params = field(default_factory=BM25Params)
+    dense: DenseParams = field(default_factory=DenseParams)
+    sql_url: str | None = None
+    sql_namespace: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stores if s not in STORES]
+        if unknown or not self.stores:
+            raise ConfigError(f"unknown store(s) {unknown or list(self.stores)}; valid stores: {', '.join(STORES)}")
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did, with wall-clock seconds per stage."""
+
+    manifest: Manifest
+    added: int
+    updated: int
+    unchanged: int
+    embedded: int
+    seconds: dict[str, float]
+
+
+def _embed_text(p: Passage) -> str:
+    return f"{p.title}: {p.text}" if p.title else p.text
+
+
+def _params_from_manifest(m: Manifest) -> BuildParams:
+    p = dict(m.params)
+    return BuildParams(
+        stores=tuple(p["stores"]),
+        passage_words=p["passage_words"],
+        passage_overlap=p["passage_overlap"],
+        bm25=BM25Params(**p["bm25"]),
+        dense=DenseParams(**p["dense"]),
+        sql_url=p.get("sql_url"),
+        sql_namespace=p.get("sql_namespace", ""),
+    )
+
+
+def _sql_url(root: Path, params: BuildParams) -> str:
+    return params.sql_url or f"sqlite:///{root / _SQLITE}"
+
+
+def build_index(
+    documents: Iterable[Document],
+    out: str | Path,
+    params: BuildParams | None = None,
+    *,
+    rebuild: bool = False,
+    threads: int | None = None,
+    progress: bool = True,
+    embedder=None,
+) -> BuildReport:
+    """Index `documents` into `out`, adding to an existing index there unless `rebuild`.
+
+    When `out` already holds an index its build parameters are kept (pass `rebuild=True` to change them).
+    `embedder` overrides loading the model named in `params.dense.embedder` (tests use a hash embedder).
+    """
+    out = Path(out)
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    old: Manifest | None = None
+    if out.exists() and not rebuild:
+        old = verify_index(out)
+        if params is not None and params != _params_from_manifest(old):
+            log.warning("%s exists: keeping its build parameters (use rebuild to change them)", out)
+        params = _params_from_manifest(old)
+    params = params or BuildParams()
+    stage = staging_dir(out)
+    try:
+        if old is not None and params.sql_url is None:
+            shutil.copy2(out / _SQLITE, stage / _SQLITE)
+        store = SQLStore(_sql_url(stage, params), namespace=params.sql_namespace)
+        try:
+            docs = list(documents)
+            summary = store.upsert_documents(docs, split=SplitConfig(params.passage_words, params.passage_overlap))
+            if rebuild and params.sql_url is not None:
+                # An external store is synced, not dropped: a failed rebuild must not lose what it holds.
+                keep = {d.id for d in docs}
+                stale = [p.doc_id for p in store.iter_passages() if p.doc_id not in keep]
+                store.delete_documents(sorted(set(stale)))
+            if store.count_passages() == 0:
+                raise CorpusError("the corpus has no passages with text: nothing to index")
+            passages = list(store.iter_passages())
+            fingerprint = store.fingerprint()
+            n_docs = store.count_documents()
+        finally:
+            store.close()
+        seconds["sql"] = time.perf_counter() - t0
+        ids = np.array([p.id for p in passages])
+        hashes = np.array([passage_hash(p) for p in passages])
+        np.save(stage / _IDS, ids, allow_pickle=False)
+        np.save(stage / _HASHES, hashes, allow_pickle=False)
+
+        if "bm25" in params.stores:
+            t = time.perf_counter()
+            it = passages
+            if progress:
+                from tqdm.auto import tqdm
+
+                it = tqdm(passages, desc="bm25: tokenizing", unit="psg", leave=False)
+            bm25 = build_bm25([tokenize(f"{p.title} {p.text}") for p in it], params.bm25)
+            bm25.save(stage / "bm25")
+            seconds["bm25"] = time.perf_counter() - t
+
+        n_embedded = 0
+        if "dense" in params.stores:
+            t = time.perf_counter()
+            vectors, n_embedded = _dense_vectors(
+                out if old is not None and "dense" in old.stores else None,
+                passages, hashes, params.dense, embedder, threads, progress,
+            )
+            DenseIndex(vectors, params.dense).save(stage / "dense")
+            seconds["dense"] = time.perf_counter() - t
+
+        manifest = write_manifest(
+            stage,
+            Manifest(
+                n_docs=n_docs,
+                n_passages=len(passages),
+                corpus_fingerprint=fingerprint,
+                stores=list(params.stores),
+                params=asdict(params),
+            ),
+        )
+        commit_staging(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    seconds["total"] = time.perf_counter() - t0
+    return BuildReport(
+        manifest, len(summary.added), len(summary.updated), len(summary.unchanged), n_embedded, seconds
+    )
+
+
+def _dense_vectors(old_root, passages, hashes, params: DenseParams, embedder, threads, progress):
+    """Embeddings for `passages`, reusing the old index's vectors for unchanged (id, content) pairs."""
+    reuse: dict[tuple[str, str], int] = {}
+    old_vecs = None
+    if old_root is not None:
+        old_ids = np.load(old_root / _IDS, allow_pickle=False)
+        old_hashes = np.load(old_root / _HASHES, allow_pickle=False)
+        old_vecs = np.load(old_root / "dense" / "embeddings.npy", mmap_mode="r")
+        reuse = {(str(i), str(h)): r for r, (i, h) in enumerate(zip(old_ids, old_hashes))}
+    todo = [r for r, p in enumerate(passages) if (p.id, str(hashes[r])) not in reuse]
+    if embedder is None:
+        from indexers.embedders import load_embedder
+
+        embedder = load_embedder(params.embedder, threads=threads)
+    vectors = np.empty((len(passages), embedder.dim), dtype=np.float32)  # [n_passages, dim]
+    if old_vecs is not None:
+        if old_vecs.shape[1] != embedder.dim:
+            raise IndexFormatError(f"{old_root} has {old_vecs.shape[1]}-d embeddings, {embedder.name} makes "
+                                   f"{embedder.dim}-d; rebuild the index")
+        for r, p in enumerate(passages):
+            j = reuse.get((p.id, str(hashes[r])))
+            if j is not None:
+                vectors[r] = old_vecs[j]
+    if todo:
+        vectors[todo] = embedder.embed_passages([_embed_text(passages[r]) for r in todo], progress=progress)
+    return vectors, len(todo)
+
+
+class Index:
+    """An opened, verified index directory: the SQL store plus whichever of BM25 and dense it has."""
+
+    def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
+                 bm25: BM25Index | None, dense: DenseIndex | None) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.params = _params_from_manifest(manifest)
+        self.store = store
+        self.ids = ids  # [n_passages] str: row -> passage id, shared by every store
+        self.bm25 = bm25
+        self.dense = dense
+        self._embedder = None
+
+    @property
+    def stores(self) -> tuple[str, ...]:
+        return self.params.stores
+
+    def embedder(self, threads: int | None = None):
+        """The query embedder matching the one the index was built with (loaded on first use)."""
+        if self._embedder is None:
+            from indexers.embedders import load_embedder
+
+            self._embedder = load_embedder(self.params.dense.embedder, threads=threads)
+        return self._embedder
+
+    def set_embedder(self, embedder) -> None:
+        """Use an already loaded embedder (it must be the model the index was built with)."""
+        self._embedder = embedder
+
+    def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
+        """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
+        pids = [str(self.ids[r]) for r in rows]
+        by_id = {p.id: p for p in self.store.get_passages(pids)}
+        out = []
+        for pid, s in zip(pids, scores):
+            p = by_id.get(pid)
+            if p is None:
+                raise IndexFormatError(f"passage {pid!r} is in the index files but not in the SQL store: the index is "
+                                       f"out of sync; rebuild it with `adarag index CORPUS --out {self.root} --rebuild`")
+            out.append(Hit(id=p.id, score=float(s), doc_id=p.doc_id, title=p.title, text=p.text,
+                           start=p.start, end=p.end))
+        return out
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_index(root: str | Path, *, verify: bool = True) -> Index:
+    """Open an index directory; `verify` checks every file's sha256 against the manifest first."""
+    root = Path(root)
+    manifest = verify_index(root) if verify else read_manifest(root)
+    try:
+        params = _params_from_manifest(manifest)
+    except (KeyError, TypeError) as e:
+        raise IndexFormatError(f"{root}/manifest.json has incomplete build parameters ({e}); rebuild the index") from e
+    ids = np.load(root / _IDS, allow_pickle=False)
+    if len(ids) != manifest.n_passages:
+        raise IndexFormatError(f"{root / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "
+                               "rebuild the index")
+    bm25 = load_bm25(root / "bm25") if "bm25" in params.stores else None
+    dense = DenseIndex.load(root / "dense") if "dense" in params.stores else None
+    for name, n in (("bm25", bm25 and bm25.n_docs), ("dense", dense and len(dense))):
+        if n is not None and n != len(ids):
+            raise IndexFormatError(f"the {name} store of {root} has {n} rows, the index {len(ids)}; rebuild the index")
+    store = SQLStore(_sql_url(root, params), namespace=params.sql_namespace)
+    if params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
+        store.close()
+        raise IndexFormatError(
+            f"the SQL store at {params.sql_url} no longer matches index {root} (documents changed outside adarag "
+            f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
+        )
+    return Index(root, manifest, store, ids, bm25, dense)

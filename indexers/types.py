@@ -1,0 +1,45 @@
+"""Shared value types: a stored document, a retrievable passage, a search hit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Document", "Passage", "Hit"]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus document as the user gave it. `metadata` must be JSON-serialisable."""
+
+    id: str
+    text: str
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The unit of retrieval: a document, or a span of a long one (`id` is `DOCID#N` then).
+
+    `start`/`end` are character offsets of `text` inside the document's text.
+    """
+
+    id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    start: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked passage returned by a retriever. `score` is retriever-specific (higher is better)."""
+
+    id: str
+    score: float
+    doc_id: str = ""
+    title: str = ""
+    text: str = ""
+    start: int = 0
+    end: int = 0

@@ -1,0 +1,97 @@
+"""Search an opened index with BM25, dense embeddings, or both fused by reciprocal rank fusion."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import numpy as np
+
+from indexers.errors import ConfigError
+from indexers.index import Index
+from indexers.text import tokenize
+from indexers.types import Hit
+from retrievers.fusion import RRF_K, reciprocal_rank_fusion
+
+__all__ = ["StoreName", "MAX_QUERY_CHARS", "check_query", "Retriever"]
+
+log = logging.getLogger(__name__)
+
+StoreName = Literal["bm25", "dense", "fused"]
+MAX_QUERY_CHARS = 8192
+
+
+def check_query(query: object, max_chars: int = MAX_QUERY_CHARS, what: str = "query") -> str:
+    """Validate a user query: a non-blank str of at most `max_chars` characters."""
+    if not isinstance(query, str):
+        raise TypeError(f"{what} must be a str, got {type(query).__name__}")
+    if not query.strip():
+        raise ConfigError(f"{what} is empty: pass some text to search for")
+    if len(query) > max_chars:
+        raise ConfigError(
+            f"{what} is {len(query):,} characters, over the limit of {max_chars:,}: shorten it, or raise the "
+            "limit with max_query_chars= (SDK) / --max-query-chars (CLI)"
+        )
+    return query
+
+
+class Retriever:
+    """Runs the stores of one index; `depth` is how many candidates each store feeds into fusion."""
+
+    def __init__(self, index: Index, *, depth: int = 100, rrf_k: int = RRF_K,
+                 max_query_chars: int = MAX_QUERY_CHARS, threads: int | None = None) -> None:
+        self.index = index
+        self.depth = depth
+        self.rrf_k = rrf_k
+        self.max_query_chars = max_query_chars
+        self.threads = threads
+
+    @property
+    def default_store(self) -> StoreName:
+        s = self.index.stores
+        return "fused" if "bm25" in s and "dense" in s else ("bm25" if "bm25" in s else "dense")
+
+    def _check_store(self, store: str | None) -> StoreName:
+        store = store or self.default_store
+        if store not in get_args(StoreName):
+            raise ConfigError(f"unknown store {store!r}; valid: {', '.join(get_args(StoreName))}")
+        need = ("bm25", "dense") if store == "fused" else (store,)
+        missing = [n for n in need if n not in self.index.stores]
+        if missing:
+            raise ConfigError(f"this index has no {' or '.join(missing)} store (it has {', '.join(self.index.stores)}); "
+                              f"rebuild with `adarag index CORPUS --out {self.index.root} --rebuild --stores ...`")
+        return store  # type: ignore[return-value]
+
+    def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: (rows [k'] int64, scores [k'] float) ranked best first."""
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise TypeError(f"queries must be a sequence of str, got {type(queries).__name__}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"k must be a positive int, got {k!r}")
+        queries = [check_query(q, self.max_query_chars) for q in queries]
+        store = self._check_store(store)
+        depth = max(k, self.depth) if store == "fused" else k
+        sparse = dense = None
+        if store in ("bm25", "fused"):
+            sparse = self.index.bm25.search_batch([tokenize(q) for q in queries], depth)
+        if store in ("dense", "fused"):
+            qv = self.index.embedder(self.threads).embed_queries(list(queries))  # [n_q, dim]
+            rows, scores = self.index.dense.search(qv, depth)
+            dense = [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
+        if store == "bm25":
+            return sparse
+        if store == "dense":
+            return dense
+        out = []
+        for (sr, _), (dr, _) in zip(sparse, dense):
+            fused = reciprocal_rank_fusion([sr.tolist(), dr.tolist()], k=self.rrf_k)[:k]
+            out.append((np.array([r for r, _ in fused], np.int64), np.array([s for _, s in fused])))
+        return out
+
+    def search_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10) -> list[list[Hit]]:
+        return [self.index.hits(r, s) for r, s in self.rows_batch(queries, store, k)]
+
+    def search(self, query: str, store: str | None = None, k: int = 10) -> list[Hit]:
+        """Top-k passages for one query, with their text."""
+        return self.search_batch([check_query(query, self.max_query_chars)], store, k)[0]

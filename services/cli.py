@@ -1,0 +1,239 @@
+"""The `adarag` command line. With `--json`, the last line of stdout is one JSON object."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexers.errors import RagError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("adarag")
+
+
+def _version() -> str:
+    from indexers.index_dir import adarag_version
+
+    return adarag_version()
+
+
+def _emit(obj: dict, as_json: bool, human: str) -> None:
+    if as_json:
+        print(json.dumps(obj, ensure_ascii=False))
+    else:
+        print(human)
+
+
+def _cmd_index(a: argparse.Namespace) -> int:
+    from indexers.dense import DenseParams
+    from indexers.index import BuildParams, build_index
+    from indexers.ingest import read_corpus
+
+    stores = tuple(s.strip() for s in a.stores.split(",") if s.strip())
+    params = BuildParams(stores=stores, passage_words=a.passage_words, passage_overlap=a.passage_overlap,
+                         dense=DenseParams(embedder=a.embedder, index=a.dense_index), sql_url=a.sql)
+    rep = build_index(read_corpus(a.corpus), a.out, params, rebuild=a.rebuild, threads=a.threads,
+                      progress=not a.json)
+    m = rep.manifest
+    obj = {"index": str(a.out), "n_docs": m.n_docs, "n_passages": m.n_passages, "stores": m.stores,
+           "added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged, "embedded": rep.embedded,
+           "seconds": {k: round(v, 3) for k, v in rep.seconds.items()}}
+    _emit(obj, a.json, f"indexed {m.n_docs} documents ({m.n_passages} passages; {rep.added} added, "
+                       f"{rep.updated} updated, {rep.unchanged} unchanged) into {a.out} "
+                       f"[{', '.join(m.stores)}] in {rep.seconds['total']:.1f} s")
+    return 0
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    """BEIR queries.jsonl: {"_id", "text"} per line (also accepts "id"/"query"/"question")."""
+    from indexers.errors import CorpusError
+
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                qid = str(rec.get("_id", rec.get("id")))
+                text = rec.get("text") or rec.get("query") or rec.get("question")
+            except (json.JSONDecodeError, AttributeError) as e:
+                raise CorpusError(f"{path}:{n}: not a JSON object ({e}); expected {{\"_id\", \"text\"}}") from e
+            if not isinstance(text, str) or qid == "None":
+                raise CorpusError(f"{path}:{n}: a query needs \"_id\" and \"text\"")
+            out.append((qid, text))
+    if not out:
+        raise CorpusError(f"{path} holds no queries")
+    return out
+
+
+def _cmd_search(a: argparse.Namespace) -> int:
+    from rag.sdk import RAG
+
+    if (a.query is None) == (a.queries is None):
+        raise SystemExit("adarag search: give either a query or --queries FILE")
+    with RAG.open(a.index, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
+        if a.queries is not None:
+            if not a.run_out:
+                raise SystemExit("adarag search --queries needs --run-out RUN.trec")
+            qs = _read_queries(a.queries)
+            t = time.perf_counter()
+            rows = rag.retriever.rows_batch([q for _, q in qs], a.store, a.k)
+            secs = time.perf_counter() - t
+            store = a.store or rag.retriever.default_store
+            tag = f"adarag-{store}"
+            Path(a.run_out).parent.mkdir(parents=True, exist_ok=True)
+            with open(a.run_out, "w", encoding="utf-8") as f:
+                for (qid, _), (r, s) in zip(qs, rows):
+                    for rank, (row, score) in enumerate(zip(r, s), 1):
+                        f.write(f"{qid} Q0 {rag.index.ids[row]} {rank} {float(score):.6f} {tag}\n")
+            _emit({"run": str(a.run_out), "n_queries": len(qs), "seconds": round(secs, 3), "store": store},
+                  a.json, f"wrote {len(qs)} queries x top-{a.k} to {a.run_out} in {secs:.2f} s")
+            return 0
+        res = rag.search(a.query, store=a.store, k=a.k)
+    if a.json:
+        print(json.dumps({"hits": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text}
+                                   for h in res.hits], "store": res.store, "timings": res.timings},
+                         ensure_ascii=False))
+    else:
+        for i, h in enumerate(res.hits, 1):
+            print(f"{i:>3}. {h.score:9.4f}  {h.id}  {h.title}\n       {h.text[:160]}")
+        print(f"({res.store}, {res.timings['retrieve'] * 1000:.1f} ms)")
+    return 0
+
+
+def _print_answer(ans, gold: Sequence[str] | None = None) -> None:
+    print(f"Q: {ans.question}")
+    print(f"A: {ans.answer}")
+    if gold is not None:
+        print(f"   gold: {' | '.join(gold)}")
+    for pid in ans.citations:
+        h = next((h for h in ans.passages if h.id == pid), None)
+        print(f"   cites [{pid}] {h.text[:120] if h else ''}")
+    if not ans.citations:
+        print("   (no passage supports this answer)")
+    t = ans.timings
+    print(f"   retrieve {t['retrieve'] * 1000:.0f} ms, generate {t['generate']:.1f} s "
+          f"({ans.n_prompt_tokens} prompt + {ans.n_new_tokens} new tokens)")
+
+
+def _cmd_ask(a: argparse.Namespace) -> int:
+    from rag.sdk import RAG
+
+    with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
+        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens)
+    if a.json:
+        d = ans.to_dict()
+        d.pop("raw_text", None)
+        print(json.dumps(d, ensure_ascii=False))
+    else:
+        _print_answer(ans)
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from rag.demo import answer_contains_gold, run_demo
+
+    print(f"adarag {_version()} demo: {a.questions} FanOutQA questions over 10,033 bundled Wikipedia summaries "
+          f"(generator {a.generator}, embedder {a.embedder}); the first run builds the index and converts the model.",
+          flush=True)
+    correct = []
+
+    def show(item, ans):
+        ok = answer_contains_gold(item, ans)
+        correct.append(ok)
+        print()
+        _print_answer(ans, gold=item.answers)
+        print(f"   gold answer in output: {'yes' if ok else 'no'}", flush=True)
+
+    res = run_demo(a.questions, generator=a.generator, embedder=a.embedder, threads=a.threads, on_answer=show)
+    print(f"\n{sum(correct)}/{len(correct)} answers contain the gold string; index "
+          f"{'built' if res.built else 'loaded'} in {res.index_seconds:.1f} s; total {res.total_seconds:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
+    from rag.sdk import DEFAULT_GENERATOR
+    from retrievers.search import MAX_QUERY_CHARS
+
+    p = argparse.ArgumentParser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
+    p.add_argument("--version", action="version", version=f"adarag {_version()}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, threads=True):
+        sp.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+        if threads:
+            sp.add_argument("--threads", type=int, default=None, help="CPU threads for models (default: all cores)")
+
+    ix = sub.add_parser("index", help="index a corpus (JSONL, BEIR corpus.jsonl, or a folder of .txt/.md)")
+    ix.add_argument("corpus", nargs="+", type=Path)
+    ix.add_argument("--out", required=True, type=Path, help="index directory (added to if it exists)")
+    ix.add_argument("--stores", default="bm25,dense", help="comma-separated: bm25,dense")
+    ix.add_argument("--sql", default=None, help="SQLAlchemy URL for the document store (default: SQLite in --out)")
+    ix.add_argument("--embedder", default="minilm", help="dense model: minilm, minilm-int8, e5-small or a path")
+    ix.add_argument("--dense-index", choices=["flat", "hnsw"], default="flat")
+    ix.add_argument("--passage-words", type=int, default=200)
+    ix.add_argument("--passage-overlap", type=int, default=50)
+    ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
+    common(ix)
+    ix.set_defaults(fn=_cmd_index)
+
+    se = sub.add_parser("search", help="rank passages for a query, or run a BEIR queries file")
+    se.add_argument("index", type=Path)
+    se.add_argument("query", nargs="?")
+    se.add_argument("--store", choices=["bm25", "dense", "fused"], default=None, help="default: fused")
+    se.add_argument("-k", type=int, default=None, help="hits per query (default 10; 100 with --queries)")
+    se.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl")
+    se.add_argument("--run-out", type=Path, default=None, help="TREC run file to write with --queries")
+    se.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
+    common(se)
+    se.set_defaults(fn=_cmd_search)
+
+    ak = sub.add_parser("ask", help="answer a question from the index, with citations")
+    ak.add_argument("index", type=Path)
+    ak.add_argument("question")
+    ak.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
+    ak.add_argument("--store", choices=["bm25", "dense", "fused"], default=None)
+    ak.add_argument("-k", type=int, default=4, help="passages in the prompt")
+    ak.add_argument("--max-new-tokens", type=int, default=48)
+    ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
+    common(ak)
+    ak.set_defaults(fn=_cmd_ask)
+
+    de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
+    de.add_argument("--questions", type=int, default=5)
+    de.add_argument("--generator", default=DEMO_GENERATOR)
+    de.add_argument("--embedder", default=DEMO_EMBEDDER)
+    de.add_argument("--threads", type=int, default=None)
+    de.set_defaults(fn=_cmd_demo, json=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "k", 0) is None:
+        args.k = 100 if getattr(args, "queries", None) else 10
+    try:
+        return args.fn(args)
+    except (RagError, TypeError, ValueError) as e:
+        kind = type(e).__name__
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(e), "type": kind}))
+        print(f"adarag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("adarag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""indexers.bm25: Okapi scores equal rank_bm25.BM25Okapi; search order; save/load round trip."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from rank_bm25 import BM25Okapi
+
+from indexers.bm25 import BM25Params, build_bm25, load_bm25
+from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.text import tokenize
+
+HOTPOT = Path("/work/shared/data/hotpotqa")
+
+words = st.sampled_from(list("abcdefg"))  # small vocab: ties, negative idfs, duplicates
+corpora = st.lists(st.lists(words, max_size=8), min_size=1, max_size=25).filter(lambda c: any(c))
+queries = st.lists(words | st.just("zzz"), max_size=6)  # "zzz" is never in the vocab
+
+
+def _expected(rb: BM25Okapi, corpus: list[list[str]], query: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """rank-bm25's scores ranked by (score desc, row asc), restricted to docs holding a query term."""
+    with np.errstate(invalid="ignore", divide="ignore"):  # b=1 gives rank-bm25 0/0 on empty (unmatched) docs
+        scores = np.asarray(rb.get_scores(query), dtype=np.float64)
+    matched = np.array([any(t in set(doc) for t in query) for doc in corpus], dtype=bool)
+    cand = np.flatnonzero(matched)
+    top = cand[np.lexsort((cand, -scores[cand]))[:k]]
+    return top, scores[top]
+
+
+def _check_against_rank_bm25(corpus, qs, k, params=BM25Params()):
+    index = build_bm25(corpus, params)
+    rb = BM25Okapi(corpus, k1=params.k1, b=params.b, epsilon=params.epsilon)
+    for q, (ids, scores) in zip(qs, index.search_batch(qs, k)):
+        exp_ids, exp_scores = _expected(rb, corpus, q, k)
+        np.testing.assert_array_equal(ids, exp_ids)
+        np.testing.assert_allclose(scores, exp_scores, rtol=1e-12, atol=0)
+        single_ids, single_scores = index.search(q, k)
+        np.testing.assert_array_equal(single_ids, ids)
+        np.testing.assert_array_equal(single_scores, scores)
+
+
+@settings(max_examples=120, deadline=None)
+@given(corpus=st.lists(st.lists(words, max_size=8), min_size=1, max_size=25).filter(lambda c: any(c)),
+       qs=st.lists(queries, min_size=1, max_size=4), k=st.integers(1, 30),
+       k1=st.sampled_from([1.5, 0.9, 2.0]), b=st.sampled_from([0.75, 0.4, 1.0]), eps=st.sampled_from([0.25, 0.0]))
+def test_okapi_equals_rank_bm25(corpus, qs, k, k1, b, eps):
+    _check_against_rank_bm25(corpus, qs, k, BM25Params(k1=k1, b=b, epsilon=eps))
+
+
+def test_okapi_equals_rank_bm25_on_hotpotqa():
+    docs = [json.loads(line) for line in (HOTPOT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    corpus = [tokenize(d["title"] + " " + d["text"]) for d in docs]
+    lines = (HOTPOT / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:200]
+    qs = [tokenize(json.loads(line)["text"]) for line in lines]
+    index = build_bm25(corpus)
+    rb = BM25Okapi(corpus)
+    doc_sets = [set(d) for d in corpus]
+    for q, (ids, scores) in zip(qs, index.search_batch(qs, 10)):
+        ref = np.asarray(rb.get_scores(q))
+        qs_set = set(q)
+        cand = np.array([i for i, s in enumerate(doc_sets) if s & qs_set], dtype=np.int64)
+        top = cand[np.lexsort((cand, -ref[cand]))[:10]]
+        np.testing.assert_array_equal(ids, top)
+        np.testing.assert_array_equal(scores, ref[top])  # bitwise, not just allclose
+
+
+def test_lucene_variant_formula():
+    corpus = [["a", "b", "a"], ["b"], [], ["c", "a"]]
+    index = build_bm25(corpus, BM25Params(variant="lucene", k1=1.2, b=0.75))
+    ids, scores = index.search(["a"], 10)
+    n, df, avgdl = 4, 2, 6 / 4
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
+    expect = {d: idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl)) for d, tf, dl in [(0, 2, 3), (3, 1, 2)]}
+    assert sorted(expect, key=lambda d: -expect[d]) == ids.tolist()
+    np.testing.assert_allclose(scores, [expect[d] for d in ids.tolist()], rtol=1e-12)
+
+
+def test_search_edges():
+    index = build_bm25([["a", "b"], [], ["b", "b", "c"], ["a", "b"]])
+    assert [len(x) for x in index.search([], 5)] == [0, 0]
+    assert [len(x) for x in index.search(["nope"], 5)] == [0, 0]
+    ids, _ = index.search(["a"], 100)  # k > matches: fewer back, unmatched doc 1 never appears
+    assert ids.tolist() == [0, 3]
+    assert index.search_batch([], 3) == []
+    for bad in (0, -1):
+        with pytest.raises(ConfigError):
+            index.search(["a"], bad)
+        with pytest.raises(ConfigError):
+            index.search_batch([["a"]], bad)
+    with pytest.raises(ConfigError):
+        index.search("a b", 3)
+    with pytest.raises(CorpusError):
+        build_bm25([])
+    with pytest.raises(ConfigError):
+        BM25Params(variant="bm25+")
+
+
+def test_save_load_round_trip(tmp_path):
+    corpus = [tokenize(t) for t in ["the cat sat", "a dog and a cat", "", "dogs bark at cats", "zebra"]]
+    index = build_bm25(corpus)
+    names = index.save(tmp_path / "bm25")
+    assert sorted(names) == sorted(["indptr.npy", "indices.npy", "impacts.npy", "doc_lens.npy",
+                                    "vocab.json", "params.json"])
+    assert sorted(p.name for p in (tmp_path / "bm25").iterdir()) == sorted(names)
+    loaded = load_bm25(tmp_path / "bm25")
+    assert loaded.params == index.params and loaded.vocab == index.vocab and loaded.avgdl == index.avgdl
+    qs = [tokenize(q) for q in ["cat", "dog cat cat", "zebra bark", "nothing"]]
+    for (a_ids, a_s), (b_ids, b_s) in zip(index.search_batch(qs, 3), loaded.search_batch(qs, 3)):
+        np.testing.assert_array_equal(a_ids, b_ids)
+        np.testing.assert_array_equal(a_s, b_s)
+
+
+@pytest.mark.parametrize("name,bad", [
+    ("indices.npy", np.zeros(3, np.int64)),  # wrong dtype
+    ("impacts.npy", np.zeros(1, np.float64)),  # wrong shape
+    ("indptr.npy", None),  # missing
+])
+def test_load_rejects_bad_arrays(tmp_path, name, bad):
+    index = build_bm25([["a", "b"], ["b", "c"]])
+    index.save(tmp_path)
+    if bad is None:
+        (tmp_path / name).unlink()
+    else:
+        np.save(tmp_path / name, bad)
+    with pytest.raises(IndexFormatError, match=name):
+        load_bm25(tmp_path)
+
+
+def test_load_rejects_out_of_range_doc_ids(tmp_path):
+    index = build_bm25([["a", "b"], ["b", "c"]])
+    index.save(tmp_path)
+    np.save(tmp_path / "indices.npy", np.full(len(index.indices), 7, np.int32))
+    with pytest.raises(IndexFormatError, match="indices.npy"):
+        load_bm25(tmp_path)

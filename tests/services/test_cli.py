@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from services.cli import main
+
+
+def _last_json(capsys):
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, small_corpus):
+    root = tmp_path_factory.mktemp("cli") / "index"
+    assert main(["index", str(small_corpus), "--out", str(root), "--embedder", "hash", "--json"]) == 0
+    return root
+
+
+def test_index_reports_counts(tmp_path, small_corpus, capsys):
+    root = tmp_path / "ix"
+    assert main(["index", str(small_corpus), "--out", str(root), "--embedder", "hash", "--stores", "bm25",
+                 "--json"]) == 0
+    obj = _last_json(capsys)
+    assert obj["n_docs"] == 300 and obj["added"] == 300 and obj["stores"] == ["bm25"]
+    # indexing the same corpus again adds nothing and re-embeds nothing
+    assert main(["index", str(small_corpus), "--out", str(root), "--json"]) == 0
+    obj = _last_json(capsys)
+    assert (obj["added"], obj["updated"], obj["unchanged"]) == (0, 0, 300)
+
+
+def test_search_json_contract(cli_index, capsys):
+    for store in ("bm25", "dense", "fused"):
+        assert main(["search", str(cli_index), "Shirley Temple", "--store", store, "-k", "3", "--json"]) == 0
+        hits = _last_json(capsys)["hits"]
+        assert len(hits) == 3 and set(hits[0]) == {"id", "score", "title", "text"}
+    assert main(["search", str(cli_index), "Shirley Temple", "--store", "bm25", "--json"]) == 0
+    assert _last_json(capsys)["hits"][0]["title"] == "Shirley Temple"
+
+
+def test_search_queries_writes_a_trec_run(cli_index, tmp_path, capsys):
+    q = tmp_path / "queries.jsonl"
+    q.write_text('{"_id": "q1", "text": "Shirley Temple"}\n\n{"_id": "q2", "text": "Corliss Archer radio"}\n')
+    run = tmp_path / "run.trec"
+    assert main(["search", str(cli_index), "--queries", str(q), "--store", "bm25", "-k", "5",
+                 "--run-out", str(run), "--json"]) == 0
+    assert _last_json(capsys)["n_queries"] == 2
+    lines = [ln.split() for ln in run.read_text().splitlines()]
+    assert lines[0][:2] == ["q1", "Q0"] and {ln[0] for ln in lines} == {"q1", "q2"}
+    for qid in ("q1", "q2"):
+        mine = [ln for ln in lines if ln[0] == qid]
+        assert 1 <= len(mine) <= 5 and [int(ln[3]) for ln in mine] == list(range(1, len(mine) + 1))
+        assert all(float(a[4]) >= float(b[4]) for a, b in zip(mine, mine[1:]))
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["search", "{idx}", ""], "empty"),
+    (["search", "{idx}", "x" * 100_000], "over the limit"),
+    (["search", "{idx}", "q", "--store", "dense", "-k", "0"], "k must be"),
+    (["search", "{tmp}/missing", "q"], "no index at"),
+    (["index", "{tmp}/nope.jsonl", "--out", "{tmp}/o"], "does not exist"),
+])
+def test_bad_input_exits_2_with_a_message(cli_index, tmp_path, capsys, argv, msg):
+    argv = [a.format(idx=cli_index, tmp=tmp_path) for a in argv]
+    assert main(argv + ["--json"]) == 2
+    captured = capsys.readouterr()
+    assert msg in captured.err and json.loads(captured.out.strip().splitlines()[-1])["error"]
+
+
+def test_malformed_corpus_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": \n')
+    assert main(["index", str(bad), "--out", str(tmp_path / "o"), "--embedder", "hash"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and ":2" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("adarag ")
