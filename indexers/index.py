@@ -29,7 +29,7 @@ from indexers.index_dir import (
 )
 from indexers.ingest import SplitConfig, passage_hash
 from indexers.sql_store import SQLStore
-from indexers.text import tokenize
+from indexers.text import DEFAULT_ANALYZER, tokenize
 from indexers.types import Document, Hit, Passage
 
 __all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "open_index"]
@@ -172,7 +172,7 @@ def build_index(
                 n_passages=len(passages),
                 corpus_fingerprint=fingerprint,
                 stores=list(params.stores),
-                params=asdict(params),
+                params={**asdict(params), "analyzer": DEFAULT_ANALYZER.name},
             ),
         )
         commit_staging(stage, out)
@@ -275,6 +275,10 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
         params = _params_from_manifest(manifest)
     except (KeyError, TypeError) as e:
         raise IndexFormatError(f"{root}/manifest.json has incomplete build parameters ({e}); rebuild the index") from e
+    analyzer = manifest.params.get("analyzer")
+    if "bm25" in params.stores and analyzer != DEFAULT_ANALYZER.name:
+        raise IndexFormatError(f"index {root} was tokenized with analyzer {analyzer!r}, this adarag uses "
+                               f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {root} --rebuild`")
     ids = np.load(root / _IDS, allow_pickle=False)
     if len(ids) != manifest.n_passages:
         raise IndexFormatError(f"{root / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "

@@ -121,3 +121,55 @@ def test_external_sql_store_out_of_sync_is_detected(tmp_path):
         s.upsert_documents([Document(id="d0", text="changed behind adarag's back")])
     with pytest.raises(IndexFormatError, match="no longer matches"):
         open_index(root)
+
+
+@pytest.mark.postgres
+def test_index_on_postgresql(tmp_path):
+    import os
+    import uuid
+
+    url = os.environ.get("ADARAG_TEST_PG_URL")
+    if not url:
+        pytest.skip("set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+    ns = "t" + uuid.uuid4().hex[:12]
+    params = BuildParams(sql_url=url, sql_namespace=ns, dense=DenseParams(embedder="hash", use_gpu=False))
+    root = tmp_path / "ix"
+    try:
+        build_index(_docs(30), root, params, embedder=HashEmbedder(64), progress=False)
+        rep = build_index(_docs(2, prefix="pg"), root, embedder=HashEmbedder(64), progress=False)
+        assert rep.added == 2
+        with open_index(root) as ix:
+            assert ix.manifest.n_docs == 32 and ix.store.count_documents() == 32
+            rows, scores = ix.bm25.search(["topic3"], 3)
+            assert all(h.text.endswith("topic3") for h in ix.hits(rows, scores))
+        build_index(_docs(5), root, params, rebuild=True, embedder=HashEmbedder(64), progress=False)
+        with open_index(root) as ix:
+            assert ix.store.count_documents() == 5
+    finally:
+        from indexers.sql_store import SQLStore
+
+        SQLStore(url, namespace=ns).drop()
+
+
+def test_every_released_format_still_loads():
+    """tests/data keeps one tiny index per released format version (built by adarag 0.1.0, format 1)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "data" / "index-v1"
+    with open_index(root) as ix:
+        assert ix.manifest.version == 1 and ix.manifest.n_docs == 3
+        assert sorted(ix.ids.tolist()) == ["berlin", "long#0", "long#1", "long#2", "long#3", "paris"]
+        rows, scores = ix.bm25.search(["capit", "germani"], 1)
+        assert ix.ids[rows[0]] == "berlin"
+        long0 = ix.store.get_passages(["long#3"])[0]
+        assert long0.doc_id == "long" and long0.text.endswith("tail about rivers")
+
+
+def test_index_built_with_another_analyzer_is_refused(tmp_path):
+    root = tmp_path / "ix"
+    _build(_docs(3), root)
+    m = json.loads((root / "manifest.json").read_text())
+    m["params"]["analyzer"] = "w+lower|stop=none|stem=none|v0"
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexFormatError, match="analyzer.*--rebuild"):
+        open_index(root)
