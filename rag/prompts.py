@@ -2,18 +2,33 @@
 
 Prompts are kept short on purpose: on a small CPU the prefill of the prompt dominates answer latency.
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
-__all__ = ["SYSTEM_PROMPT", "grounded_messages", "format_passages", "parse_citations"]
+__all__ = [
+    "EXAMPLE_ANSWER",
+    "EXAMPLE_USER",
+    "SYSTEM_PROMPT",
+    "format_passages",
+    "grounded_messages",
+    "parse_citations",
+]
 
 SYSTEM_PROMPT = (
-    "Answer the question using only the numbered passages. "
-    "Reply with a short answer (a few words), then the number of the passage you used in brackets, like [1]. "
-    "If the passages do not contain the answer, reply: I don't know."
+    "Answer using only the numbered passages: a few words, then the passage number in brackets. "
+    "If they do not say, reply: I don't know."
 )
+# One worked exchange before the real question: without it Qwen2.5-0.5B often answers with only "[2]" or with no
+# citation at all; with it, 5/5 tuning probes gave "<answer> [n]" or "I don't know." (~40 extra prompt tokens).
+EXAMPLE_USER = (
+    "[1] Moon: The Moon is Earth's only natural satellite.\n"
+    "[2] Mars: Mars has two small moons, Phobos and Deimos.\n\n"
+    "Question: How many moons does Mars have?"
+)
+EXAMPLE_ANSWER = "Two [2]"
 
 # A citation marker: [1], [1, 3], [2][3] (each bracket matched separately). Numbers of up to 3 digits only,
 # so a bracketed year such as [1889] stays part of the answer.
@@ -26,20 +41,30 @@ def format_passages(passages: Sequence[tuple[str, str, str]]) -> str:
     lines = []
     for i, passage in enumerate(passages, start=1):
         if len(passage) != 3:
-            raise ValueError(f"passage {i} must be (passage_id, title, text), got {len(passage)} fields")
+            raise ValueError(
+                f"passage {i} must be (passage_id, title, text), got {len(passage)} fields"
+            )
         _, title, text = passage
         text = " ".join(text.split())
-        lines.append(f"[{i}] {title.strip()}: {text}" if title.strip() else f"[{i}] {text}")
+        lines.append(
+            f"[{i}] {title.strip()}: {text}" if title.strip() else f"[{i}] {text}"
+        )
     return "\n".join(lines)
 
 
-def grounded_messages(question: str, passages: Sequence[tuple[str, str, str]]) -> list[dict[str, str]]:
-    """System + user chat messages asking for a short answer to `question` that cites the passages it used."""
+def grounded_messages(
+    question: str, passages: Sequence[tuple[str, str, str]]
+) -> list[dict[str, str]]:
+    """Chat messages (system, one worked example, the question) asking for a short answer citing its passages."""
     if not question.strip():
         raise ValueError("question is empty")
-    user = f"{format_passages(passages)}\n\nQuestion: {question.strip()}" if passages else (
-        f"(no passages)\n\nQuestion: {question.strip()}")
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    listing = format_passages(passages) if passages else "(no passages)"
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": EXAMPLE_USER},
+        {"role": "assistant", "content": EXAMPLE_ANSWER},
+        {"role": "user", "content": f"{listing}\n\nQuestion: {question.strip()}"},
+    ]
 
 
 def parse_citations(answer: str, passage_ids: Sequence[str]) -> tuple[str, list[str]]:

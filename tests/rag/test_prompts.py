@@ -1,4 +1,5 @@
 """Grounded prompts and citation parsing."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,12 +10,21 @@ IDS = ["d7", "d3", "d9"]
 
 
 def test_grounded_messages_number_the_passages() -> None:
-    passages = [("d7", "Eiffel Tower", "The tower was   completed in 1889."), ("d3", "", "Untitled text.")]
+    passages = [
+        ("d7", "Eiffel Tower", "The tower was   completed in 1889."),
+        ("d3", "", "Untitled text."),
+    ]
     messages = grounded_messages("When was the Eiffel Tower completed?", passages)
-    assert [m["role"] for m in messages] == ["system", "user"]
-    assert messages[0]["content"] == SYSTEM_PROMPT and "[1]" in SYSTEM_PROMPT
-    user = messages[1]["content"]
-    assert "[1] Eiffel Tower: The tower was completed in 1889.\n[2] Untitled text." in user
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[0]["content"] == SYSTEM_PROMPT
+    assert parse_citations(messages[2]["content"], ["x", "y"]) == (
+        "Two",
+        ["y"],
+    )  # the example cites correctly
+    user = messages[-1]["content"]
+    assert (
+        "[1] Eiffel Tower: The tower was completed in 1889.\n[2] Untitled text." in user
+    )
     assert user.endswith("Question: When was the Eiffel Tower completed?")
     with pytest.raises(ValueError):
         grounded_messages("  ", passages)
@@ -31,7 +41,11 @@ def test_grounded_messages_number_the_passages() -> None:
         ("Both [1, 3].", "Both.", ["d7", "d9"]),
         ("Out of range [4] and [0] ignored [3]", "Out of range and ignored", ["d9"]),
         ("No citation at all.", "No citation at all.", []),
-        ("Completed in [1889] [1]", "Completed in [1889]", ["d7"]),  # a bracketed year is not a citation
+        (
+            "Completed in [1889] [1]",
+            "Completed in [1889]",
+            ["d7"],
+        ),  # a bracketed year is not a citation
         ("", "", []),
     ],
 )
