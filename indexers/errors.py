@@ -47,7 +47,7 @@ class ServiceError(RagError):
 
 def missing(extra: str, module: str) -> MissingDependencyError:
     """Build the error for a missing optional module, naming the pip command that fixes it."""
+    torch_first = " (install torch==2.13.0 first, see README)" if extra in ("dense", "generate", "all") else ""
     return MissingDependencyError(
-        f"{module!r} is not installed; it comes with adarag's [{extra}] extra: "
-        f"pip install 'adarag[{extra}]' (install torch==2.13.0 first, see README)"
+        f"{module!r} is not installed; it comes with adarag's [{extra}] extra: pip install 'adarag[{extra}]'{torch_first}"
     )

@@ -26,13 +26,17 @@ try:
     from haystack.document_stores.types import DuplicatePolicy
     from haystack.errors import FilterError
     from haystack.utils import Secret
-    from haystack.utils.filters import COMPARISON_OPERATORS, LOGICAL_OPERATORS, document_matches_filter
+    from haystack.utils.filters import (
+        COMPARISON_OPERATORS,
+        LOGICAL_OPERATORS,
+        document_matches_filter,
+    )
 except ImportError as e:  # only a missing haystack: a broken install should fail loudly as itself
     if e.name is None or not e.name.startswith("haystack"):
         raise
     raise missing("haystack", "haystack-ai") from None
 
-__all__ = ["SQLDocumentStore", "RESERVED_META_KEY"]
+__all__ = ["RESERVED_META_KEY", "SQLDocumentStore"]
 
 log = logging.getLogger(__name__)
 
