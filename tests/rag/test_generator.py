@@ -57,6 +57,16 @@ def test_greedy_is_deterministic_and_respects_the_budget(smollm: Generator) -> N
     assert smollm.encode(messages).shape == (1, a.n_prompt_tokens)
 
 
+def test_sampling_is_seedable(smollm: Generator) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    a = smollm.generate("Name a fruit.", max_new_tokens=6, temperature=0.9)
+    torch.manual_seed(0)
+    b = smollm.generate("Name a fruit.", max_new_tokens=6, temperature=0.9)
+    assert a.text == b.text and 1 <= a.n_new_tokens <= 6
+
+
 def test_bad_arguments(smollm: Generator) -> None:
     with pytest.raises(ConfigError):
         smollm.generate("hi", max_new_tokens=0)
