@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,14 +60,22 @@ def wiki_summaries() -> Iterator[Document]:
             )
 
 
-def fanoutqa_leaf_questions(split: str = "dev", string_answers_only: bool = True) -> list[QAItem]:
+def _norm(s: str) -> str:
+    return " ".join(re.findall(r"\w+", s.lower()))
+
+
+def fanoutqa_leaf_questions(split: str = "dev", string_answers_only: bool = True,
+                            answer_in_summary: bool = False) -> list[QAItem]:
     """FanOutQA leaf sub-questions whose evidence page is one of the bundled summaries.
 
     Leaves are the single-hop questions at the bottom of each decomposition; with `string_answers_only`
-    the ones whose gold answer is a list or dict are dropped. Deduplicated by question text, in file order.
+    the ones whose gold answer is a list or dict are dropped; with `answer_in_summary` only those whose gold
+    answer appears in the evidence page's lead summary (FanOutQA's evidence is the full article, the bundled
+    corpus has only its lead). Deduplicated by question text, in file order.
     """
     fq = package_dir("fanoutqa") / "data" / f"fanout-final-{split}.json"
-    titles = set(json.loads(wiki_summaries_path().read_text(encoding="utf-8")))
+    summaries = json.loads(wiki_summaries_path().read_text(encoding="utf-8"))
+    titles = set(summaries)
     out: list[QAItem] = []
     seen: set[str] = set()
 
@@ -82,6 +91,10 @@ def fanoutqa_leaf_questions(split: str = "dev", string_answers_only: bool = True
                     return
                 else:
                     answers = tuple(str(a) for a in (ans if isinstance(ans, list) else ans.values()))
+                if answer_in_summary and not any(
+                    _norm(a) and _norm(a) in _norm(summaries[ev["title"]].get("extract") or "") for a in answers
+                ):
+                    return
                 seen.add(node["question"])
                 out.append(QAItem(node["id"], node["question"], answers, (ev["title"],)))
         for s in subs:

@@ -151,6 +151,8 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         device: str | None = None,
         threads: int | None = None,
+        dtype: str = "float32",
+        max_length: int = 0,
     ) -> None:
         for module in ("torch", "sentence_transformers"):
             if importlib.util.find_spec(module) is None:
@@ -162,6 +164,12 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(
             str(path), device=self.device, local_files_only=True
         )
+        if dtype != "float32":
+            import torch
+
+            self.model = self.model.to(getattr(torch, dtype))
+        if max_length:
+            self.model.max_seq_length = max_length
         self.name = name or Path(path).name
         dim = (
             self.model.get_embedding_dimension()
@@ -175,13 +183,13 @@ class SentenceTransformerEmbedder:
         self.dim = int(dim)
 
     def _encode(self, batch: list[str]) -> np.ndarray:  # [b, dim]
-        return self.model.encode(
+        out = self.model.encode(
             batch,
             batch_size=len(batch),
-            convert_to_numpy=True,
-            normalize_embeddings=True,
+            convert_to_tensor=True,
             show_progress_bar=False,
         )
+        return _normalise(out.float().cpu().numpy())  # normalised in float32 whatever the model's dtype
 
     def embed_passages(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
@@ -338,7 +346,8 @@ def load_embedder(
         (model_dir,) = package_files(spec)
         _verified(spec, model_dir.parent / spec.file_name)
         return SentenceTransformerEmbedder(
-            model_dir, name=spec.name, device=device, threads=threads
+            model_dir, name=spec.name, device=device, threads=threads,
+            dtype=spec.dtype, max_length=spec.max_length,
         )
     if spec.format == "onnx":
         onnx_path, tokenizer_path = package_files(spec)

@@ -139,7 +139,8 @@ def _cmd_ask(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from rag.demo import answer_contains_gold, run_demo
 
-    print(f"adarag {_version()} demo: {a.questions} FanOutQA questions over 10,033 bundled Wikipedia summaries "
+    print(f"adarag {_version()} demo: {a.questions} FanOutQA questions (answerable from the corpus) over 10,033 "
+          "bundled Wikipedia summaries "
           f"(generator {a.generator}, embedder {a.embedder}); the first run builds the index and converts the model.",
           flush=True)
     correct = []

