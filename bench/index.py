@@ -27,8 +27,9 @@ CONFIGS = {
     "sql only": dict(stores=("bm25",), only_sql=True),
     "bm25": dict(stores=("bm25",)),
     "dense minilm-int8": dict(stores=("dense",), embedder="minilm-int8"),
-    "dense minilm (fp32, sentence-transformers)": dict(stores=("dense",), embedder="minilm"),
-    "bm25 + dense minilm-int8": dict(stores=("bm25", "dense"), embedder="minilm-int8"),
+    "dense minilm fp32 (sentence-transformers)": dict(stores=("dense",), embedder="minilm"),
+    "dense minilm-bf16": dict(stores=("dense",), embedder="minilm-bf16"),
+    "bm25 + dense minilm-bf16 (the demo)": dict(stores=("bm25", "dense"), embedder="minilm-bf16"),
 }
 
 

@@ -50,7 +50,7 @@ def test_ask_returns_a_typed_answer(rag):
 
 
 @pytest.mark.parametrize("question, gold, title", [
-    ("Shirley Temple Black was born on what date?", "1928", "Shirley Temple"),
+    ("In what year was Shirley Temple Black born?", "1928", "Shirley Temple"),
     ("When did the radio program Meet Corliss Archer first air?", "1943", "Meet Corliss Archer"),
 ])
 def test_ask_grounds_the_answer_in_the_retrieved_passage(hash_index, question, gold, title):

@@ -1,0 +1,218 @@
+"""Run a QA set through an answerer and score it: resumable predictions JSONL with full traces, config.json,
+metrics.json, and the report (report.md / report.html) in one run directory.
+
+Resuming: predictions are appended one flushed line per question; a restarted run skips ids already there
+(a torn last line from a kill is dropped). A run directory belongs to one configuration: restarting with a
+different one is refused rather than mixing two runs in one file.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from indexers.errors import ConfigError, CorpusError
+from indexers.ingest import doc_id_of
+from eval.qa_data import QAExample, QAFormat, load_qa
+from eval.qa_metrics import QAScores, aggregate, score_example
+
+__all__ = ["AnswerFn", "MODES", "PREDICTIONS", "CONFIG", "METRICS", "run_qa", "run_qa_eval",
+           "read_predictions", "metrics_from_records"]
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS, CONFIG, METRICS = "predictions.jsonl", "config.json", "metrics.json"
+# Config keys that must match to resume into an existing run directory.
+_RESUME_KEYS = ("data", "index", "mode", "generator", "k", "store", "max_new_tokens", "format")
+
+AnswerFn = Callable[[str], Any]
+"""question -> an Answer-like object: .answer, .passages (Hits), and optionally .citations, .mode, .timings,
+.n_prompt_tokens, .n_new_tokens, .retrieval_calls, .trace (see `rag.sdk.Answer`)."""
+
+
+def _one_shot(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
+    return lambda q: rag.ask(q, k=k, store=store, max_new_tokens=max_new_tokens)
+
+
+# Modes the runner drives itself; any other mode name is passed to `RAG.ask(mode=...)` when the SDK takes one.
+MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _one_shot}
+
+
+def _answer_fn(rag, mode: str, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
+    if mode in MODES:
+        return MODES[mode](rag, k=k, store=store, max_new_tokens=max_new_tokens)
+    if "mode" in inspect.signature(rag.ask).parameters:
+        return lambda q: rag.ask(q, k=k, store=store, max_new_tokens=max_new_tokens, mode=mode)
+    raise ConfigError(f"unknown mode {mode!r}: this build answers with {', '.join(MODES)}")
+
+
+def _retrieval_calls(ans: Any) -> int:
+    for name in ("retrieval_calls", "n_retrieval_calls"):
+        v = getattr(ans, name, None)
+        if isinstance(v, int):
+            return v
+    trace = getattr(ans, "trace", None)
+    queries = trace.get("queries") if isinstance(trace, dict) else getattr(trace, "queries", None)
+    if isinstance(queries, (list, tuple)):
+        return len(queries)
+    return 0 if getattr(ans, "mode", "one_shot") == "none" or not getattr(ans, "passages", None) else 1
+
+
+def _hit_dict(h: Any) -> dict[str, Any]:
+    if isinstance(h, dict):
+        return {"id": h["id"], "doc_id": h.get("doc_id") or doc_id_of(h["id"]), "title": h.get("title", ""),
+                "score": h.get("score"), "text": h.get("text", "")}
+    return {"id": h.id, "doc_id": getattr(h, "doc_id", "") or doc_id_of(h.id), "title": getattr(h, "title", ""),
+            "score": float(getattr(h, "score", 0.0)), "text": getattr(h, "text", "")}
+
+
+def _jsonable(x: Any) -> Any:
+    if x is None or isinstance(x, (str, int, float, bool, list, dict)):
+        return x
+    to_dict = getattr(x, "to_dict", None)
+    return to_dict() if callable(to_dict) else repr(x)
+
+
+def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
+    passages = [_hit_dict(h) for h in (getattr(ans, "passages", None) or [])]
+    prediction = str(getattr(ans, "answer", ""))
+    scores = score_example(prediction, ex.answers, passages, supporting_ids=ex.supporting_ids,
+                           provenance_pages=ex.provenance_pages, k=k)
+    return {
+        "id": ex.id, "question": ex.question, "answers": list(ex.answers),
+        "supporting_ids": list(ex.supporting_ids), "provenance_pages": list(ex.provenance_pages),
+        "prediction": prediction, "mode": getattr(ans, "mode", ""),
+        "citations": list(getattr(ans, "citations", []) or []),
+        "citation_source": getattr(ans, "citation_source", ""),
+        "passages": passages, "retrieval_calls": _retrieval_calls(ans),
+        "n_prompt_tokens": int(getattr(ans, "n_prompt_tokens", 0) or 0),
+        "n_new_tokens": int(getattr(ans, "n_new_tokens", 0) or 0),
+        "timings": dict(getattr(ans, "timings", {}) or {}), "seconds": seconds,
+        "raw_text": getattr(ans, "raw_text", ""), "trace": _jsonable(getattr(ans, "trace", None)),
+        "scores": scores.to_dict(),
+    }
+
+
+def read_predictions(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """Records of a predictions JSONL. A torn last line (a killed run) is skipped, and cut off with `repair`."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records, good_end, offset = [], 0, 0
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines):
+        end = offset + len(raw) + (1 if i < len(lines) - 1 else 0)
+        if raw.strip():
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                if i < len(lines) - 1:
+                    raise CorpusError(f"{path}:{i + 1}: malformed prediction line in the middle of the file: "
+                                      "delete the run directory and start again") from None
+                log.warning("%s: dropping a torn last line (the previous run was interrupted)", path)
+                break
+        good_end = offset = end
+    if repair and good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    return records
+
+
+def metrics_from_records(records: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
+    """metrics.json contents: answer and provenance means plus cost per question."""
+    n = len(records)
+    agg = aggregate([QAScores(**r["scores"]) for r in records])
+
+    def per_q(key: Callable[[dict], float]) -> float | None:
+        return sum(key(r) for r in records) / n if n else None
+
+    return {
+        "em": agg["em"], "f1": agg["f1"], "accuracy": agg["accuracy"],
+        "r_precision": agg["r_precision"], "r_precision_passage": agg["r_precision_passage"],
+        "support_recall@k": agg["support_recall"], "k": k,
+        "kilt_em": agg["kilt_em"], "kilt_f1": agg["kilt_f1"],
+        "retrieval_calls_per_q": per_q(lambda r: r["retrieval_calls"]),
+        "tokens_per_q": per_q(lambda r: r["n_new_tokens"]),
+        "prompt_tokens_per_q": per_q(lambda r: r["n_prompt_tokens"]),
+        "seconds_per_q": per_q(lambda r: r["seconds"]),
+        "mode_counts": dict(Counter(r["mode"] for r in records)),
+        "n": n,
+    }
+
+
+def _check_resume(out_dir: Path, config: dict[str, Any]) -> None:
+    path = out_dir / CONFIG
+    if not path.exists():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    diff = [key for key in _RESUME_KEYS if old.get(key) != config.get(key)]
+    if diff:
+        raise ConfigError(f"{out_dir} holds a run with different {', '.join(diff)} "
+                          f"({', '.join(f'{d}={old.get(d)!r}' for d in diff)}): use another --out or delete it")
+
+
+def run_qa(examples: Sequence[QAExample], answer_fn: AnswerFn, out_dir: str | Path, *,
+           config: dict[str, Any] | None = None, k: int = 4, progress: bool = True,
+           report: bool = True) -> dict[str, Any]:
+    """Answer every example not yet in `out_dir`'s predictions, then write metrics.json (and the report)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {**(config or {}), "k": k, "n_examples": len(examples)}
+    _check_resume(out_dir, config)
+    (out_dir / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    pred_path = out_dir / PREDICTIONS
+    wanted = {ex.id for ex in examples}
+    done = {r["id"] for r in read_predictions(pred_path, repair=True)}
+    todo = [ex for ex in examples if ex.id not in done]
+    if done:
+        log.info("%s: resuming, %d of %d questions already answered", out_dir, len(done & wanted), len(examples))
+    from tqdm.auto import tqdm
+
+    with open(pred_path, "a", encoding="utf-8") as f, tqdm(total=len(examples), initial=len(done & wanted),
+                                                          disable=not progress, desc="qa", unit="q") as bar:
+        for ex in todo:
+            t = time.perf_counter()
+            ans = answer_fn(ex.question)
+            f.write(json.dumps(_record(ex, ans, time.perf_counter() - t, k), ensure_ascii=False) + "\n")
+            f.flush()
+            bar.update(1)
+    records = [r for r in read_predictions(pred_path) if r["id"] in wanted]
+    metrics = metrics_from_records(records, k)
+    (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if report:
+        from eval.report import write_report
+
+        write_report([out_dir], out_dir)
+    return metrics
+
+
+def run_qa_eval(data: str | Path, index: str | Path, out_dir: str | Path, mode: str = "one_shot",
+                limit: int | None = None, generator: str = "qwen-0.5b", k: int = 4, *, store: str | None = None,
+                threads: int | None = 1, max_new_tokens: int = 48, format: QAFormat = "auto",
+                progress: bool = True, answer_fn: AnswerFn | None = None) -> dict[str, Any]:
+    """`adarag eval qa`: load `data`, answer with `RAG.open(index)` in `mode`, score, write the run directory.
+
+    Returns the metrics dict (also in `out_dir/metrics.json`). `answer_fn` replaces the SDK (tests).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    examples = load_qa(data, format=format, limit=limit)
+    config = {"data": str(Path(data).resolve()), "index": str(Path(index).resolve()), "mode": mode,
+              "generator": generator, "store": store, "max_new_tokens": max_new_tokens, "format": format,
+              "limit": limit, "threads": threads}
+    if answer_fn is not None:
+        return run_qa(examples, answer_fn, out_dir, config=config, k=k, progress=progress)
+    if mode not in MODES and mode not in ("none", "iterative", "chain", "bandit", "probe", "auto"):
+        raise ConfigError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    from rag import RAG
+
+    with RAG.open(index, generator=generator, threads=threads) as rag:
+        fn = _answer_fn(rag, mode, k=k, store=store, max_new_tokens=max_new_tokens)
+        config["store"] = store or rag.retriever.default_store
+        return run_qa(examples, fn, out_dir, config=config, k=k, progress=progress)
