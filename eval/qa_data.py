@@ -24,8 +24,15 @@ from typing import Any, Literal
 from indexers.errors import ConfigError, CorpusError
 from indexers.types import Document
 
-__all__ = ["QAExample", "QAFormat", "FORMATS", "load_qa", "paragraph_id", "context_documents",
-           "write_context_corpus"]
+__all__ = [
+    "FORMATS",
+    "QAExample",
+    "QAFormat",
+    "context_documents",
+    "load_qa",
+    "paragraph_id",
+    "write_context_corpus",
+]
 
 QAFormat = Literal["auto", "kilt", "hotpotqa", "musique", "jsonl"]
 
@@ -53,7 +60,7 @@ def paragraph_id(title: str, text: str) -> str:
 
     The hash keeps two paragraphs of one title apart (MuSiQue) and makes ids independent of file order.
     """
-    digest = hashlib.sha1(f"{title}\n{text}".encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()[:8]
     slug = "_".join(title.replace("#", " ").split())[:80] or "para"
     return f"{slug}~{digest}"
 
@@ -271,6 +278,5 @@ def write_context_corpus(examples: Sequence[QAExample], out: str | Path,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps({"id": d.id, "title": d.title, "text": d.text}, ensure_ascii=False) + "\n" for d in docs)
     return len(docs)

@@ -17,16 +17,16 @@ from typing import Any, Protocol
 from indexers.ingest import doc_id_of
 
 __all__ = [
-    "normalize_answer",
-    "exact_match",
-    "f1_score",
-    "answer_accuracy",
-    "r_precision",
-    "recall_at_k",
     "HitLike",
     "QAScores",
-    "score_example",
     "aggregate",
+    "answer_accuracy",
+    "exact_match",
+    "f1_score",
+    "normalize_answer",
+    "r_precision",
+    "recall_at_k",
+    "score_example",
 ]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

@@ -16,13 +16,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from indexers.errors import ConfigError, CorpusError
-from indexers.ingest import doc_id_of
 from eval.qa_data import QAExample, QAFormat, load_qa
 from eval.qa_metrics import QAScores, aggregate, score_example
+from indexers.errors import ConfigError, CorpusError
+from indexers.ingest import doc_id_of
 
-__all__ = ["AnswerFn", "MODES", "PREDICTIONS", "CONFIG", "METRICS", "run_qa", "run_qa_eval",
-           "read_predictions", "metrics_from_records"]
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "MODES",
+    "PREDICTIONS",
+    "AnswerFn",
+    "metrics_from_records",
+    "read_predictions",
+    "run_qa",
+    "run_qa_eval",
+]
 
 log = logging.getLogger(__name__)
 
@@ -215,4 +224,6 @@ def run_qa_eval(data: str | Path, index: str | Path, out_dir: str | Path, mode: 
     with RAG.open(index, generator=generator, threads=threads) as rag:
         fn = _answer_fn(rag, mode, k=k, store=store, max_new_tokens=max_new_tokens)
         config["store"] = store or rag.retriever.default_store
+        if mode != "none":
+            _ = rag.generator  # load (and on first use convert) the model now, outside the per-question timings
         return run_qa(examples, fn, out_dir, config=config, k=k, progress=progress)

@@ -19,7 +19,7 @@ import numpy as np
 
 from indexers.errors import ConfigError, missing
 
-__all__ = ["Run", "Difference", "load_run", "paired_bootstrap", "write_report", "TABLE_METRICS"]
+__all__ = ["TABLE_METRICS", "Difference", "Run", "load_run", "paired_bootstrap", "write_report"]
 
 TABLE_METRICS = ("n", "em", "f1", "accuracy", "r_precision", "r_precision_passage", "support_recall@k",
                  "kilt_em", "kilt_f1", "retrieval_calls_per_q", "tokens_per_q", "prompt_tokens_per_q",
@@ -121,10 +121,12 @@ def _plot(runs: Sequence[Run]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
-    for ax, cost, label in ((axes[0], "retrieval_calls_per_q", "retrieval calls / question"),
-                            (axes[1], "tokens_per_q", "generated tokens / question")):
+    costs = {"calls": lambda m: m.get("retrieval_calls_per_q") or 0.0,
+             "tokens": lambda m: (m.get("prompt_tokens_per_q") or 0.0) + (m.get("tokens_per_q") or 0.0)}
+    for ax, cost, label in ((axes[0], "calls", "retrieval calls / question"),
+                            (axes[1], "tokens", "prompt + generated tokens / question")):
         for metric, marker in (("em", "o"), ("f1", "s")):
-            xs = [r.metrics.get(cost) or 0.0 for r in runs]
+            xs = [costs[cost](r.metrics) for r in runs]
             ys = [r.metrics.get(metric) or 0.0 for r in runs]
             ax.scatter(xs, ys, marker=marker, label=metric.upper())
             for x, y, r in zip(xs, ys, runs):
@@ -151,7 +153,7 @@ def _table_rows(runs: Sequence[Run]) -> list[list[str]]:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -238,7 +240,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[P
     (out_dir / "cost_vs_accuracy.png").write_bytes(png)
     diff_note = ("Paired bootstrap over the questions both runs answered (2000 resamples, seed 0), "
                  f"each run minus `{runs[0].name}`.")
-    md = [f"# QA evaluation report", "", "## Metrics", "", _md_table(header, rows), "",
+    md = ["# QA evaluation report", "", "## Metrics", "", _md_table(header, rows), "",
           "## Cost vs accuracy", "", "![cost vs accuracy](cost_vs_accuracy.png)", "",
           "## Differences (95% bootstrap CI)", ""]
     md += [diff_note, "", _md_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs else ["Needs two runs over shared questions."]
@@ -246,13 +248,13 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[P
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
     img = base64.b64encode(png).decode("ascii")
-    body = [f"<h1>QA evaluation report</h1>", "<h2>Metrics</h2>", _html_table(header, rows),
+    body = ["<h1>QA evaluation report</h1>", "<h2>Metrics</h2>", _html_table(header, rows),
             "<h2>Cost vs accuracy</h2>", f"<img alt='cost vs accuracy' src='data:image/png;base64,{img}'>",
             "<h2>Differences (95% bootstrap CI)</h2>"]
     body += ([f"<p>{html.escape(diff_note)}</p>", _html_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs
              else ["<p>Needs two runs over shared questions.</p>"])
-    body += ["<h2>Per question</h2>", "<p>✔ = exact match or gold contained in the prediction; "
-             "green passages are supporting.</p>", _drill_html(runs)]
+    legend = "<p>✔ = exact match or gold contained in the prediction; green passages are supporting.</p>"
+    body += ["<h2>Per question</h2>", legend, _drill_html(runs)]
     html_path = out_dir / "report.html"
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>QA report</title>"
                          f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")

@@ -37,8 +37,9 @@ except ImportError:  # not built: `pip install -e .` or `python setup.py build_e
                  "(decoding the whole BWT and suffix array once). Build it with `pip install -e .` or "
                  "`python setup.py build_ext --inplace`.")
 
-ARRAY_NAMES = ("symbols", "C", "sym_start", "wm_bits", "wm_ckpt", "wm_zeros", "mark_bits", "mark_ckpt", "samples")
+ARRAY_NAMES = ("symbols", "C", "wm_bits", "wm_ckpt", "wm_zeros", "mark_bits", "mark_ckpt", "samples")
 _MAX_LEN = 2**32 - 2
+_LUT_LIMIT = 1 << 24
 
 
 class SuffixMatch(NamedTuple):
@@ -60,7 +61,6 @@ class FMIndex:
 
     symbols: np.ndarray  # [sigma] uint32, sorted: code c >= 1 is symbols[c - 1]
     C: np.ndarray  # [sigma + 2] int64: first SA row of each code
-    sym_start: np.ndarray  # [sigma + 1] int64: start of each code's run on the last wavelet level
     wm_bits: np.ndarray  # [L, W] uint64, W = (n + 1) // 64 + 1
     wm_ckpt: np.ndarray  # [L, NB + 1] uint32, NB = (n + 1) // occ_rate
     wm_zeros: np.ndarray  # [L] int64
@@ -70,10 +70,12 @@ class FMIndex:
     n: int
     occ_rate: int
     sa_rate: int
+    sym_start: np.ndarray = field(init=False, repr=False)  # [sigma + 1] int64, derived from C (not saved)
     _obj: object = field(init=False, repr=False, compare=False, default=None)
     _plain: list = field(init=False, repr=False, compare=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sym_start", _sym_start(np.asarray(self.C, dtype=np.int64), self.wm_bits.shape[0]))
         if _ext is not None:  # the C object checks every array length once; queries then trust them
             order = ("wm_bits", "wm_ckpt", "wm_zeros", "sym_start", "C", "symbols", "mark_bits", "mark_ckpt", "samples")
             obj = _ext.FM(*(np.ascontiguousarray(getattr(self, a)) for a in order), self.n + 1,
@@ -126,11 +128,19 @@ def _check_rates(sa_rate: int, occ_rate: int) -> None:
 
 def _reversed_codes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(symbols [sigma] uint32, R [n + 1] uint32): reversed text as codes 1..sigma, then the sentinel 0."""
-    symbols, inv = np.unique(a, return_inverse=True)
+    small = a < _LUT_LIMIT  # token ids: a lookup table is O(n); rare large symbols (separators) are sorted
+    present = np.zeros(int(a[small].max()) + 1 if small.any() else 0, dtype=bool)
+    present[a[small]] = True
+    big = np.unique(a[~small])
+    symbols = np.concatenate([np.flatnonzero(present).astype(np.uint32), big.astype(np.uint32)])
+    lut = np.cumsum(present, dtype=np.int64)  # code of a present small symbol s = lut[s] (1-based)
+    codes = np.empty(len(a), dtype=np.int64)
+    codes[small] = lut[a[small]]
+    codes[~small] = np.searchsorted(big, a[~small]) + len(symbols) - len(big) + 1
     r = np.empty(len(a) + 1, dtype=np.uint32)
-    r[:-1] = (inv.reshape(-1)[::-1] + 1).astype(np.uint32)
+    r[:-1] = codes[::-1]
     r[-1] = 0
-    return symbols.astype(np.uint32), r
+    return symbols, r
 
 
 def _popcount(words: np.ndarray) -> np.ndarray:
@@ -159,6 +169,15 @@ def _bit_reverse(x: np.ndarray, n_bits: int) -> np.ndarray:
     return out
 
 
+def _sym_start(c_arr: np.ndarray, n_levels: int) -> np.ndarray:
+    """Where each code's run starts on the last wavelet level, which is ordered by bit-reversed code."""
+    counts = np.diff(c_arr)
+    order = np.argsort(_bit_reverse(np.arange(len(counts), dtype=np.int64), n_levels), kind="stable")
+    start = np.empty(len(counts), dtype=np.int64)
+    start[order] = np.cumsum(counts[order]) - counts[order]
+    return start
+
+
 def _levels(sigma: int) -> int:
     return max(1, int(sigma).bit_length())  # codes 0..sigma
 
@@ -180,13 +199,9 @@ def _from_sa(symbols: np.ndarray, r: np.ndarray, sa: np.ndarray, sa_rate: int, o
         ckpts.append(ck)
         zeros[lev] = n_rows - int(np.count_nonzero(b))
         vals = np.concatenate([vals[~b], vals[b]])  # stable partition: the next level's order
-    keys = _bit_reverse(np.arange(sigma + 1, dtype=np.int64), n_levels)  # last level is sorted by reversed code
-    order = np.argsort(keys, kind="stable")
-    sym_start = np.empty(sigma + 1, dtype=np.int64)
-    sym_start[order] = np.cumsum(counts[order]) - counts[order]
     mark = sa % sa_rate == 0
     mbits, mckpt = _bitvector(mark, occ_rate)
-    return FMIndex(symbols, c_arr, sym_start, np.stack(bits), np.stack(ckpts), zeros, mbits, mckpt,
+    return FMIndex(symbols, c_arr, np.stack(bits), np.stack(ckpts), zeros, mbits, mckpt,
                    sa[mark].astype(np.uint32), n_rows - 1, int(occ_rate), int(sa_rate))
 
 

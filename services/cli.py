@@ -158,6 +158,24 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_qa(a: argparse.Namespace) -> int:
+    from eval.qa_runner import run_qa_eval
+
+    m = run_qa_eval(a.data, a.index, a.out, mode=a.mode, limit=a.limit, generator=a.generator, k=a.k,
+                    store=a.store, threads=a.threads, format=a.format, progress=not a.json)
+    human = "\n".join(f"{key:>24}: {val}" for key, val in m.items()) + f"\nreport: {Path(a.out) / 'report.html'}"
+    _emit(m, a.json, human)
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from eval.report import write_report
+
+    md, html = write_report(a.run_dirs, a.out or a.run_dirs[0])
+    _emit({"markdown": str(md), "html": str(html)}, a.json, f"wrote {md} and {html}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_GENERATOR
@@ -207,6 +225,27 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     common(ak)
     ak.set_defaults(fn=_cmd_ask)
+
+    ev = sub.add_parser("eval", help="offline evaluation")
+    evs = ev.add_subparsers(dest="eval_command", required=True)
+    qa = evs.add_parser("qa", help="QA evaluation (EM, F1, KILT R-precision) with a resumable run directory")
+    qa.add_argument("--data", required=True, type=Path, help="QA file: KILT, HotpotQA-style JSON, or JSONL")
+    qa.add_argument("--index", required=True, type=Path)
+    qa.add_argument("--mode", default="one_shot", help="search mode (one_shot; more arrive with the controller)")
+    qa.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
+    qa.add_argument("--limit", type=int, default=None)
+    qa.add_argument("-k", "--k", type=int, default=4, dest="k")
+    qa.add_argument("--generator", default="qwen-0.5b")
+    qa.add_argument("--store", choices=["bm25", "dense", "fused"], default=None)
+    qa.add_argument("--format", default="auto", help="auto, kilt, hotpotqa, musique, jsonl")
+    common(qa)
+    qa.set_defaults(fn=_cmd_eval_qa)
+
+    rp = sub.add_parser("report", help="Markdown + HTML report comparing run directories")
+    rp.add_argument("run_dirs", nargs="+", type=Path)
+    rp.add_argument("--out", type=Path, default=None, help="default: the first run directory")
+    common(rp, threads=False)
+    rp.set_defaults(fn=_cmd_report)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
     de.add_argument("--questions", type=int, default=5)
