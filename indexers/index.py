@@ -28,6 +28,7 @@ from indexers.index_dir import (
     write_manifest,
 )
 from indexers.ingest import SplitConfig, passage_hash
+from indexers.ngram import NgramIndex, NgramParams, build_ngram, encode, load_ngram, ngram_text, ngram_tokenizer
 from indexers.sql_store import SQLStore
 from indexers.text import DEFAULT_ANALYZER, tokenize
 from indexers.types import Document, Hit, Passage
@@ -36,7 +37,7 @@ __all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "open
 
 log = logging.getLogger(__name__)
 
-STORES = ("bm25", "dense")
+STORES = ("bm25", "dense", "ngram")
 _SQLITE = "docs.sqlite"
 _IDS = "ids.npy"
 _HASHES = "passage_hashes.npy"
@@ -51,6 +52,7 @@ class BuildParams:
     passage_overlap: int = 50
     bm25: BM25Params = field(default_factory=BM25Params)
     dense: DenseParams = field(default_factory=DenseParams)
+    ngram: NgramParams = field(default_factory=NgramParams)
     sql_url: str | None = None
     sql_namespace: str = ""
 
@@ -84,6 +86,7 @@ def _params_from_manifest(m: Manifest) -> BuildParams:
         passage_overlap=p["passage_overlap"],
         bm25=BM25Params(**p["bm25"]),
         dense=DenseParams(**p["dense"]),
+        ngram=NgramParams(**p["ngram"]) if "ngram" in p else NgramParams(),
         sql_url=p.get("sql_url"),
         sql_namespace=p.get("sql_namespace", ""),
     )
@@ -155,6 +158,13 @@ def build_index(
             bm25.save(stage / "bm25")
             seconds["bm25"] = time.perf_counter() - t
 
+        if "ngram" in params.stores:
+            t = time.perf_counter()
+            tok = ngram_tokenizer(params.ngram)
+            ngram = build_ngram(encode(tok, [ngram_text(p.text, p.title) for p in passages]), params.ngram)
+            ngram.save(stage / "ngram")
+            seconds["ngram"] = time.perf_counter() - t
+
         n_embedded = 0
         if "dense" in params.stores:
             t = time.perf_counter()
@@ -217,7 +227,7 @@ class Index:
     """An opened, verified index directory: the SQL store plus whichever of BM25 and dense it has."""
 
     def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
-                 bm25: BM25Index | None, dense: DenseIndex | None) -> None:
+                 bm25: BM25Index | None, dense: DenseIndex | None, ngram: NgramIndex | None = None) -> None:
         self.root = root
         self.manifest = manifest
         self.params = _params_from_manifest(manifest)
@@ -225,7 +235,9 @@ class Index:
         self.ids = ids  # [n_passages] str: row -> passage id, shared by every store
         self.bm25 = bm25
         self.dense = dense
+        self.ngram = ngram
         self._embedder = None
+        self._ngram_tokenizer = None
 
     @property
     def stores(self) -> tuple[str, ...]:
@@ -238,6 +250,16 @@ class Index:
 
             self._embedder = load_embedder(self.params.dense.embedder, threads=threads)
         return self._embedder
+
+    def ngram_tokenizer(self):
+        """The generator tokenizer the n-gram store was built with (loaded on first use)."""
+        if self._ngram_tokenizer is None:
+            self._ngram_tokenizer = ngram_tokenizer(self.params.ngram)
+        return self._ngram_tokenizer
+
+    def ngram_tokens(self, text: str) -> list[int]:
+        """Token ids of a query as the n-gram store sees text (same leading-space convention as the build)."""
+        return encode(self.ngram_tokenizer(), [ngram_text(text)])[0]
 
     def set_embedder(self, embedder) -> None:
         """Use an already loaded embedder (it must be the model the index was built with)."""
@@ -285,7 +307,8 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
                                "rebuild the index")
     bm25 = load_bm25(root / "bm25") if "bm25" in params.stores else None
     dense = DenseIndex.load(root / "dense") if "dense" in params.stores else None
-    for name, n in (("bm25", bm25 and bm25.n_docs), ("dense", dense and len(dense))):
+    ngram = load_ngram(root / "ngram") if "ngram" in params.stores else None
+    for name, n in (("bm25", bm25 and bm25.n_docs), ("dense", dense and len(dense)), ("ngram", ngram and ngram.n_docs)):
         if n is not None and n != len(ids):
             raise IndexFormatError(f"the {name} store of {root} has {n} rows, the index {len(ids)}; rebuild the index")
     store = SQLStore(_sql_url(root, params), namespace=params.sql_namespace)
@@ -295,4 +318,4 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
             f"the SQL store at {params.sql_url} no longer matches index {root} (documents changed outside adarag "
             f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
         )
-    return Index(root, manifest, store, ids, bm25, dense)
+    return Index(root, manifest, store, ids, bm25, dense, ngram)

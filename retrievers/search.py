@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Literal
 
 import numpy as np
 
@@ -13,11 +13,13 @@ from indexers.text import tokenize
 from indexers.types import Hit
 from retrievers.fusion import RRF_K, reciprocal_rank_fusion
 
-__all__ = ["StoreName", "MAX_QUERY_CHARS", "check_query", "Retriever"]
+__all__ = ["StoreName", "SINGLE_STORES", "MAX_QUERY_CHARS", "check_query", "Retriever"]
 
 log = logging.getLogger(__name__)
 
-StoreName = Literal["bm25", "dense", "fused"]
+StoreName = Literal["bm25", "dense", "ngram", "fused"]
+"""One store, `fused` (= `bm25+dense`), or any `+`-joined set of stores, fused by reciprocal rank fusion."""
+SINGLE_STORES = ("bm25", "dense", "ngram")
 MAX_QUERY_CHARS = 8192
 
 
@@ -47,20 +49,35 @@ class Retriever:
         self.threads = threads
 
     @property
-    def default_store(self) -> StoreName:
+    def default_store(self) -> str:
         s = self.index.stores
-        return "fused" if "bm25" in s and "dense" in s else ("bm25" if "bm25" in s else "dense")
+        return "fused" if "bm25" in s and "dense" in s else s[0]
 
-    def _check_store(self, store: str | None) -> StoreName:
+    def stores_of(self, store: str | None) -> tuple[str, ...]:
+        """The single stores a store spec names: `bm25`, `fused` -> (bm25, dense), `bm25+ngram`, ..."""
         store = store or self.default_store
-        if store not in get_args(StoreName):
-            raise ConfigError(f"unknown store {store!r}; valid: {', '.join(get_args(StoreName))}")
-        need = ("bm25", "dense") if store == "fused" else (store,)
-        missing = [n for n in need if n not in self.index.stores]
+        if not isinstance(store, str):
+            raise TypeError(f"store must be a str, got {type(store).__name__}")
+        parts = ("bm25", "dense") if store == "fused" else tuple(store.split("+"))
+        if any(p not in SINGLE_STORES for p in parts) or len(set(parts)) != len(parts):
+            raise ConfigError(f"unknown store {store!r}; valid: {', '.join(SINGLE_STORES)}, fused, "
+                              "or stores joined by '+' (e.g. bm25+ngram)")
+        missing = [n for n in parts if n not in self.index.stores]
         if missing:
             raise ConfigError(f"this index has no {' or '.join(missing)} store (it has {', '.join(self.index.stores)}); "
                               f"rebuild with `adarag index CORPUS --out {self.index.root} --rebuild --stores ...`")
-        return store  # type: ignore[return-value]
+        return parts
+
+    def _single(self, name: str, queries: list[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        if name == "bm25":
+            return self.index.bm25.search_batch([tokenize(q) for q in queries], depth)
+        if name == "ngram":
+            from retrievers.ngram import search as ngram_search
+
+            return [ngram_search(self.index.ngram, self.index.ngram_tokens(q), depth) for q in queries]
+        qv = self.index.embedder(self.threads).embed_queries(list(queries))  # [n_q, dim]
+        rows, scores = self.index.dense.search(qv, depth)
+        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
 
     def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10
                    ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -70,22 +87,14 @@ class Retriever:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"k must be a positive int, got {k!r}")
         queries = [check_query(q, self.max_query_chars) for q in queries]
-        store = self._check_store(store)
-        depth = max(k, self.depth) if store == "fused" else k
-        sparse = dense = None
-        if store in ("bm25", "fused"):
-            sparse = self.index.bm25.search_batch([tokenize(q) for q in queries], depth)
-        if store in ("dense", "fused"):
-            qv = self.index.embedder(self.threads).embed_queries(list(queries))  # [n_q, dim]
-            rows, scores = self.index.dense.search(qv, depth)
-            dense = [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
-        if store == "bm25":
-            return sparse
-        if store == "dense":
-            return dense
+        parts = self.stores_of(store)
+        if len(parts) == 1:
+            return self._single(parts[0], queries, k)
+        depth = max(k, self.depth)
+        per_store = [self._single(p, queries, depth) for p in parts]
         out = []
-        for (sr, _), (dr, _) in zip(sparse, dense):
-            fused = reciprocal_rank_fusion([sr.tolist(), dr.tolist()], k=self.rrf_k)[:k]
+        for lists in zip(*per_store):
+            fused = reciprocal_rank_fusion([r.tolist() for r, _ in lists], k=self.rrf_k)[:k]
             out.append((np.array([r for r, _ in fused], np.int64), np.array([s for _, s in fused])))
         return out
 

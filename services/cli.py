@@ -158,6 +158,29 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ngram(a: argparse.Namespace) -> int:
+    from indexers.index import open_index
+    from retrievers.search import check_query
+
+    check_query(a.text, what="text")
+    with open_index(a.index, verify=not a.no_verify) as ix:
+        if ix.ngram is None:
+            raise ValueError(f"index {a.index} has no ngram store; rebuild with "
+                             f"`adarag index CORPUS --out {a.index} --rebuild --stores bm25,dense,ngram`")
+        tok = ix.ngram_tokenizer()
+        ids = ix.ngram_tokens(a.text)
+        rows, offsets = ix.ngram.locate(ids, limit=a.limit)
+        cont, counts = ix.ngram.continuations(ids, a.k)
+        obj = {"tokens": tok.convert_ids_to_tokens(ids), "token_ids": ids, "count": ix.ngram.count(ids),
+               "locations": [[str(ix.ids[r]), int(o)] for r, o in zip(rows, offsets)],
+               "continuations": [[tok.decode([int(t)]), int(c)] for t, c in zip(cont, counts)]}
+    human = (f"tokens: {obj['tokens']}\ncount: {obj['count']}\nlocations (passage, token offset): "
+             f"{obj['locations'][:10]}{' ...' if len(obj['locations']) > 10 else ''}\n"
+             f"continuations: {obj['continuations']}")
+    _emit(obj, a.json, human)
+    return 0
+
+
 def _cmd_eval_qa(a: argparse.Namespace) -> int:
     from eval.qa_runner import run_qa_eval
 
@@ -194,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="index a corpus (JSONL, BEIR corpus.jsonl, or a folder of .txt/.md)")
     ix.add_argument("corpus", nargs="+", type=Path)
     ix.add_argument("--out", required=True, type=Path, help="index directory (added to if it exists)")
-    ix.add_argument("--stores", default="bm25,dense", help="comma-separated: bm25,dense")
+    ix.add_argument("--stores", default="bm25,dense,ngram", help="comma-separated subset of bm25,dense,ngram")
     ix.add_argument("--sql", default=None, help="SQLAlchemy URL for the document store (default: SQLite in --out)")
     ix.add_argument("--embedder", default="minilm", help="dense model: minilm, minilm-int8, e5-small or a path")
     ix.add_argument("--dense-index", choices=["flat", "hnsw"], default="flat")
@@ -207,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("search", help="rank passages for a query, or run a BEIR queries file")
     se.add_argument("index", type=Path)
     se.add_argument("query", nargs="?")
-    se.add_argument("--store", choices=["bm25", "dense", "fused"], default=None, help="default: fused")
+    se.add_argument("--store", default=None,
+                    help="bm25, dense, ngram, fused (= bm25+dense; the default), or stores joined by '+'")
     se.add_argument("-k", type=int, default=None, help="hits per query (default 10; 100 with --queries)")
     se.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl")
     se.add_argument("--run-out", type=Path, default=None, help="TREC run file to write with --queries")
@@ -219,12 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("index", type=Path)
     ak.add_argument("question")
     ak.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
-    ak.add_argument("--store", choices=["bm25", "dense", "fused"], default=None)
+    ak.add_argument("--store", default=None, help="as for search (default: fused)")
     ak.add_argument("-k", type=int, default=4, help="passages in the prompt")
     ak.add_argument("--max-new-tokens", type=int, default=48)
     ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     common(ak)
     ak.set_defaults(fn=_cmd_ask)
+
+    ng = sub.add_parser("ngram", help="look a text up in the n-gram store: count, locations, continuations")
+    ng.add_argument("index", type=Path)
+    ng.add_argument("text")
+    ng.add_argument("--limit", type=int, default=100, help="locations to list")
+    ng.add_argument("-k", type=int, default=10, help="continuations to list")
+    ng.add_argument("--no-verify", action="store_true", help="skip the checksum pass over the index files")
+    common(ng, threads=False)
+    ng.set_defaults(fn=_cmd_ngram)
 
     ev = sub.add_parser("eval", help="offline evaluation")
     evs = ev.add_subparsers(dest="eval_command", required=True)
@@ -236,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--limit", type=int, default=None)
     qa.add_argument("-k", "--k", type=int, default=4, dest="k")
     qa.add_argument("--generator", default="qwen-0.5b")
-    qa.add_argument("--store", choices=["bm25", "dense", "fused"], default=None)
+    qa.add_argument("--store", default=None, help="as for search (default: fused)")
     qa.add_argument("--format", default="auto", help="auto, kilt, hotpotqa, musique, jsonl")
     common(qa)
     qa.set_defaults(fn=_cmd_eval_qa)

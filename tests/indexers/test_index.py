@@ -17,14 +17,14 @@ def _docs(n, prefix="d"):
 
 
 def _build(docs, root, **kw):
-    return build_index(docs, root, BuildParams(dense=DenseParams(embedder="hash", use_gpu=False)),
+    return build_index(docs, root, BuildParams(stores=("bm25", "dense"), dense=DenseParams(embedder="hash", use_gpu=False)),
                        embedder=HashEmbedder(64), progress=False, **kw)
 
 
 def test_built_index_opens_and_finds_the_relevant_passage(hash_index):
     with open_index(hash_index) as ix:
-        assert ix.manifest.n_docs == 300 and ix.stores == ("bm25", "dense")
-        assert len(ix.ids) == ix.manifest.n_passages == ix.bm25.n_docs == len(ix.dense)
+        assert ix.manifest.n_docs == 300 and ix.stores == ("bm25", "dense", "ngram")
+        assert len(ix.ids) == ix.manifest.n_passages == ix.bm25.n_docs == len(ix.dense) == ix.ngram.n_docs
         from indexers.text import tokenize
 
         rows, scores = ix.bm25.search(tokenize("Kiss and Tell 1945 film"), 3)
@@ -111,7 +111,8 @@ def test_unknown_store_is_a_config_error():
 def test_external_sql_store_out_of_sync_is_detected(tmp_path):
     url = f"sqlite:///{tmp_path / 'external.sqlite'}"
     root = tmp_path / "ix"
-    build_index(_docs(4), root, BuildParams(sql_url=url, dense=DenseParams(embedder="hash", use_gpu=False)),
+    build_index(_docs(4), root, BuildParams(stores=("bm25", "dense"), sql_url=url,
+                                            dense=DenseParams(embedder="hash", use_gpu=False)),
                 embedder=HashEmbedder(64), progress=False)
     assert not (root / "docs.sqlite").exists()
     open_index(root).close()
@@ -132,7 +133,8 @@ def test_index_on_postgresql(tmp_path):
     if not url:
         pytest.skip("set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
     ns = "t" + uuid.uuid4().hex[:12]
-    params = BuildParams(sql_url=url, sql_namespace=ns, dense=DenseParams(embedder="hash", use_gpu=False))
+    params = BuildParams(stores=("bm25", "dense"), sql_url=url, sql_namespace=ns,
+                         dense=DenseParams(embedder="hash", use_gpu=False))
     root = tmp_path / "ix"
     try:
         build_index(_docs(30), root, params, embedder=HashEmbedder(64), progress=False)
@@ -173,3 +175,11 @@ def test_index_built_with_another_analyzer_is_refused(tmp_path):
     (root / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(IndexFormatError, match="analyzer.*--rebuild"):
         open_index(root)
+
+
+def test_ngram_store_rows_line_up_with_the_other_stores(hash_index):
+    with open_index(hash_index) as ix:
+        p = ix.store.get_passages([str(ix.ids[7])])[0]
+        phrase = " ".join(p.text.split()[3:9])
+        rows, offsets = ix.ngram.locate(ix.ngram_tokens(phrase)[1:], limit=50)  # drop the leading-space token
+        assert 7 in rows.tolist()

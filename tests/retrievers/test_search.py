@@ -51,7 +51,7 @@ def test_bad_queries_get_clear_errors(retriever, query, err, msg):
 
 
 def test_bad_store_and_k(retriever):
-    with pytest.raises(ConfigError, match="valid: bm25, dense, fused"):
+    with pytest.raises(ConfigError, match="valid: bm25, dense, ngram, fused"):
         retriever.search("q", "ngramz")
     for k in (0, -3, 2.5, True):
         with pytest.raises(ConfigError, match="k must be"):

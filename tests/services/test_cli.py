@@ -30,7 +30,7 @@ def test_index_reports_counts(tmp_path, small_corpus, capsys):
 
 
 def test_search_json_contract(cli_index, capsys):
-    for store in ("bm25", "dense", "fused"):
+    for store in ("bm25", "dense", "ngram", "fused", "bm25+ngram", "bm25+dense+ngram"):
         assert main(["search", str(cli_index), "Shirley Temple", "--store", store, "-k", "3", "--json"]) == 0
         hits = _last_json(capsys)["hits"]
         assert len(hits) == 3 and set(hits[0]) == {"id", "score", "title", "text"}
@@ -80,3 +80,21 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.startswith("adarag ")
+
+
+def test_search_ngram_store_finds_the_passage(cli_index, capsys):
+    assert main(["search", str(cli_index), "Shirley Temple Black", "--store", "ngram", "-k", "3", "--json"]) == 0
+    assert _last_json(capsys)["hits"][0]["title"] == "Shirley Temple"
+
+
+def test_ngram_command_contract(cli_index, capsys):
+    assert main(["ngram", str(cli_index), "Shirley Temple", "--json"]) == 0
+    obj = _last_json(capsys)
+    assert set(obj) >= {"tokens", "count", "locations", "continuations"}
+    assert obj["count"] >= 1 and len(obj["locations"]) == min(obj["count"], 100)
+    assert all(isinstance(pid, str) and isinstance(off, int) for pid, off in obj["locations"])
+    assert sum(c for _, c in obj["continuations"]) <= obj["count"]
+    assert " Black" in [t for t, _ in obj["continuations"]]
+    assert main(["ngram", str(cli_index), "zzqx unseen phrase zzqx", "--json"]) == 0
+    obj = _last_json(capsys)
+    assert obj["count"] == 0 and obj["locations"] == [] and obj["continuations"] == []
