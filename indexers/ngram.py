@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from indexers.errors import ConfigError, CorpusError, IndexFormatError, missing
+from indexers.index_dir import load_arrays
 from kernels import fm_index as _fm
 
 __all__ = ["NgramParams", "NgramIndex", "NgramMatch", "SEP", "build_ngram", "load_ngram", "ngram_tokenizer",
@@ -218,17 +219,7 @@ def load_ngram(directory: Path) -> NgramIndex:
         "wm_bits": (np.uint64, (levels, w)), "wm_ckpt": (np.uint32, (levels, nb)), "wm_zeros": (np.int64, (levels,)),
         "mark_bits": (np.uint64, (w,)), "mark_ckpt": (np.uint32, (nb,)), "samples": (np.uint32, (n_samples,)),
         "doc_starts": (np.int64, (n_docs + 1,))}
-    arrs = {}
-    for name, (dtype, shape) in want.items():
-        path = directory / f"{name}.npy"
-        try:
-            a = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e
-        if a.dtype != np.dtype(dtype) or a.shape != shape:
-            raise IndexFormatError(f"{path}: expected {np.dtype(dtype)} {list(shape)}, found {a.dtype} "
-                                   f"{list(a.shape)}; the index is corrupt or from another build: rebuild it")
-        arrs[name] = a
+    arrs = load_arrays(directory, want)
     _validate(directory, arrs, rows, params)
     fm = _fm.FMIndex(**{k: arrs[k] for k in _fm.ARRAY_NAMES}, n=n, occ_rate=params.occ_rate, sa_rate=params.sa_rate)
     return NgramIndex(params, fm, arrs["doc_starts"])
