@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from indexers.errors import ConfigError, MissingDependencyError, ModelError, missing
+from indexers.model_cache import sha256_file
 from indexers.models import (
     ModelSpec,
     default_threads,
@@ -20,7 +21,6 @@ from indexers.models import (
     pick_device,
     resolve,
     set_threads,
-    sha256_file,
 )
 
 __all__ = [

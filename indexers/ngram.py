@@ -272,7 +272,7 @@ def ngram_tokenizer(params: NgramParams = NgramParams()) -> Any:
         from transformers import AutoTokenizer
     except ImportError as e:
         raise missing("generate", "transformers") from e
-    from indexers.models import ensure_hf_dir
+    from indexers.model_cache import ensure_hf_dir
 
     return AutoTokenizer.from_pretrained(str(ensure_hf_dir(params.tokenizer, progress=False)))
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexers.errors import ConfigError
-from indexers.models import load_causal_lm, set_threads
+from indexers.model_cache import load_causal_lm
+from indexers.models import set_threads
 
 __all__ = ["Generation", "Generator", "Messages"]
 

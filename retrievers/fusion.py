@@ -1,14 +1,17 @@
 """Rank fusion: the one implementation every caller (SDK, CLI, components) uses."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
-from typing import TypeVar
+import math
+from collections.abc import Callable, Hashable, Sequence
+from typing import Literal, TypeVar
 
 from indexers.errors import ConfigError
 
-__all__ = ["RRF_K", "reciprocal_rank_fusion"]
+__all__ = ["RRF_K", "Norm", "reciprocal_rank_fusion", "score_fusion"]
 
 K = TypeVar("K", bound=Hashable)
+
+Norm = Literal["minmax", "zscore"]
 
 RRF_K = 60
 """Cormack et al. (2009): k = 60 damps the head of each list so no single retriever dominates."""
@@ -29,3 +32,66 @@ def reciprocal_rank_fusion(
             scores[key] = scores.get(key, 0.0) + w / (k + rank)
     order = {key: i for i, key in enumerate(scores)}
     return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+def _minmax(scores: Sequence[float]) -> list[float]:
+    """Map to [0, 1]; a constant list (one hit, or all tied) maps to 1.0: each of its hits is the list's best."""
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [1.0] * len(scores)
+    return [(s - lo) / (hi - lo) for s in scores]
+
+
+def _zscore(scores: Sequence[float]) -> list[float]:
+    """(s - mean) / population std; a constant list has no spread and maps to 0.0."""
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return [0.0] * len(scores)
+    mean = math.fsum(scores) / len(scores)
+    std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
+    return [(s - mean) / std for s in scores]
+
+
+_NORMS: dict[str, Callable[[Sequence[float]], list[float]]] = {"minmax": _minmax, "zscore": _zscore}
+
+
+def score_fusion(
+    results: Sequence[tuple[Sequence[K], Sequence[float]]],
+    weights: Sequence[float] | None = None,
+    norm: Norm = "minmax",
+) -> list[tuple[K, float]]:
+    """Fuse scored lists: score(d) = sum_i w_i * norm_i(d) after normalising each list on its own scale.
+
+    A doc missing from list i gets that list's floor, min(0, min norm_i): the worst retrieved doc's
+    normalised score (a truncated list says an unretrieved doc scores no higher than its last hit);
+    min-max floors at 0, so a constant list (e.g. a single hit, normalised to 1) still lifts its hits;
+    a constant list under z-score is order-neutral. Ties keep first-seen order (list order, then rank).
+    """
+    if norm not in _NORMS:
+        raise ConfigError(f"unknown score normalisation {norm!r}; choose one of {sorted(_NORMS)}")
+    weights = [1.0] * len(results) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(results):
+        raise ConfigError(f"{len(weights)} weights for {len(results)} result lists: pass one weight per list")
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ConfigError(f"fusion weights must be finite and >= 0, got {weights}")
+    normalise = _NORMS[norm]
+    per_list: list[tuple[dict[K, float], float]] = []  # (doc -> normalised score, floor for missing docs)
+    for i, item in enumerate(results):
+        if len(item) != 2:
+            raise ConfigError(f"result list {i} must be a (keys, scores) pair")
+        keys, scores = item
+        if len(keys) != len(scores):
+            raise ConfigError(f"result list {i} has {len(keys)} keys but {len(scores)} scores: pass one score per key")
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"result list {i} repeats a key: deduplicate each list before fusing")
+        values = [float(s) for s in scores]
+        if any(not math.isfinite(s) for s in values):
+            raise ConfigError(f"result list {i} has a non-finite score (nan/inf): fix the retriever's scores")
+        normed = normalise(values) if values else []
+        per_list.append((dict(zip(keys, normed)), min(0.0, min(normed, default=0.0))))
+    order: dict[K, int] = {}
+    for keys, _ in results:
+        for key in keys:
+            order.setdefault(key, len(order))
+    fused = {key: math.fsum(w * table.get(key, floor) for w, (table, floor) in zip(weights, per_list)) for key in order}
+    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))

