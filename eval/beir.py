@@ -33,7 +33,7 @@ from indexers.types import Document
 __all__ = [
     "METRICS", "CONFIGS", "RUN_FILE", "METRICS_FILE", "PER_QUERY_FILE", "TWO_CR_YAML",
     "BeirData", "Grade", "load_corpus", "load_queries", "load_qrels", "load_beir",
-    "evaluate_run", "read_trec_run", "write_trec_run", "run_beir", "check_2cr", "grade",
+    "evaluate_run", "read_trec_run", "write_trec_run", "run_beir", "check_2cr", "grade", "format_grades",
 ]
 
 log = logging.getLogger(__name__)

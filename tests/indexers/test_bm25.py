@@ -50,11 +50,23 @@ def test_okapi_equals_rank_bm25(corpus, qs, k, k1, b, eps):
     _check_against_rank_bm25(corpus, qs, k, BM25Params(k1=k1, b=b, epsilon=eps))
 
 
-def test_okapi_equals_rank_bm25_on_hotpotqa():
+def _hotpotqa():
     docs = [json.loads(line) for line in (HOTPOT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
-    corpus = [tokenize(d["title"] + " " + d["text"]) for d in docs]
     lines = (HOTPOT / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:200]
-    qs = [tokenize(json.loads(line)["text"]) for line in lines]
+    return [d["title"] + " " + d["text"] for d in docs], [json.loads(line)["text"] for line in lines]
+
+
+def _wiki_summaries():
+    from indexers.bundled import fanoutqa_leaf_questions, wiki_summaries
+
+    return [d.title + " " + d.text for d in wiki_summaries()], [q.question for q in fanoutqa_leaf_questions()[:100]]
+
+
+@pytest.mark.parametrize("load", [_hotpotqa, _wiki_summaries], ids=["hotpotqa", "bundled-wiki-summaries"])
+def test_okapi_equals_rank_bm25_on_real_corpora(load):
+    texts, queries = load()
+    corpus = [tokenize(t) for t in texts]
+    qs = [tokenize(q) for q in queries]
     index = build_bm25(corpus)
     rb = BM25Okapi(corpus)
     doc_sets = [set(d) for d in corpus]
