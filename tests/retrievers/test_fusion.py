@@ -1,9 +1,11 @@
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from indexers.errors import ConfigError
-from retrievers.fusion import reciprocal_rank_fusion
+from retrievers.fusion import reciprocal_rank_fusion, score_fusion
 
 
 def test_known_values_and_order():
@@ -29,13 +31,10 @@ def test_fusion_is_a_ranking_of_the_union_with_reference_scores(rankings):
     assert {k for k, _ in fused} == {x for r in rankings for x in r}
     ref = {x: sum(1 / (60 + r.index(x) + 1) for r in rankings if x in r) for x, _ in fused}
     assert all(s == pytest.approx(ref[x]) for x, s in fused)
-    assert all(a[1] >= b[1] for a, b in zip(fused, fused[1:]))
+    assert all(a[1] >= b[1] for a, b in pairwise(fused))
 
 
 # --- weighted score fusion -------------------------------------------------------------------------
-
-from retrievers.fusion import score_fusion  # noqa: E402
-
 
 def _ref_norm(scores, norm):
     """Plain reference normalisation, written independently of the implementation."""
@@ -81,8 +80,8 @@ def test_score_fusion_matches_reference(results, norm, data):
     ref, first_seen = _ref_score_fusion(results, weights, norm)
     assert sorted(k for k, _ in fused) == sorted(first_seen)  # each doc of the union exactly once
     assert all(s == pytest.approx(ref[k], rel=1e-9, abs=1e-9) for k, s in fused)
-    assert all(a[1] >= b[1] for a, b in zip(fused, fused[1:]))
-    for a, b in zip(fused, fused[1:]):  # exact ties keep first-seen order
+    assert all(a[1] >= b[1] for a, b in pairwise(fused))
+    for a, b in pairwise(fused):  # exact ties keep first-seen order
         if a[1] == b[1]:
             assert first_seen.index(a[0]) < first_seen.index(b[0])
     assert score_fusion(results, weights=weights, norm=norm) == fused  # deterministic

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from indexers.errors import ConfigError
 from retrievers.selector import (
     DEFAULT_GAP,
+    DEFAULT_MIN_PASSAGES,
     DEFAULT_MIN_SCORE_RATIO,
     Candidate,
     jaccard_similarity,
@@ -65,7 +66,9 @@ def test_selection_invariants(cands, budget, knobs):
 
 @given(_candidates, st.integers(0, 3), st.floats(0, 1), st.floats(0, 1))
 def test_min_passages_suspends_score_rules(cands, min_passages, gap, ratio):
-    sel = select_passages(cands, 10**6, words, min_passages=min_passages, gap=gap, min_score_ratio=ratio, redundancy=None)
+    sel = select_passages(
+        cands, 10**6, words, min_passages=min_passages, gap=gap, min_score_ratio=ratio, redundancy=None
+    )
     assert len(sel.chosen) >= min(min_passages, len(cands))
     assert {r for _, r in sel.dropped} <= {"score_gap", "below_ratio"}
 
@@ -78,7 +81,7 @@ def test_dropped_reasons_are_true(cands, budget):
         if c in sel.chosen:
             chosen_before.append(c)
             continue
-        reason = dict((d.id, r) for d, r in sel.dropped)[c.id]
+        reason = {d.id: r for d, r in sel.dropped}[c.id]
         if reason == "redundant":
             assert any(jaccard_similarity(c, x) > 0.9 for x in chosen_before)
         else:
@@ -112,7 +115,7 @@ def test_title_is_counted():
 def test_score_gap_stops_the_walk():
     # normalised 1.0, 0.9, 0.4, 0.35: the 0.9 -> 0.4 fall exceeds gap=0.3
     cands = ranked([("a", 0.9), ("b", 0.81), ("c", 0.36), ("d", 0.315)])
-    sel = select_passages(cands, 100, words, gap=0.3, min_score_ratio=0.0)
+    sel = select_passages(cands, 100, words, gap=0.3, min_score_ratio=0.0, min_passages=1)
     assert sel.ids == ["d0", "d1"]
     assert [r for _, r in sel.dropped] == ["score_gap", "score_gap"]
 
@@ -120,15 +123,15 @@ def test_score_gap_stops_the_walk():
 def test_below_ratio_is_scale_free():
     for scale in (1 / 61, 1.0, 25.0):  # RRF-sized, probability-sized, BM25-sized
         cands = ranked([("a", 1.0 * scale), ("b", 0.8 * scale), ("c", 0.6 * scale), ("d", 0.2 * scale)])
-        sel = select_passages(cands, 100, words, gap=0.5, min_score_ratio=0.5)
+        sel = select_passages(cands, 100, words, gap=0.5, min_score_ratio=0.5, min_passages=1)
         assert sel.ids == ["d0", "d1", "d2"]
         assert [(c.id, r) for c, r in sel.dropped] == [("d3", "below_ratio")]
 
 
 def test_min_passages_overrides_score_rules():
     cands = ranked([("a", 10.0), ("b", 1.0), ("c", 0.5)])
-    assert select_passages(cands, 100, words).ids == ["d0"]
-    sel = select_passages(cands, 100, words, min_passages=2)
+    assert select_passages(cands, 100, words, min_passages=1).ids == ["d0"]
+    sel = select_passages(cands, 100, words)  # DEFAULT_MIN_PASSAGES = 2
     assert sel.ids == ["d0", "d1"]
     assert [(c.id, r) for c, r in sel.dropped] == [("d2", "below_ratio")]  # ratio is checked before gap
 
@@ -177,7 +180,7 @@ def test_all_zero_scores_keep_score_rules_off():
 
 
 def test_defaults_are_documented_fractions():
-    assert 0 < DEFAULT_GAP < 1 and 0 < DEFAULT_MIN_SCORE_RATIO < 1
+    assert 0 < DEFAULT_GAP < 1 and 0 < DEFAULT_MIN_SCORE_RATIO < 1 and DEFAULT_MIN_PASSAGES == 2
     assert select_passages([], 10, words).chosen == []
 
 
