@@ -54,10 +54,11 @@ def _bar_chart(labels: Sequence[str], runs: Sequence[dict[str, Any]]) -> bytes:
         bars = ax.bar(xs, ys, width, label=label)
         ax.bar_label(bars, labels=[f"{y:.3f}" for y in ys], fontsize=6, padding=1)
     ax.set_xticks(range(len(METRICS)), [m for m in METRICS])
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.22)  # headroom for the legend above the bars
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("score")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(n, 4))
+    ax.legend(fontsize=8, ncol=min(n, 5), loc="upper center")
     data = {str(r.get("data", "")).rstrip("/").rsplit("/", 1)[-1] for r in runs}
     ax.set_title(f"BEIR retrieval: {', '.join(sorted(data))}")
     fig.tight_layout()

@@ -192,6 +192,15 @@ def _cmd_eval_qa(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_beir(a: argparse.Namespace) -> int:
+    from eval.beir import run_beir
+
+    m = run_beir(a.data, a.index, a.config, a.out, split=a.split, k=a.k, threads=a.threads)
+    human = "\n".join(f"{key:>12}: {val}" for key, val in m.items()) + f"\nreport: {Path(a.out) / 'report.html'}"
+    _emit(m, a.json, human)
+    return 0
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
     from eval.report import write_report
 
@@ -274,6 +283,16 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--format", default="auto", help="auto, kilt, hotpotqa, musique, jsonl")
     common(qa)
     qa.set_defaults(fn=_cmd_eval_qa)
+
+    be = evs.add_parser("beir", help="BEIR evaluation: nDCG@10, Recall@100, MRR@10, MAP, a TREC run and a report")
+    be.add_argument("--data", required=True, type=Path, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    be.add_argument("--index", required=True, type=Path, help="an index built from that corpus")
+    be.add_argument("--config", default="bm25", help="bm25, dense, ngram, fused, or stores joined by '+'")
+    be.add_argument("--out", required=True, type=Path, help="run directory")
+    be.add_argument("--split", default="test")
+    be.add_argument("-k", type=int, default=100)
+    common(be)
+    be.set_defaults(fn=_cmd_eval_beir)
 
     rp = sub.add_parser("report", help="Markdown + HTML report comparing run directories")
     rp.add_argument("run_dirs", nargs="+", type=Path)

@@ -98,3 +98,16 @@ def test_ngram_command_contract(cli_index, capsys):
     assert main(["ngram", str(cli_index), "zzqx unseen phrase zzqx", "--json"]) == 0
     obj = _last_json(capsys)
     assert obj["count"] == 0 and obj["locations"] == [] and obj["continuations"] == []
+
+
+def test_eval_beir_command(tmp_path, hotpot_dir, capsys):
+    """The CLI reproduces the 2CR BM25 row for the bundled HotpotQA data (eval/2cr/beir.yaml)."""
+    idx = tmp_path / "beir-bm25"
+    assert main(["index", str(hotpot_dir / "corpus.jsonl"), "--out", str(idx), "--stores", "bm25", "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "run"
+    assert main(["eval", "beir", "--data", str(hotpot_dir), "--index", str(idx), "--config", "bm25",
+                 "--out", str(out), "--json"]) == 0
+    m = _last_json(capsys)
+    assert m["n_queries"] == 300 and round(m["ndcg@10"], 4) == 0.7918 and round(m["recall@100"], 4) == 0.9783
+    assert (out / "run.trec").exists() and (out / "report.html").exists()
