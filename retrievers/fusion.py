@@ -43,13 +43,21 @@ def _minmax(scores: Sequence[float]) -> list[float]:
 
 
 def _zscore(scores: Sequence[float]) -> list[float]:
-    """(s - mean) / population std; a constant list has no spread and maps to 0.0."""
+    """(s - mean) / population std; a constant list has no spread and maps to 0.0.
+
+    Scores are first divided by max |s| (z-scores are invariant to positive scaling) so tiny spreads such as
+    [5e-206, 0.0] do not underflow to a zero std.
+    """
     lo, hi = min(scores), max(scores)
     if hi == lo:
         return [0.0] * len(scores)
-    mean = math.fsum(scores) / len(scores)
-    std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
-    return [(s - mean) / std for s in scores]
+    scale = max(abs(lo), abs(hi))
+    x = [s / scale for s in scores]
+    mean = math.fsum(x) / len(x)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in x) / len(x))
+    if std == 0.0:  # distinct values whose spread is below float resolution even after scaling
+        return [0.0] * len(scores)
+    return [(v - mean) / std for v in x]
 
 
 _NORMS: dict[str, Callable[[Sequence[float]], list[float]]] = {"minmax": _minmax, "zscore": _zscore}

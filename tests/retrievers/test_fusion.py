@@ -44,9 +44,11 @@ def _ref_norm(scores, norm):
         return [1.0 if norm == "minmax" else 0.0] * len(scores)
     if norm == "minmax":
         return [(s - min(scores)) / (max(scores) - min(scores)) for s in scores]
-    mean = sum(scores) / len(scores)
-    std = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
-    return [(s - mean) / std for s in scores]
+    scale = max(abs(s) for s in scores)  # z-scores are scale-invariant; scaling avoids underflow of tiny spreads
+    x = [s / scale for s in scores]
+    mean = sum(x) / len(x)
+    std = (sum((v - mean) ** 2 for v in x) / len(x)) ** 0.5
+    return [(v - mean) / std for v in x] if std else [0.0] * len(x)
 
 
 def _ref_score_fusion(results, weights, norm):
@@ -135,3 +137,9 @@ def test_score_fusion_validation():
         score_fusion([(["a", "a"], [1.0, 0.5])])
     with pytest.raises(ConfigError, match="non-finite"):
         score_fusion([(["a"], [float("nan")])])
+
+
+def test_zscore_survives_a_spread_below_float_resolution_of_its_squares():
+    """Found by hypothesis in CI: squared deviations of [5e-206, 0] underflow to 0 without scaling."""
+    fused = dict(score_fusion([([0, 1], [5.328484754286107e-206, 0.0])], norm="zscore"))
+    assert fused == {0: pytest.approx(1.0), 1: pytest.approx(-1.0)}
