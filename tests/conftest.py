@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests explore random inputs locally; in CI (CI=true) they are derandomized so a landing does not
+# depend on a draw, and no test has a per-example deadline (a busy 2-core machine makes timings meaningless).
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 HOTPOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hotpotqa"
 if not HOTPOT.exists():  # a checkout elsewhere: ADARAG_SHARED points at shared/
