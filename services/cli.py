@@ -50,29 +50,6 @@ def _cmd_index(a: argparse.Namespace) -> int:
     return 0
 
 
-def _read_queries(path: Path) -> list[tuple[str, str]]:
-    """BEIR queries.jsonl: {"_id", "text"} per line (also accepts "id"/"query"/"question")."""
-    from indexers.errors import CorpusError
-
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                qid = str(rec.get("_id", rec.get("id")))
-                text = rec.get("text") or rec.get("query") or rec.get("question")
-            except (json.JSONDecodeError, AttributeError) as e:
-                raise CorpusError(f"{path}:{n}: not a JSON object ({e}); expected {{\"_id\", \"text\"}}") from e
-            if not isinstance(text, str) or qid == "None":
-                raise CorpusError(f"{path}:{n}: a query needs \"_id\" and \"text\"")
-            out.append((qid, text))
-    if not out:
-        raise CorpusError(f"{path} holds no queries")
-    return out
-
-
 def _cmd_search(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
@@ -82,7 +59,9 @@ def _cmd_search(a: argparse.Namespace) -> int:
         if a.queries is not None:
             if not a.run_out:
                 raise SystemExit("adarag search --queries needs --run-out RUN.trec")
-            qs = _read_queries(a.queries)
+            from eval.beir import load_queries
+
+            qs = list(load_queries(a.queries).items())
             t = time.perf_counter()
             rows = rag.retriever.rows_batch([q for _, q in qs], a.store, a.k)
             secs = time.perf_counter() - t

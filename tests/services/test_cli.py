@@ -111,3 +111,10 @@ def test_eval_beir_command(tmp_path, hotpot_dir, capsys):
     m = _last_json(capsys)
     assert m["n_queries"] == 300 and round(m["ndcg@10"], 4) == 0.7918 and round(m["recall@100"], 4) == 0.9783
     assert (out / "run.trec").exists() and (out / "report.html").exists()
+
+
+def test_search_queries_file_errors_name_the_line(cli_index, tmp_path, capsys):
+    q = tmp_path / "queries.jsonl"
+    q.write_text('{"_id": "q1", "text": "Shirley Temple"}\n{"_id": "q1", "text": "again"}\n')
+    assert main(["search", str(cli_index), "--queries", str(q), "--run-out", str(tmp_path / "r.trec")]) == 2
+    assert "queries.jsonl:2" in capsys.readouterr().err
