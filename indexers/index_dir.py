@@ -77,12 +77,16 @@ class Manifest:
     created: float = field(default_factory=time.time)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed."""
+def sha256_file(path: Path, progress: bool = False, chunk: int = 8 << 20) -> str:
+    """Hex sha256 of a file, streamed; `progress` shows a bar (the 1 GB model files)."""
+    from tqdm.auto import tqdm
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, tqdm(total=Path(path).stat().st_size, desc=f"sha256 {Path(path).name}", unit="B",
+                                     unit_scale=True, unit_divisor=1024, disable=not progress) as bar:
         while block := f.read(chunk):
             h.update(block)
+            bar.update(len(block))
     return h.hexdigest()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from indexers.errors import ConfigError, ModelError, missing
-
+from indexers.index_dir import sha256_file
 from indexers.models import (
     ModelSpec,
     cache_dir,
@@ -37,7 +37,6 @@ __all__ = [
     "convert_to_hf",
     "ensure_hf_dir",
     "load_causal_lm",
-    "sha256_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,17 +68,6 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO | None, digest: Any, bar: Any) ->
         n += len(block)
         bar.update(len(block))
     return n
-
-
-def sha256_file(path: Path, progress: bool = False) -> str:
-    """Full sha256 hex of a file, read in 8 MiB blocks."""
-    digest = hashlib.sha256()
-    with (
-        open(path, "rb") as f,
-        _progress(path.stat().st_size, f"sha256 {path.name}", progress) as bar,
-    ):
-        _copy_hashing(f, None, digest, bar)
-    return digest.hexdigest()
 
 
 def _check(spec: ModelSpec, size: int, sha: str, what: str) -> None:
