@@ -224,7 +224,7 @@ def _dense_vectors(old_root, passages, hashes, params: DenseParams, embedder, th
 
 
 class Index:
-    """An opened, verified index directory: the SQL store plus whichever of BM25 and dense it has."""
+    """An opened, verified index directory: the SQL store plus whichever of BM25, dense and n-gram it has."""
 
     def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
                  bm25: BM25Index | None, dense: DenseIndex | None, ngram: NgramIndex | None = None) -> None:

@@ -103,4 +103,4 @@ class Retriever:
 
     def search(self, query: str, store: str | None = None, k: int = 10) -> list[Hit]:
         """Top-k passages for one query, with their text."""
-        return self.search_batch([check_query(query, self.max_query_chars)], store, k)[0]
+        return self.search_batch([query], store, k)[0]  # search_batch validates the query
