@@ -11,7 +11,7 @@ from pathlib import Path
 from indexers.bundled import QAItem, fanoutqa_leaf_questions, wiki_summaries
 from indexers.dense import DenseParams
 from indexers.errors import IndexFormatError
-from indexers.index import BuildParams, build_index, open_index
+from indexers.index import BuildParams, build_index
 from rag.sdk import RAG, Answer
 
 __all__ = ["DEMO_GENERATOR", "DEMO_EMBEDDER", "DemoResult", "demo_index_dir", "pick_questions", "run_demo"]
@@ -70,15 +70,16 @@ def run_demo(n_questions: int = 5, *, generator: str = DEMO_GENERATOR, embedder:
     root = index_dir or demo_index_dir(embedder)
     built = False
     try:
-        open_index(root).close()
+        rag = RAG.open(root, generator=generator, threads=threads)  # verifies every file's checksum
     except IndexFormatError:
         log.info("building the demo index at %s (first run only)", root)
         build_index(wiki_summaries(), root, BuildParams(dense=DenseParams(embedder=embedder)),
                     rebuild=True, threads=threads)
         built = True
+        rag = RAG.open(root, generator=generator, threads=threads, verify=False)  # just written and checksummed
     t_index = time.perf_counter() - t0
     answers = []
-    with RAG.open(root, generator=generator, threads=threads, verify=False) as rag:
+    with rag:
         for item in pick_questions(n_questions):
             ans = rag.ask(item.question, k=k, max_new_tokens=32)
             answers.append((item, ans))
