@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexers.errors import MissingDependencyError
+from indexers.text import plain_words
 from indexers.types import Document
 
 __all__ = ["QAItem", "package_dir", "wiki_summaries_path", "wiki_summaries", "fanoutqa_leaf_questions"]
@@ -60,10 +60,6 @@ def wiki_summaries() -> Iterator[Document]:
             )
 
 
-def _norm(s: str) -> str:
-    return " ".join(re.findall(r"\w+", s.lower()))
-
-
 def fanoutqa_leaf_questions(split: str = "dev", string_answers_only: bool = True,
                             answer_in_summary: bool = False) -> list[QAItem]:
     """FanOutQA leaf sub-questions whose evidence page is one of the bundled summaries.
@@ -92,7 +88,7 @@ def fanoutqa_leaf_questions(split: str = "dev", string_answers_only: bool = True
                 else:
                     answers = tuple(str(a) for a in (ans if isinstance(ans, list) else ans.values()))
                 if answer_in_summary and not any(
-                    _norm(a) and _norm(a) in _norm(summaries[ev["title"]].get("extract") or "") for a in answers
+                    plain_words(a) and plain_words(a) in plain_words(summaries[ev["title"]].get("extract") or "") for a in answers
                 ):
                     return
                 seen.add(node["question"])

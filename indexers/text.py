@@ -11,7 +11,7 @@ from typing import Callable
 
 from indexers.errors import ConfigError, missing
 
-__all__ = ["Analyzer", "DEFAULT_ANALYZER", "ENGLISH_STOPWORDS", "tokenize"]
+__all__ = ["Analyzer", "DEFAULT_ANALYZER", "ENGLISH_STOPWORDS", "tokenize", "plain_words"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -92,3 +92,8 @@ DEFAULT_ANALYZER = Analyzer()
 def tokenize(text: str) -> list[str]:
     """Analyze with the default analyzer (lowercase, `\\w+`, English stopwords, English Snowball stems)."""
     return DEFAULT_ANALYZER.tokenize(text)
+
+
+def plain_words(text: str) -> str:
+    """Lowercase word characters joined by single spaces: for "does this answer appear in that text" checks."""
+    return " ".join(re.findall(r"\w+", text.lower()))

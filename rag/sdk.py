@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,6 +10,7 @@ from typing import Any, Literal
 
 from indexers.errors import ConfigError
 from indexers.index import Index, open_index
+from indexers.text import plain_words
 from indexers.types import Hit
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
 
@@ -62,16 +62,12 @@ class Answer:
         return d
 
 
-def _norm(s: str) -> str:
-    return " ".join(re.findall(r"\w+", s.lower()))
-
-
 def _overlap_citations(answer: str, hits: list[Hit]) -> list[str]:
     """Passages whose text contains the (normalised) answer: attribution when the model cited nothing."""
-    a = _norm(answer)
+    a = plain_words(answer)
     if not a:
         return []
-    return [h.id for h in hits if a in _norm(f"{h.title} {h.text}")]
+    return [h.id for h in hits if a in plain_words(f"{h.title} {h.text}")]
 
 
 class RAG:
