@@ -72,6 +72,7 @@ class BuildReport:
     unchanged: int
     embedded: int
     seconds: dict[str, float]
+    deleted: int = 0
 
 
 def _embed_text(p: Passage) -> str:
@@ -105,13 +106,17 @@ def build_index(
     threads: int | None = None,
     progress: bool = True,
     embedder=None,
+    delete: Sequence[str] = (),
 ) -> BuildReport:
     """Index `documents` into `out`, adding to an existing index there unless `rebuild`.
 
     When `out` already holds an index its build parameters are kept (pass `rebuild=True` to change them).
+    `delete` names documents to remove in the same atomic step (unknown ids are ignored).
     `embedder` overrides loading the model named in `params.dense.embedder` (tests use a hash embedder).
     """
     out = Path(out)
+    if isinstance(delete, str):
+        raise ConfigError("delete must be a list of document ids, not one string")
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     old: Manifest | None = None
@@ -129,6 +134,7 @@ def build_index(
         try:
             docs = list(documents)
             summary = store.upsert_documents(docs, split=SplitConfig(params.passage_words, params.passage_overlap))
+            n_deleted = store.delete_documents(delete) if delete else 0
             if rebuild and params.sql_url is not None:
                 # An external store is synced, not dropped: a failed rebuild must not lose what it holds.
                 keep = {d.id for d in docs}
@@ -191,7 +197,7 @@ def build_index(
         raise
     seconds["total"] = time.perf_counter() - t0
     return BuildReport(
-        manifest, len(summary.added), len(summary.updated), len(summary.unchanged), n_embedded, seconds
+        manifest, len(summary.added), len(summary.updated), len(summary.unchanged), n_embedded, seconds, n_deleted
     )
 
 

@@ -1,24 +1,36 @@
-"""The SDK facade: `RAG.open(index_dir)`, then `search(query)` and `ask(question)`."""
+"""The SDK facade: `RAG.open(index_dir)`, then `search`, `evidence`, `ask`, `add_documents`, `delete_documents`."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from indexers.errors import ConfigError
-from indexers.index import Index, open_index
+from indexers.errors import ConfigError, NotFoundError
+from indexers.index import Index, build_index, open_index
 from indexers.text import plain_words
-from indexers.types import Hit
+from indexers.types import Document, Hit
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
+from retrievers.selector import Candidate, select_passages
 
-__all__ = ["SearchResult", "Answer", "RAG", "DEFAULT_GENERATOR"]
+__all__ = ["SearchResult", "Evidence", "Answer", "RAG", "DEFAULT_GENERATOR", "DEFAULT_BUDGET_TOKENS",
+           "DEFAULT_DEPTH"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GENERATOR = "qwen-1.5b"
+DEFAULT_BUDGET_TOKENS = 700
+"""Evidence tokens (generator tokenizer) the selector may fill: ~5 HotpotQA paragraphs; prefill dominates CPU latency."""
+DEFAULT_DEPTH = 20
+"""Candidates retrieved (and reranked) before the selector chooses among them."""
+_RECENT_ANSWERS = 1024  # answers remembered for feedback(answer_id, ...)
 
 
 @dataclass(frozen=True)
@@ -32,8 +44,17 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "store": self.store, "timings": self.timings,
-                "hits": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text, "doc_id": h.doc_id}
-                         for h in self.hits]}
+                "hits": [_hit_dict(h) for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The passages chosen for the generator (in prompt order), the candidates dropped and why, tokens spent."""
+
+    hits: list[Hit]
+    dropped: list[tuple[str, str]]  # (passage id, reason)
+    tokens: int
+    timings: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -41,28 +62,42 @@ class Answer:
     """A grounded answer. `citations` are passage ids the answer rests on, best first; `timings` in seconds.
 
     `citation_source` says how they were found: "model" (the generator cited [n] markers), "overlap" (no
-    markers; the retrieved passages that contain the answer text), or "none".
+    markers; the passages that contain the answer text), or "none". `trace` lists each step the search mode
+    took (queries issued, passages, tokens, seconds); `decoding` holds the generator's decoding statistics.
     """
 
     question: str
     answer: str
     citations: list[str]
     passages: list[Hit]
-    mode: Literal["one_shot"]
+    mode: str
     timings: dict[str, float]
     generator: str
     n_prompt_tokens: int = 0
     n_new_tokens: int = 0
     citation_source: Literal["model", "overlap", "none"] = "none"
     raw_text: str = field(default="", repr=False)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    retrieval_calls: int = 0
+    decoding: dict[str, Any] = field(default_factory=dict)
+    controller: dict[str, Any] = field(default_factory=dict)
+    answer_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["passages"] = [{"id": h.id, "score": h.score, "title": h.title, "text": h.text} for h in self.passages]
+        d["passages"] = [_hit_dict(h) for h in self.passages]
+        by_id = {h.id: h for h in self.passages}
+        d["citation_spans"] = [{"id": c, "doc_id": by_id[c].doc_id, "start": by_id[c].start, "end": by_id[c].end}
+                               for c in self.citations if c in by_id]
         return d
 
 
-def _overlap_citations(answer: str, hits: list[Hit]) -> list[str]:
+def _hit_dict(h: Hit) -> dict[str, Any]:
+    return {"id": h.id, "score": h.score, "title": h.title, "text": h.text, "doc_id": h.doc_id,
+            "start": h.start, "end": h.end}
+
+
+def _overlap_citations(answer: str, hits: Sequence[Hit]) -> list[str]:
     """Passages whose text contains the (normalised) answer: attribution when the model cited nothing."""
     a = plain_words(answer)
     if not a:
@@ -70,69 +105,355 @@ def _overlap_citations(answer: str, hits: list[Hit]) -> list[str]:
     return [h.id for h in hits if a in plain_words(f"{h.title} {h.text}")]
 
 
+def _as_document(d: Document | Mapping[str, Any], i: int) -> Document:
+    if isinstance(d, Document):
+        return d
+    if not isinstance(d, Mapping):
+        raise TypeError(f"document {i} must be a Document or a dict with id and text, got {type(d).__name__}")
+    unknown = set(d) - {"id", "text", "title", "metadata"}
+    if unknown:
+        raise ConfigError(f"document {i} has unknown field(s) {sorted(unknown)}: use id, text, title, metadata")
+    for key in ("id", "text"):
+        if not isinstance(d.get(key), str) or not d[key].strip():
+            raise ConfigError(f"document {i} needs a non-empty string {key!r}")
+    return Document(id=d["id"], text=d["text"], title=d.get("title") or "", metadata=dict(d.get("metadata") or {}))
+
+
+class _RWLock:
+    """Many readers (search, ask) or one writer (an index swap); a waiting writer blocks new readers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._waiting_writers = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._waiting_writers:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting_writers += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._waiting_writers -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 class RAG:
-    """An opened index plus (lazily) its query embedder and generator. `ask` is serialised by a lock."""
+    """An opened index plus (lazily) its query embedder, reranker and generator.
+
+    Thread-safe: searches run concurrently; generation is serialised by a lock (one model, one forward at a
+    time); `add_documents` / `delete_documents` wait for in-flight calls, then build the new index beside the
+    old one and swap it in (new calls wait for the swap; a failed build leaves the old index open).
+    """
 
     def __init__(self, index: Index, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
-                 max_query_chars: int = MAX_QUERY_CHARS) -> None:
+                 max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
+                 budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH) -> None:
+        if not isinstance(reranker, str):
+            raise TypeError(f"reranker must be a spec string such as 'none' or 'llm', got {type(reranker).__name__}")
+        for name, v in (("budget_tokens", budget_tokens), ("depth", depth)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive int, got {v!r}")
         self.index = index
         self.retriever = Retriever(index, max_query_chars=max_query_chars, threads=threads)
         self.generator_name = generator
+        self.reranker_spec = reranker
+        self.budget_tokens = budget_tokens
+        self.depth = depth
         self.threads = threads
         self.max_query_chars = max_query_chars
         self._generator = None
-        self._lock = threading.Lock()
+        self._reranker = None
+        self._gen_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._index_lock = _RWLock()
+        self._recent: OrderedDict[str, Answer] = OrderedDict()
+        self._feedback: list[dict[str, Any]] = []
 
     @classmethod
     def open(cls, index_dir: str | Path, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
-             verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS) -> "RAG":
+             verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
+             budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH) -> "RAG":
         """Open (and by default checksum-verify) an index built by `adarag index`."""
         if not isinstance(index_dir, (str, Path)):
             raise TypeError(f"index_dir must be a str or Path, got {type(index_dir).__name__}")
         if not isinstance(generator, str):
             raise TypeError(f"generator must be a model name or path (str), got {type(generator).__name__}")
         return cls(open_index(index_dir, verify=verify), generator=generator, threads=threads,
-                   max_query_chars=max_query_chars)
+                   max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth)
+
+    # ------------------------------------------------------------------ models
 
     @property
     def generator(self):
         """The causal LM, loaded (and on first use converted and cached) on first access."""
         if self._generator is None:
-            from rag.generator import Generator
+            with self._load_lock:
+                if self._generator is None:
+                    from rag.generator import Generator
 
-            self._generator = Generator.load(self.generator_name, threads=self.threads)
+                    self._generator = Generator.load(self.generator_name, threads=self.threads)
         return self._generator
 
-    def search(self, query: str, *, store: str | None = None, k: int = 10) -> SearchResult:
-        t = time.perf_counter()
-        hits = self.retriever.search(query, store, k)
-        return SearchResult(query, store or self.retriever.default_store, hits,
-                            {"retrieve": time.perf_counter() - t})
+    @property
+    def reranker(self):
+        """The reranker named at open (None for "none"), constructed on first use."""
+        if self._reranker is None and self.reranker_spec != "none":
+            with self._load_lock:
+                if self._reranker is None:
+                    from retrievers.rerank import load_reranker
 
-    def ask(self, question: str, *, k: int = 4, store: str | None = None, max_new_tokens: int = 48) -> Answer:
-        """One-shot grounded answer: retrieve k passages, prompt the generator with them, parse citations."""
+                    self._reranker = load_reranker(self.reranker_spec, threads=self.threads)
+        return self._reranker
+
+    def warm_up(self) -> None:
+        """Load every model a request may need (generator, query embedder, reranker), so the first one is fast."""
+        _ = self.generator
+        if "dense" in self.index.stores:
+            self.index.embedder(self.threads)
+        if self.reranker is not None:
+            self.reranker.warm_up()
+
+    @property
+    def ready(self) -> bool:
+        """True once the generator is loaded (see warm_up)."""
+        return self._generator is not None
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` under the generator's tokenizer (what the evidence budget is counted in)."""
+        return len(self.generator.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ retrieval
+
+    def search(self, query: str, *, store: str | None = None, k: int = 10, rerank: bool = False) -> SearchResult:
+        """Top-k passages from one store or a fusion of stores; `rerank` re-scores them with the open reranker."""
+        t = time.perf_counter()
+        with self._index_lock.read():
+            hits = self.retriever.search(query, store, max(k, self.depth) if rerank else k)
+            default_store = self.retriever.default_store
+        timings = {"retrieve": time.perf_counter() - t}
+        if rerank:
+            if self.reranker is None:
+                raise ConfigError("rerank needs a reranker: open with reranker='llm' or 'cross-encoder:PATH'")
+            t = time.perf_counter()
+            hits = self.reranker.rerank(query, hits, depth=max(k, self.depth))[:k]
+            timings["rerank"] = time.perf_counter() - t
+        return SearchResult(query, store or default_store, hits, timings)
+
+    def gather_evidence(self, query: str, *, k: int | None = None, store: str | None = None,
+                        budget_tokens: int | None = None) -> Evidence:
+        """Retrieve `depth` candidates, rerank them (if a reranker is open), then choose the evidence.
+
+        `k=None` lets the passage selector choose a variable-size set under the token budget; an int takes the
+        fixed top-k (still cut at the budget), the classic baseline.
+        """
+        check_query(query, self.max_query_chars)
+        budget = self._check_evidence_args(k, budget_tokens)
+        t0 = time.perf_counter()
+        with self._index_lock.read():
+            hits = self.retriever.search(query, store, max(self.depth, k or 0))
+        timings = {"retrieve": time.perf_counter() - t0}
+        if self.reranker is not None:
+            t = time.perf_counter()
+            hits = self.reranker.rerank(query, hits, depth=self.depth)
+            timings["rerank"] = time.perf_counter() - t
+        t = time.perf_counter()
+        # The selector wants scores >= 0 ranked best first; dense cosines can be negative, so shift by the minimum.
+        low = min((h.score for h in hits), default=0.0)
+        cands = [Candidate(h.id, h.text, h.title, h.score - min(low, 0.0)) for h in hits]
+        if k is None:
+            sel = select_passages(cands, budget, self.count_tokens)
+        else:
+            sel = select_passages(cands, budget, self.count_tokens, max_passages=k, min_passages=k, gap=1.0,
+                                  min_score_ratio=0.0, redundancy=None)
+        timings["select"] = time.perf_counter() - t
+        by_id = {h.id: h for h in hits}
+        return Evidence([by_id[c.id] for c in sel.chosen], [(c.id, why) for c, why in sel.dropped],
+                        sel.tokens_used, timings)
+
+    def _check_evidence_args(self, k: int | None, budget_tokens: int | None) -> int:
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise ConfigError(f"k must be a positive int or None (let the selector choose), got {k!r}")
+        budget = self.budget_tokens if budget_tokens is None else budget_tokens
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+            raise ConfigError(f"budget_tokens must be a positive int, got {budget!r}")
+        return budget
+
+    def evidence(self, query: str, *, k: int | None = None) -> list[Hit]:
+        """The passages `gather_evidence` chooses for `query` (what a search mode shows the generator)."""
+        return self.gather_evidence(query, k=k).hits
+
+    # ------------------------------------------------------------------ answering
+
+    def ask(self, question: str, *, mode: str | None = None, k: int | None = None, store: str | None = None,
+            max_new_tokens: int = 48, draft: str | None = None, budget_tokens: int | None = None,
+            stream: bool = False) -> Answer | Iterator[str | Answer]:
+        """Answer `question` from the index, citing passages.
+
+        `k=None` lets the selector choose the evidence under the token budget; an int uses the fixed top-k.
+        `draft` picks the speculative-decoding draft source (output is identical to plain decoding).
+        With `stream=True` this returns an iterator of text deltas of the answer as it is generated, and last
+        the final `Answer`; errors in the arguments are raised here, before any iterator is returned.
+        """
+        check_query(question, self.max_query_chars, what="question")
+        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        self._check_evidence_args(k, budget_tokens)
+        mode = mode or "one_shot"
+        if mode != "one_shot":
+            raise ConfigError(f"unknown mode {mode!r}; available: one_shot")
+        kwargs = dict(mode=mode, k=k, store=store, max_new_tokens=max_new_tokens, draft=draft,
+                      budget_tokens=budget_tokens)
+        if not stream:
+            return self._ask(question, **kwargs)
+        return self._stream(question, kwargs)
+
+    def _stream(self, question: str, kwargs: dict[str, Any]) -> Iterator[str | Answer]:
+        """Run `_ask` in a worker thread and yield its token deltas as they arrive, then the Answer."""
+        q: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        def work() -> None:
+            try:
+                q.put(("answer", self._ask(question, on_token=lambda s: q.put(("token", s)), **kwargs)))
+            except BaseException as e:  # handed to the consumer, raised there
+                q.put(("error", e))
+
+        threading.Thread(target=work, name="adarag-ask-stream", daemon=True).start()
+        while True:
+            kind, item = q.get()
+            if kind == "token":
+                yield item
+            elif kind == "answer":
+                yield item
+                return
+            else:
+                raise item
+
+    def _generate(self, messages, *, max_new_tokens: int, draft: str | None, passages: Sequence[Hit],
+                  on_token: Callable[[str], None] | None):
+        gen = self.generator
+        extra: dict[str, Any] = {}
+        if draft is not None:
+            extra["draft"] = draft
+            extra["passages"] = [f"{h.title}\n{h.text}" if h.title else h.text for h in passages]
+        if on_token is not None:
+            extra["on_token"] = on_token
+        with self._gen_lock:
+            return gen.generate(messages, max_new_tokens=max_new_tokens, **extra)
+
+    def _ask(self, question: str, *, mode: str, k: int | None, store: str | None, max_new_tokens: int,
+             draft: str | None, budget_tokens: int | None,
+             on_token: Callable[[str], None] | None = None) -> Answer:
         from rag.prompts import grounded_messages, parse_citations
 
-        check_query(question, self.max_query_chars, what="question")
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         t0 = time.perf_counter()
-        hits = self.retriever.search(question, store, k)
-        t1 = time.perf_counter()
         gen = self.generator
+        t1 = time.perf_counter()
+        ev = self.gather_evidence(question, k=k, store=store, budget_tokens=budget_tokens)
         t2 = time.perf_counter()
-        with self._lock:
-            out = gen.generate(grounded_messages(question, [(h.id, h.title, h.text) for h in hits]),
-                               max_new_tokens=max_new_tokens)
+        out = self._generate(grounded_messages(question, [(h.id, h.title, h.text) for h in ev.hits]),
+                             max_new_tokens=max_new_tokens, draft=draft, passages=ev.hits, on_token=on_token)
         t3 = time.perf_counter()
-        text, cited = parse_citations(out.text, [h.id for h in hits])
+        text, cited = parse_citations(out.text, [h.id for h in ev.hits])
         source: Literal["model", "overlap", "none"] = "model" if cited else "none"
         if not cited:
-            cited = _overlap_citations(text, hits)
+            cited = _overlap_citations(text, ev.hits)
             source = "overlap" if cited else "none"
-        timings = {"retrieve": t1 - t0, "load_generator": t2 - t1, "generate": t3 - t2, "total": t3 - t0}
-        return Answer(question, text, cited, hits, "one_shot", timings, self.generator_name,
-                      out.n_prompt_tokens, out.n_new_tokens, source, out.text)
+        timings = {"load_generator": t1 - t0, **ev.timings, "evidence": t2 - t1, "generate": t3 - t2,
+                   "total": t3 - t0}
+        trace = [{"step": 1, "action": "retrieve", "query": question, "passages": [h.id for h in ev.hits],
+                  "dropped": [list(d) for d in ev.dropped], "evidence_tokens": ev.tokens,
+                  "seconds": t2 - t1},
+                 {"step": 2, "action": "answer", "tokens": out.n_new_tokens, "seconds": t3 - t2}]
+        stats = getattr(out, "stats", None)
+        decoding = stats.to_dict() if stats is not None else {}
+        ans = Answer(question, text, cited, ev.hits, mode, timings, gen.name or self.generator_name,
+                     out.n_prompt_tokens, out.n_new_tokens, source, out.text, trace, 1, decoding, {},
+                     uuid.uuid4().hex)
+        self._remember(ans)
+        return ans
+
+    def _remember(self, ans: Answer) -> None:
+        with self._load_lock:
+            self._recent[ans.answer_id] = ans
+            while len(self._recent) > _RECENT_ANSWERS:
+                self._recent.popitem(last=False)
+
+    def feedback(self, answer_id: str, correct: bool) -> None:
+        """Record whether a recent answer was correct (kept for online policy updates)."""
+        if not isinstance(correct, bool):
+            raise TypeError(f"correct must be a bool, got {type(correct).__name__}")
+        with self._load_lock:
+            ans = self._recent.get(answer_id)
+            if ans is None:
+                raise NotFoundError(f"no recent answer with id {answer_id!r}: feedback applies to the last "
+                                    f"{_RECENT_ANSWERS} answers of this RAG object")
+            self._feedback.append({"answer_id": answer_id, "question": ans.question, "mode": ans.mode,
+                                   "retrieval_calls": ans.retrieval_calls, "correct": correct})
+
+    # ------------------------------------------------------------------ documents
+
+    def add_documents(self, docs: Sequence[Document | Mapping[str, Any]]) -> dict[str, int]:
+        """Add or update documents in every store, atomically: on any error the index stays as it was."""
+        if isinstance(docs, (str, bytes, Mapping)) or not isinstance(docs, Sequence):
+            raise TypeError("docs must be a list of Document objects or dicts with id and text")
+        documents = [_as_document(d, i) for i, d in enumerate(docs)]
+        if not documents:
+            raise ConfigError("docs is empty: pass at least one document")
+        rep = self._rebuild(documents, ())
+        return {"added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
+                "n_docs": rep.manifest.n_docs, "n_passages": rep.manifest.n_passages}
+
+    def delete_documents(self, ids: Sequence[str]) -> int:
+        """Delete documents (and their passages) from every store, atomically; returns how many existed."""
+        if isinstance(ids, str) or not isinstance(ids, Sequence) or not all(isinstance(i, str) for i in ids):
+            raise TypeError("ids must be a list of document id strings")
+        if not ids:
+            return 0
+        return self._rebuild([], ids).deleted
+
+    def get_document(self, doc_id: str) -> Document | None:
+        """The stored document, or None if the index has no document with that id."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"doc_id must be a str, got {type(doc_id).__name__}")
+        with self._index_lock.read():
+            found = self.index.store.get_documents([doc_id], missing="skip")
+        return found[0] if found else None
+
+    def _rebuild(self, documents: list[Document], delete: Sequence[str]):
+        embedder = self.index.embedder(self.threads) if "dense" in self.index.stores else None
+        # Exclusive for the whole build: the SQL file is replaced under the old index's feet by the swap, so no
+        # reader may run between the build and the reopen. build_index stages in <dir>.incomplete: a failure
+        # leaves the old index in place and still open.
+        with self._index_lock.write():
+            rep = build_index(documents, self.index.root, threads=self.threads, progress=False,
+                              embedder=embedder, delete=delete)
+            new = open_index(self.index.root, verify=False)
+            if embedder is not None:
+                new.set_embedder(embedder)
+            old, self.index = self.index, new
+            self.retriever = Retriever(new, max_query_chars=self.max_query_chars, threads=self.threads)
+            old.close()
+        return rep
 
     def close(self) -> None:
         self.index.close()

@@ -105,7 +105,8 @@ def _print_answer(ans, gold: Sequence[str] | None = None) -> None:
 def _cmd_ask(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
-    with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
+    with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
+                  reranker=a.reranker, budget_tokens=a.budget) as rag:
         ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens)
     if a.json:
         d = ans.to_dict()
@@ -190,7 +191,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
-    from rag.sdk import DEFAULT_GENERATOR
+    from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
     from retrievers.search import MAX_QUERY_CHARS
 
     p = argparse.ArgumentParser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
@@ -233,7 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("question")
     ak.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
     ak.add_argument("--store", default=None, help="as for search (default: fused)")
-    ak.add_argument("-k", type=int, default=4, help="passages in the prompt")
+    ak.add_argument("-k", type=int, default=None,
+                    help="fixed number of passages in the prompt (default: the selector chooses under --budget)")
+    ak.add_argument("--budget", type=int, default=DEFAULT_BUDGET_TOKENS,
+                    help="evidence token budget, in generator tokens")
+    ak.add_argument("--reranker", default="none", help="none, llm, llm:MODEL or cross-encoder:PATH")
     ak.add_argument("--max-new-tokens", type=int, default=48)
     ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     common(ak)

@@ -49,6 +49,26 @@ def test_adding_documents_is_incremental(tmp_path):
         assert ix.ids[rows[0]] == "d3"
 
 
+def test_delete_removes_documents_from_every_store_in_one_step(tmp_path):
+    root = tmp_path / "ix"
+    _build(_docs(10), root)
+    vec_before = np.load(root / "dense" / "embeddings.npy")
+    rep = _build([], root, delete=["d3", "d7", "no-such-doc"])
+    assert (rep.deleted, rep.added, rep.embedded) == (2, 0, 0)
+    with open_index(root) as ix:
+        assert ix.manifest.n_docs == 8 and "d3" not in ix.ids.tolist() and "d7" not in ix.ids.tolist()
+        rows, _ = ix.bm25.search(["topic3"], 10)  # only d3 had this term
+        assert len(rows) == 0
+        row = {str(p): i for i, p in enumerate(ix.ids)}
+        assert np.array_equal(ix.dense.vectors[row["d8"]], vec_before[8])
+    with pytest.raises(ConfigError, match="list of document ids"):
+        _build([], root, delete="d1")
+    with pytest.raises(CorpusError):  # deleting everything would leave an empty index: refused, index kept
+        _build([], root, delete=[f"d{i}" for i in range(10)])
+    with open_index(root) as ix:
+        assert ix.manifest.n_docs == 8
+
+
 def test_rebuild_replaces_the_corpus(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(10), root)

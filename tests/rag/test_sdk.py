@@ -60,3 +60,63 @@ def test_ask_grounds_the_answer_in_the_retrieved_passage(hash_index, question, g
     assert gold in ans.answer
     cited_titles = {h.title for h in ans.passages if h.id in ans.citations}
     assert title in cited_titles, (ans.raw_text, ans.citations)
+
+
+def test_selector_chooses_a_variable_set_under_the_budget(rag):
+    ev = rag.gather_evidence("Shirley Temple Black was born on what date?", store="bm25", budget_tokens=300)
+    assert ev.hits and ev.tokens <= 300
+    assert ev.tokens == sum(rag.count_tokens(f"{h.title}\n{h.text}") for h in ev.hits)
+    assert ev.hits[0].title == "Shirley Temple"
+    assert len(ev.hits) + len(ev.dropped) == rag.depth  # every candidate is either chosen or dropped with a reason
+    assert {why for _, why in ev.dropped} <= {"budget", "score_gap", "below_ratio", "redundant", "max_passages"}
+    fixed = rag.gather_evidence("Shirley Temple Black was born on what date?", store="bm25", k=3, budget_tokens=10_000)
+    assert len(fixed.hits) == 3
+    with pytest.raises(ConfigError, match="k must be"):
+        rag.gather_evidence("who?", k=0)
+    with pytest.raises(ConfigError, match="budget_tokens"):
+        rag.gather_evidence("who?", budget_tokens=0)
+
+
+def test_streaming_yields_the_answer_text_then_the_answer(rag):
+    parts = list(rag.ask("Shirley Temple Black was born on what date?", store="bm25", k=2, max_new_tokens=12,
+                         stream=True))
+    ans = parts[-1]
+    assert isinstance(ans, Answer) and all(isinstance(p, str) for p in parts[:-1])
+    assert "".join(parts[:-1]).strip() == ans.raw_text
+    assert len(parts) > 2  # delivered piecewise, not as one blob at the end
+    with pytest.raises(ConfigError):  # argument errors surface at the call, not inside the iterator
+        rag.ask("", stream=True)
+
+
+def test_feedback_needs_a_recent_answer_id(rag):
+    ans = rag.ask("Who was Shirley Temple?", store="bm25", k=1, max_new_tokens=4)
+    assert ans.answer_id and ans.trace[0]["passages"] == [h.id for h in ans.passages]
+    rag.feedback(ans.answer_id, correct=True)
+    from indexers.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no recent answer"):
+        rag.feedback("nope", correct=False)
+    with pytest.raises(TypeError):
+        rag.feedback(ans.answer_id, correct="yes")
+
+
+def test_add_get_and_delete_documents_swap_the_index_atomically(hash_index, tmp_path):
+    import shutil
+
+    root = tmp_path / "ix"
+    shutil.copytree(hash_index, root)
+    with RAG.open(root, generator="smollm-135m") as r:
+        n0 = r.index.manifest.n_docs
+        rep = r.add_documents([{"id": "zz1", "title": "Quokka", "text": "The quokka lives on Rottnest Island."}])
+        assert rep["added"] == 1 and rep["n_docs"] == n0 + 1
+        assert r.search("quokka Rottnest", store="bm25", k=1).hits[0].id == "zz1"
+        assert r.get_document("zz1").title == "Quokka" and r.get_document("nope") is None
+        with pytest.raises(ConfigError, match="non-empty string 'text'"):
+            r.add_documents([{"id": "bad"}])
+        with pytest.raises(TypeError):
+            r.add_documents("zz2")
+        assert r.index.manifest.n_docs == n0 + 1  # the failed add changed nothing
+        assert r.delete_documents(["zz1", "unknown"]) == 1
+        assert r.get_document("zz1") is None and r.index.manifest.n_docs == n0
+    with RAG.open(root) as r:  # what was written verifies on a fresh open
+        assert r.index.manifest.n_docs == n0
