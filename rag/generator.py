@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from indexers.errors import ConfigError
 from indexers.model_cache import load_causal_lm
 from indexers.models import set_threads
+from rag.speculative import DRAFTS, DecodeStats, decode, make_drafts
 
-__all__ = ["Generation", "Generator", "Messages"]
+__all__ = ["DEFAULT_DRAFT", "DRAFTS", "DecodeStats", "Generation", "Generator", "Messages", "TokenStream"]
 
 logger = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]] | str
 
 _STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")
+DEFAULT_DRAFT = "copy"  # the fastest exact source measured by bench/specdec.py (copy drafts cost microseconds)
+# Draft LMs sharing the target's tokenizer (ASSETS.md: identical 151,936-entry vocab).
+_DRAFT_MODELS = {"qwen-1.5b": "qwen-0.5b"}
 
 
 @dataclass(frozen=True)
@@ -29,19 +35,27 @@ class Generation:
     n_prompt_tokens: int
     n_new_tokens: int
     seconds: float  # wall time of prefill + decoding
+    stats: DecodeStats = field(default_factory=DecodeStats)
 
 
 class Generator:
     """Holds a causal LM and its tokenizer. `model`/`tokenizer` stay public for speculative decoding and probes."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None
+        self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None, *,
+        draft_model: str | None = None, draft_lm: Any = None, cache_dir: str | os.PathLike[str] | None = None,
+        copy_candidates: int = 1, dtype: Any = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.threads = threads
         self.stop_token_ids = _stop_ids(model, tokenizer)
+        self.draft_model_name = draft_model if draft_model is not None else _DRAFT_MODELS.get(name)
+        self._draft_model = draft_lm
+        self._cache_dir = cache_dir
+        self.copy_candidates = copy_candidates
+        self._dtype = dtype
 
     @classmethod
     def load(
@@ -50,13 +64,20 @@ class Generator:
         threads: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         device: str | None = None,
+        *,
+        draft_model: str | None = None,
+        copy_candidates: int = 1,
+        dtype: Any = None,
     ) -> Generator:
-        """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once."""
+        """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once.
+        `draft_model` (default: qwen-0.5b for qwen-1.5b) loads lazily, only when a model draft is used. `dtype`
+        (default bfloat16): torch.float32 makes exact logit ties, whose argmax depends on kernel shapes, rare."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
-            name_or_path, cache=cache_dir, threads=threads, device=device
+            name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype
         )
-        return cls(model, tokenizer, name=os.fspath(name_or_path), threads=threads)
+        return cls(model, tokenizer, name=os.fspath(name_or_path), threads=threads, draft_model=draft_model,
+                   cache_dir=cache_dir, copy_candidates=copy_candidates, dtype=dtype)
 
     @property
     def device(self) -> Any:
@@ -77,51 +98,149 @@ class Generator:
         )["input_ids"]
         return ids.to(self.model.device)
 
-    def generate(
-        self, messages: Messages, max_new_tokens: int = 64, temperature: float = 0.0
-    ) -> Generation:
-        """Complete the chat: greedy when temperature == 0, else sampling at that temperature."""
+    def draft_lm(self) -> Any:
+        """The draft causal LM, loaded on first use; it must share the target's vocabulary."""
+        if self._draft_model is None:
+            if not self.draft_model_name:
+                raise ConfigError(
+                    f"no draft model for {self.name!r}: load the generator with draft_model='qwen-0.5b' "
+                    "(a model with the same tokenizer) or use draft='copy' / 'none'"
+                )
+            model, tokenizer = load_causal_lm(
+                self.draft_model_name, cache=self._cache_dir, threads=self.threads, device=str(self.model.device),
+                dtype=self._dtype,
+            )
+            if len(tokenizer) != len(self.tokenizer) or tokenizer.get_vocab() != self.tokenizer.get_vocab():
+                raise ConfigError(
+                    f"draft model {self.draft_model_name!r} has another vocabulary than {self.name!r}: "
+                    "speculative decoding needs one shared tokenizer (qwen-0.5b drafts for qwen-1.5b)"
+                )
+            self._draft_model = model
+        return self._draft_model
+
+    def stream(
+        self,
+        messages: Messages,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        *,
+        draft: str = DEFAULT_DRAFT,
+        passages: Sequence[str] = (),
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> TokenStream:
+        """An iterator of decoded text deltas as tokens are accepted; its `.result` is the Generation once done."""
         import torch
 
-        if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ConfigError(f"top_k must be an int >= 0 (0 = off), got {top_k!r}")
+        if not 0 < top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+        if isinstance(passages, str):
+            raise ConfigError("passages must be a list of passage texts, not one str")
         if self.threads is not None:
             set_threads(self.threads)
         input_ids = self.encode(messages)
-        n_prompt = int(input_ids.shape[1])
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
-            if temperature > 0
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        prompt = input_ids[0].tolist()
+        if seed is None:  # follow torch's global RNG, so torch.manual_seed(...) makes sampling repeatable
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        rng = np.random.default_rng(seed)
+        docs = _copy_docs(self.tokenizer, passages) if passages else [prompt]
+        source = make_drafts(
+            draft, copy_docs=docs, draft_model=self.draft_lm, copy_candidates=self.copy_candidates,
+            temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
         )
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
-                eos_token_id=list(self.stop_token_ids),
-                pad_token_id=self.stop_token_ids[0],
-                **sampling,
-            )
-        seconds = time.perf_counter() - started
-        new = out[0, n_prompt:]
-        stops = set(self.stop_token_ids)
-        n_new = next(
-            (i + 1 for i, t in enumerate(new.tolist()) if t in stops), int(new.shape[0])
+        steps = decode(
+            self.model, prompt, max_new_tokens=max_new_tokens, stop_ids=self.stop_token_ids, source=source,
+            draft_name=draft, temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
         )
-        text = self.tokenizer.decode(new[:n_new], skip_special_tokens=True).strip()
-        logger.debug(
-            "generated %d tokens after a %d-token prompt in %.2f s",
-            n_new,
-            n_prompt,
-            seconds,
+        return TokenStream(steps, self.tokenizer, len(prompt))
+
+    def generate(
+        self,
+        messages: Messages,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        *,
+        draft: str = DEFAULT_DRAFT,
+        passages: Sequence[str] = (),
+        on_token: Callable[[str], None] | None = None,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> Generation:
+        """Complete the chat (greedy when temperature == 0) by exact speculative decoding from `draft`; the text
+        equals plain decoding's. `passages` feed the copy draft; `on_token` gets text deltas as they are accepted."""
+        stream = self.stream(
+            messages, max_new_tokens, temperature, draft=draft, passages=passages, top_k=top_k, top_p=top_p,
+            seed=seed,
         )
-        return Generation(
-            text=text, n_prompt_tokens=n_prompt, n_new_tokens=n_new, seconds=seconds
-        )
+        for delta in stream:
+            if on_token is not None:
+                on_token(delta)
+        return stream.result
+
+
+class TokenStream:
+    """Iterates decoded text deltas (whole characters; leading/trailing whitespace of the answer dropped, so the
+    deltas concatenate to `result.text`); `result` is the Generation once the iterator is exhausted."""
+
+    def __init__(self, steps: Iterator[list[int]], tokenizer: Any, n_prompt: int) -> None:
+        self._steps = steps
+        self._tokenizer = tokenizer
+        self._n_prompt = n_prompt
+        self._ids: list[int] = []
+        self._sent = ""
+        self._result: Generation | None = None
+
+    def __iter__(self) -> TokenStream:
+        return self
+
+    def __next__(self) -> str:
+        while self._result is None:
+            try:
+                self._ids.extend(next(self._steps))
+            except StopIteration as stop:
+                self._finish(stop.value)
+                break
+            text = self._tokenizer.decode(self._ids, skip_special_tokens=True).lstrip()
+            if text.endswith("\ufffd"):  # a multi-byte character split across tokens: wait for the rest
+                continue
+            ready = text.rstrip()  # trailing space may still end the answer (then it is stripped): hold it
+            if len(ready) > len(self._sent) and ready.startswith(self._sent):
+                delta, self._sent = ready[len(self._sent):], ready
+                return delta
+        final = self._result.text if self._result is not None else ""
+        if len(final) > len(self._sent) and final.startswith(self._sent):
+            delta, self._sent = final[len(self._sent):], final
+            return delta
+        raise StopIteration
+
+    def _finish(self, stats: DecodeStats) -> None:
+        text = self._tokenizer.decode(self._ids, skip_special_tokens=True).strip()
+        if not text.startswith(self._sent):
+            logger.warning("streamed text %r is not a prefix of the final decode %r", self._sent, text)
+        logger.debug("generated %d tokens (%s) in %.2f s", stats.tokens, stats.draft, stats.seconds)
+        self._result = Generation(text, self._n_prompt, len(self._ids), stats.seconds, stats)
+
+    @property
+    def result(self) -> Generation:
+        if self._result is None:
+            for _ in self:
+                pass
+        assert self._result is not None
+        return self._result
+
+
+def _copy_docs(tokenizer: Any, passages: Sequence[str]) -> list[list[int]]:
+    """Token ids of each passage with a leading space, as its words appear mid-answer (see indexers.ngram)."""
+    texts = [" " + " ".join(str(p).split()) for p in passages]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:
