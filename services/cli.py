@@ -107,13 +107,37 @@ def _cmd_ask(a: argparse.Namespace) -> int:
 
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
                   reranker=a.reranker, budget_tokens=a.budget) as rag:
-        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens)
+        extra = _draft_kwarg(rag.ask, a.draft)
+        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens, **extra)
     if a.json:
         d = ans.to_dict()
         d.pop("raw_text", None)
         print(json.dumps(d, ensure_ascii=False))
     else:
         _print_answer(ans)
+    return 0
+
+
+def _draft_kwarg(ask, draft: str | None) -> dict:
+    """{"draft": ...} when RAG.ask takes it (speculative decoding source); else {} with a warning if one was set."""
+    import inspect
+
+    if "draft" in inspect.signature(ask).parameters:
+        return {} if draft is None else {"draft": draft}
+    if draft is not None:
+        log.warning("this RAG.ask has no draft parameter yet: --draft %s ignored", draft)
+    return {}
+
+
+def _cmd_generate(a: argparse.Namespace) -> int:
+    from services.generate import generate_file
+
+    obj = generate_file(a.prompts, generator=a.generator, draft=a.draft, max_new_tokens=a.max_new_tokens,
+                        threads=a.threads)
+    human = "\n".join(f"[{o['id']}] {o['text']}" for o in obj["outputs"]) + (
+        f"\n({obj['tokens']} tokens in {obj['seconds']:.1f} s, {obj['tokens_per_s']:.2f} tokens/s, draft "
+        f"{obj['draft']}, {obj['target_forwards']} target forwards, {obj['mean_accepted']:.2f} tokens/forward)")
+    _emit(obj, a.json, human)
     return 0
 
 
@@ -192,6 +216,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
+    from rag.speculative import DRAFTS
     from retrievers.search import MAX_QUERY_CHARS
 
     p = argparse.ArgumentParser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
@@ -242,7 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("--max-new-tokens", type=int, default=48)
     ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     common(ak)
+    ak.add_argument("--draft", default=None, choices=DRAFTS,
+                    help="speculative decoding draft source (default: the fastest exact one, copy)")
     ak.set_defaults(fn=_cmd_ask)
+
+    gn = sub.add_parser("generate", help="complete a JSONL file of prompts with exact speculative decoding")
+    gn.add_argument("--prompts", required=True, type=Path,
+                    help='JSONL: {"id", "prompt"} or {"id", "question", "passages": [...]} per line')
+    gn.add_argument("--draft", default=None, choices=DRAFTS,
+                    help="draft source (default: copy; model drafts load qwen-0.5b for qwen-1.5b)")
+    gn.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
+    gn.add_argument("--max-new-tokens", type=int, default=64)
+    common(gn)
+    gn.set_defaults(fn=_cmd_generate)
 
     ng = sub.add_parser("ngram", help="look a text up in the n-gram store: count, locations, continuations")
     ng.add_argument("index", type=Path)
