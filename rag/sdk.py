@@ -351,14 +351,11 @@ class RAG:
     def _generate(self, messages, *, max_new_tokens: int, draft: str | None, passages: Sequence[Hit],
                   on_token: Callable[[str], None] | None):
         gen = self.generator
-        extra: dict[str, Any] = {}
-        if draft is not None:
-            extra["draft"] = draft
-            extra["passages"] = [f"{h.title}\n{h.text}" if h.title else h.text for h in passages]
-        if on_token is not None:
-            extra["on_token"] = on_token
+        # The passages are the copy-draft source; draft=None keeps the generator's default (the fastest exact one).
+        extra: dict[str, Any] = {} if draft is None else {"draft": draft}
         with self._gen_lock:
-            return gen.generate(messages, max_new_tokens=max_new_tokens, **extra)
+            return gen.generate(messages, max_new_tokens=max_new_tokens, on_token=on_token,
+                                passages=[f"{h.title}\n{h.text}" if h.title else h.text for h in passages], **extra)
 
     def _ask(self, question: str, *, mode: str, k: int | None, store: str | None, max_new_tokens: int,
              draft: str | None, budget_tokens: int | None,

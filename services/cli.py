@@ -107,8 +107,7 @@ def _cmd_ask(a: argparse.Namespace) -> int:
 
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
                   reranker=a.reranker, budget_tokens=a.budget) as rag:
-        extra = _draft_kwarg(rag.ask, a.draft)
-        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens, **extra)
+        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens, draft=a.draft)
     if a.json:
         d = ans.to_dict()
         d.pop("raw_text", None)
@@ -116,17 +115,6 @@ def _cmd_ask(a: argparse.Namespace) -> int:
     else:
         _print_answer(ans)
     return 0
-
-
-def _draft_kwarg(ask, draft: str | None) -> dict:
-    """{"draft": ...} when RAG.ask takes it (speculative decoding source); else {} with a warning if one was set."""
-    import inspect
-
-    if "draft" in inspect.signature(ask).parameters:
-        return {} if draft is None else {"draft": draft}
-    if draft is not None:
-        log.warning("this RAG.ask has no draft parameter yet: --draft %s ignored", draft)
-    return {}
 
 
 def _cmd_generate(a: argparse.Namespace) -> int:
