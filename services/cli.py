@@ -100,6 +100,10 @@ def _print_answer(ans, gold: Sequence[str] | None = None) -> None:
     t = ans.timings
     print(f"   retrieve {t['retrieve'] * 1000:.0f} ms, generate {t['generate']:.1f} s "
           f"({ans.n_prompt_tokens} prompt + {ans.n_new_tokens} new tokens)")
+    d = ans.decoding
+    if d.get("target_forwards"):
+        print(f"   decoding: draft {d['draft']}, {d['mean_accepted']:.2f} tokens per target forward, "
+              f"{d['tokens_per_s']:.1f} tokens/s")
 
 
 def _cmd_ask(a: argparse.Namespace) -> int:
