@@ -230,11 +230,10 @@ class TokenStream:
 
     @property
     def result(self) -> Generation:
-        if self._result is None:
-            for _ in self:
-                pass
-        assert self._result is not None
-        return self._result
+        """The Generation; consumes whatever the iterator has not yet yielded."""
+        for _ in self:
+            pass
+        return self._result  # type: ignore[return-value]  # set by _finish when the steps end
 
 
 def _copy_docs(tokenizer: Any, passages: Sequence[str]) -> list[list[int]]:

@@ -326,7 +326,7 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
                 best = max(range(len(cands)), key=lambda i: (verdicts[i].accepted, -i))
                 lm.keep_row(best, [pending] + cands[best])
                 draft, verdict = cands[best], verdicts[best]
-            else:
+            else:  # one path; in sampling mode only the best copy candidate (the rule is for one draft path)
                 draft = cands[0]
                 base = len(lm.ids)
                 logits = lm.forward([pending] + draft)  # [k + 1, V]

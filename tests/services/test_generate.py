@@ -73,3 +73,14 @@ def test_cli_generate_json_contract(tmp_path, capsys):
     assert "quick brown fox" in copy["outputs"][0]["text"]
     assert none["mean_accepted"] == 1.0 and copy["tokens"] == none["tokens"]
     assert copy["target_forwards"] < none["target_forwards"] and copy["acceptance"]["copy"] > 0
+
+
+
+def test_draft_flags_accept_only_registered_sources():
+    from services.cli import build_parser
+
+    assert build_parser().parse_args(["ask", "ix", "q?", "--draft", "copy+model"]).draft == "copy+model"
+    assert build_parser().parse_args(["generate", "--prompts", "p.jsonl"]).draft is None  # the default source
+    for argv in (["ask", "ix", "q?", "--draft", "ngram"], ["generate", "--prompts", "p", "--draft", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
