@@ -197,6 +197,15 @@ def _cmd_eval_beir(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(a: argparse.Namespace) -> int:
+    from eval.bundled_beir import write_fanoutqa_leaf
+
+    n = write_fanoutqa_leaf(a.out)
+    _emit({"data": str(a.out), **n}, a.json, f"wrote {n['n_queries']} queries over {n['n_docs']} documents "
+                                              f"(BEIR layout) to {a.out}")
+    return 0
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
     from eval.report import write_report
 
@@ -312,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=None, help="default: the first run directory")
     common(rp, threads=False)
     rp.set_defaults(fn=_cmd_report)
+
+    da = sub.add_parser("data", help="write a bundled dataset in the BEIR layout (for adarag eval beir)")
+    da.add_argument("name", choices=["fanoutqa-leaf"], help="FanOutQA leaf questions x Wikipedia summaries")
+    da.add_argument("--out", required=True, type=Path, help="folder for corpus.jsonl, queries.jsonl, qrels/")
+    common(da, threads=False)
+    da.set_defaults(fn=_cmd_data)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
     de.add_argument("--questions", type=int, default=5)

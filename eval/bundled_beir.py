@@ -1,0 +1,47 @@
+"""The FanOutQA-leaf x Wikipedia-summaries retrieval set, written in the standard BEIR layout.
+
+Corpus: the 10,033 bundled Wikipedia lead summaries (id = article title with spaces as underscores, as in
+Wikipedia URLs: TREC run files are whitespace-separated). Queries: the 540 FanOutQA dev leaf
+sub-questions whose evidence page is one of them; qrels: that page, grade 1 (one relevant document per query).
+Both come from the pip data packages (see indexers.bundled), so the set is rebuilt offline, byte for byte.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from indexers.bundled import fanoutqa_leaf_questions, wiki_summaries
+from indexers.errors import CorpusError
+
+__all__ = ["FANOUTQA_LEAF", "write_fanoutqa_leaf"]
+
+FANOUTQA_LEAF = "fanoutqa-leaf"
+
+
+def _doc_id(title: str) -> str:
+    return title.replace(" ", "_")
+
+
+def write_fanoutqa_leaf(out_dir: str | Path, split: str = "dev") -> dict[str, int]:
+    """Write corpus.jsonl, queries.jsonl and qrels/test.tsv into `out_dir`; returns the counts written."""
+    out = Path(out_dir)
+    qs = fanoutqa_leaf_questions(split, string_answers_only=False)
+    ids = [q.id for q in qs]
+    if len(set(ids)) != len(ids):
+        raise CorpusError("FanOutQA leaf question ids repeat: the fanoutqa package is not the pinned 1.1.1")
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    n_docs = 0
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for d in wiki_summaries():
+            f.write(json.dumps({"_id": _doc_id(d.id), "title": d.title, "text": d.text}, ensure_ascii=False) + "\n")
+            n_docs += 1
+    with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
+        for q in qs:
+            f.write(json.dumps({"_id": q.id, "text": q.question, "metadata": {"answers": list(q.answers)}},
+                               ensure_ascii=False) + "\n")
+    with open(out / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for q in qs:
+            for e in q.evidence_ids:
+                f.write(f"{q.id}\t{_doc_id(e)}\t1\n")
+    return {"n_docs": n_docs, "n_queries": len(qs)}

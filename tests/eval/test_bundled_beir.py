@@ -1,0 +1,50 @@
+"""eval/bundled_beir.py: the FanOutQA-leaf x Wikipedia-summaries set in the BEIR layout, and `adarag data`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.beir import load_beir, load_corpus, read_trec_run, write_trec_run
+from eval.bundled_beir import write_fanoutqa_leaf
+from indexers.errors import MissingDependencyError
+from services.cli import main
+
+
+@pytest.fixture(scope="module")
+def fq_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fqleaf")
+    try:
+        n = write_fanoutqa_leaf(out)
+    except MissingDependencyError as e:
+        pytest.skip(str(e))
+    return out, n
+
+
+def test_writes_the_standard_layout_with_every_judged_doc_in_the_corpus(fq_dir):
+    root, n = fq_dir
+    assert n == {"n_docs": 10033, "n_queries": 540}
+    data = load_beir(root)
+    docs = load_corpus(root)
+    ids = {d.id for d in docs}
+    assert len(data.queries) == 540 and len(ids) == 10033
+    assert all(len(rel) == 1 and set(rel) <= ids for rel in data.qrels.values())
+    assert not any(any(c.isspace() for c in i) for i in ids)  # TREC runs are whitespace-separated
+    star = [q for q, t in data.queries.items() if "Star Wars films" in t][0]
+    assert data.qrels[star] == {"Star_Wars": 1}
+    assert next(d for d in docs if d.id == "Star_Wars").title == "Star Wars"
+
+
+def test_trec_run_round_trips_the_ids(fq_dir, tmp_path):
+    root, _ = fq_dir
+    data = load_beir(root)
+    run = {q: [(d, 1.0)] for q, rel in list(data.qrels.items())[:20] for d in rel}
+    back = read_trec_run(write_trec_run(run, tmp_path / "run.trec", "t"))
+    assert {q: list(v) for q, v in back.items()} == {q: [d for d, _ in v] for q, v in run.items()}
+
+
+def test_cli_data_command(tmp_path, capsys, fq_dir):
+    assert main(["data", "fanoutqa-leaf", "--out", str(tmp_path / "fq"), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert obj["n_queries"] == 540 and obj["n_docs"] == 10033
+    assert (tmp_path / "fq" / "corpus.jsonl").read_bytes() == (fq_dir[0] / "corpus.jsonl").read_bytes()
