@@ -38,6 +38,7 @@ __all__ = [
     "AdaragNgramRetriever",
     "AdaragFusedRetriever",
     "AdaragPassageSelector",
+    "AdaragReranker",
     "hit_to_document",
     "document_to_hit",
 ]
@@ -258,3 +259,54 @@ class AdaragPassageSelector:
             dropped.append(Document(id=d.id, content=d.content, score=d.score,
                                     meta={**(d.meta or {}), "drop_reason": reason}))
         return {"documents": [by_id[c.id] for c in sel.chosen], "dropped": dropped, "tokens_used": sel.tokens_used}
+
+
+@component
+class AdaragReranker:
+    """Re-score the top `depth` documents with `retrievers.rerank.load_reranker(reranker)`; scores in [0, 1].
+
+    `reranker` is a spec: none, llm, llm:MODEL or cross-encoder:PATH; `depth` None uses the reranker's default.
+    """
+
+    def __init__(self, reranker: str = "llm", depth: int | None = None, top_k: int | None = None,
+                 threads: int | None = None, batch_size: int | None = None) -> None:
+        if not isinstance(reranker, str) or not reranker.strip():
+            raise ConfigError(f"reranker must be a spec such as 'llm' or 'cross-encoder:PATH', got {reranker!r}")
+        if top_k is not None:
+            _check_top_k(top_k)
+        self.reranker = reranker
+        self.depth = depth
+        self.top_k = top_k
+        self.threads = threads
+        self.batch_size = batch_size
+        self._r: Any = None
+
+    def warm_up(self) -> None:
+        """Load the reranker's model; idempotent."""
+        if self._r is None:
+            from retrievers.rerank import load_reranker
+
+            r = load_reranker(self.reranker, threads=self.threads, batch_size=self.batch_size)
+            r.warm_up()
+            self._r = r
+
+    def to_dict(self) -> dict[str, Any]:
+        return default_to_dict(self, reranker=self.reranker, depth=self.depth, top_k=self.top_k,
+                               threads=self.threads, batch_size=self.batch_size)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AdaragReranker":
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str, documents: list[Document], top_k: int | None = None) -> dict[str, list[Document]]:
+        """Documents re-ranked best first (the top `depth` re-scored, the rest after them), cut to top_k."""
+        self.warm_up()
+        from retrievers.rerank import DEFAULT_DEPTH
+
+        k = self.top_k if top_k is None else _check_top_k(top_k)
+        by_id = {document_to_hit(d).id: d for d in documents}
+        hits = self._r.rerank(query, [document_to_hit(d) for d in documents], self.depth or DEFAULT_DEPTH)
+        out = [Document(id=by_id[h.id].id, content=by_id[h.id].content, score=h.score, meta=by_id[h.id].meta)
+               for h in hits]
+        return {"documents": out[:k] if k else out}
