@@ -364,6 +364,14 @@ def _resolve_data(spec: str, data_root: str | Path | None) -> Path:
     return p if p.is_absolute() else _repo_root() / p
 
 
+def _write_bundled(name: str, out: Path) -> None:
+    from eval.bundled_beir import BUNDLED
+
+    if name not in BUNDLED:
+        raise ConfigError(f"unknown bundled dataset {name!r}; valid: {', '.join(BUNDLED)}")
+    BUNDLED[name](out)
+
+
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         import yaml
@@ -416,7 +424,12 @@ def check_2cr(yaml_path: str | Path | None = None, only: Sequence[str] | str | N
             if ds_name not in datasets:
                 raise ConfigError(f"{path}: condition {name!r} names unknown dataset {ds_name!r}")
             ds = datasets[ds_name]
-            data = _resolve_data(ds["data"], data_root)
+            if ds.get("bundled"):  # written from the pip data packages (eval.bundled_beir), once per work dir
+                data = work / f"data-{ds_name}"
+                if not (data / "corpus.jsonl").exists():
+                    _write_bundled(ds["bundled"], data)
+            else:
+                data = _resolve_data(ds["data"], data_root)
             ix = cond.get("index") or {}
             stores = tuple(ix.get("stores", ("bm25",)))
             embedder = ix.get("embedder", DenseParams().embedder)

@@ -13,7 +13,7 @@ from pathlib import Path
 from indexers.bundled import fanoutqa_leaf_questions, wiki_summaries
 from indexers.errors import CorpusError
 
-__all__ = ["FANOUTQA_LEAF", "write_fanoutqa_leaf"]
+__all__ = ["BUNDLED", "FANOUTQA_LEAF", "write_fanoutqa_leaf"]
 
 FANOUTQA_LEAF = "fanoutqa-leaf"
 
@@ -45,3 +45,7 @@ def write_fanoutqa_leaf(out_dir: str | Path, split: str = "dev") -> dict[str, in
             for e in q.evidence_ids:
                 f.write(f"{q.id}\t{_doc_id(e)}\t1\n")
     return {"n_docs": n_docs, "n_queries": len(qs)}
+
+
+BUNDLED = {FANOUTQA_LEAF: write_fanoutqa_leaf}
+"""Bundled BEIR sets by name: `adarag data NAME` and 2CR datasets with `bundled: NAME` write them."""

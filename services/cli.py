@@ -198,9 +198,9 @@ def _cmd_eval_beir(a: argparse.Namespace) -> int:
 
 
 def _cmd_data(a: argparse.Namespace) -> int:
-    from eval.bundled_beir import write_fanoutqa_leaf
+    from eval.bundled_beir import BUNDLED
 
-    n = write_fanoutqa_leaf(a.out)
+    n = BUNDLED[a.name](a.out)
     _emit({"data": str(a.out), **n}, a.json, f"wrote {n['n_queries']} queries over {n['n_docs']} documents "
                                               f"(BEIR layout) to {a.out}")
     return 0

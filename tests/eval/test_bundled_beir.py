@@ -48,3 +48,20 @@ def test_cli_data_command(tmp_path, capsys, fq_dir):
     obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert obj["n_queries"] == 540 and obj["n_docs"] == 10033
     assert (tmp_path / "fq" / "corpus.jsonl").read_bytes() == (fq_dir[0] / "corpus.jsonl").read_bytes()
+
+
+def test_2cr_reproduces_fanoutqa_leaf_bm25(tmp_path, fq_dir):
+    """eval/2cr/beir.yaml's FanOutQA-leaf BM25 row, written from the packages and indexed from scratch (~20 s)."""
+    from eval.beir import check_2cr, format_grades
+
+    grades = check_2cr(only=["fanoutqa-leaf-bm25"], work_dir=tmp_path)
+    assert len(grades) == 4 and all(g.grade == "OK" for g in grades), "\n" + format_grades(grades)
+
+
+@pytest.mark.slow
+def test_2cr_reproduces_fanoutqa_leaf_dense_and_fused(tmp_path, fq_dir):
+    """Dense / fused rows: embeds 10,033 summaries with minilm-bf16 (minutes)."""
+    from eval.beir import check_2cr, format_grades
+
+    grades = check_2cr(only=["fanoutqa-leaf-dense", "fanoutqa-leaf-fused"], work_dir=tmp_path)
+    assert all(g.grade == "OK" for g in grades), "\n" + format_grades(grades)
