@@ -9,12 +9,17 @@ import re
 from collections.abc import Sequence
 
 __all__ = [
+    "CLOSED_BOOK_PROMPT",
     "EXAMPLE_ANSWER",
     "EXAMPLE_USER",
     "SYSTEM_PROMPT",
+    "chain_final_messages",
+    "closed_book_messages",
     "format_passages",
     "grounded_messages",
+    "ircot_messages",
     "parse_citations",
+    "subquery_messages",
 ]
 
 SYSTEM_PROMPT = (
@@ -82,3 +87,68 @@ def parse_citations(answer: str, passage_ids: Sequence[str]) -> tuple[str, list[
     text = _MARKER.sub("", answer)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     return " ".join(text.split()), cited
+
+
+CLOSED_BOOK_PROMPT = "Answer the question from your own knowledge with a few words only. No explanation."
+
+
+def closed_book_messages(question: str) -> list[dict[str, str]]:
+    """The `none` search mode: the model answers alone, in a few words (one worked example keeps it short)."""
+    if not question.strip():
+        raise ValueError("question is empty")
+    return [
+        {"role": "system", "content": CLOSED_BOOK_PROMPT},
+        {"role": "user", "content": "Question: What is the capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": f"Question: {question.strip()}"},
+    ]
+
+
+IRCOT_PROMPT = (
+    "Think step by step using the passages. Write only the next sentence of reasoning. "
+    "When you know the answer, write: So the answer is: <answer>."
+)
+
+
+def ircot_messages(
+    question: str, passages: Sequence[tuple[str, str, str]], thoughts: Sequence[str]
+) -> list[dict[str, str]]:
+    """IRCoT step (Trivedi et al. 2023): the passages so far, the reasoning so far, ask for one more sentence."""
+    if not question.strip():
+        raise ValueError("question is empty")
+    listing = format_passages(passages) if passages else "(no passages)"
+    so_far = " ".join(t.strip() for t in thoughts) or "(none yet)"
+    return [
+        {"role": "system", "content": IRCOT_PROMPT},
+        {"role": "user", "content": f"{listing}\n\nQuestion: {question.strip()}\nReasoning so far: {so_far}"},
+    ]
+
+
+SUBQUERY_PROMPT = (
+    "Break the question into simple search queries, one at a time. Write only the next search query. "
+    "If the facts found already answer the question, write only: DONE"
+)
+
+
+def subquery_messages(question: str, chain: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """CoRAG step (Wang et al. 2025): given the (sub-query, sub-answer) chain so far, ask for the next sub-query."""
+    if not question.strip():
+        raise ValueError("question is empty")
+    facts = "\n".join(f"- {q} -> {a}" for q, a in chain) or "(none yet)"
+    return [
+        {"role": "system", "content": SUBQUERY_PROMPT},
+        {"role": "user", "content": f"Question: {question.strip()}\nFacts found:\n{facts}"},
+    ]
+
+
+def chain_final_messages(
+    question: str, chain: Sequence[tuple[str, str]], passages: Sequence[tuple[str, str, str]]
+) -> list[dict[str, str]]:
+    """The grounded-answer prompt with the CoRAG chain's sub-answers listed before the question."""
+    messages = grounded_messages(question, passages)
+    if chain:
+        facts = "\n".join(f"- {q} -> {a}" for q, a in chain)
+        last = messages[-1]
+        listing, _, asked = last["content"].rpartition("\n\nQuestion: ")
+        messages[-1] = {"role": "user", "content": f"{listing}\n\nFacts found:\n{facts}\n\nQuestion: {asked}"}
+    return messages

@@ -1,0 +1,101 @@
+"""Search modes with a scripted generator and a dictionary retriever: control flow, trace and cost accounting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from indexers.errors import ConfigError
+from indexers.types import Hit
+from rag.modes import MODE_NAMES, ModeContext, run_mode
+
+
+@dataclass(frozen=True)
+class Gen:
+    text: str
+    n_prompt_tokens: int = 10
+    n_new_tokens: int = 3
+    seconds: float = 0.0
+
+
+def _ctx(replies, corpus, **limits):
+    calls = {"gen": [], "ret": []}
+    replies = list(replies)
+
+    def generate(messages, max_new_tokens, *, final=False):
+        calls["gen"].append((messages[-1]["content"], max_new_tokens, final))
+        return Gen(replies.pop(0))
+
+    def retrieve(query):
+        calls["ret"].append(query)
+        return [Hit(id=pid, score=1.0, title=pid, text=text) for pid, text in corpus.get(query, [])]
+
+    return ModeContext(retrieve=retrieve, generate=generate, **limits), calls
+
+
+Q = "Who is the spouse of the director of Titanic?"
+CORPUS = {Q: [("p1", "Titanic was directed by James Cameron.")],
+          "James Cameron directed Titanic.": [("p2", "James Cameron is married to Suzy Amis.")],
+          "Who directed Titanic?": [("p1", "Titanic was directed by James Cameron.")],
+          "Who is James Cameron's spouse?": [("p2", "James Cameron is married to Suzy Amis.")]}
+
+
+def test_none_never_retrieves():
+    ctx, calls = _ctx(["Suzy Amis"], CORPUS)
+    r = run_mode("none", Q, ctx)
+    assert r.answer == "Suzy Amis" and r.retrieval_calls == 0 and not calls["ret"] and r.passages == []
+    assert calls["gen"][0][2] is True  # the final answer is flagged final
+
+
+def test_one_shot_answers_from_the_passages_and_strips_citations():
+    ctx, calls = _ctx(["James Cameron [1]"], CORPUS)
+    r = run_mode("one_shot", Q, ctx)
+    assert r.answer == "James Cameron" and r.raw_text == "James Cameron [1]"
+    assert [h.id for h in r.passages] == ["p1"] and r.retrieval_calls == 1
+    assert "Titanic was directed by James Cameron" in calls["gen"][0][0]
+
+
+def test_iterative_retrieves_on_each_thought_and_accumulates_evidence():
+    ctx, calls = _ctx(["James Cameron directed Titanic. More text", "So the answer is: Suzy Amis.",
+                       "Suzy Amis [2]"], CORPUS, max_steps=3)
+    r = run_mode("iterative", Q, ctx)
+    assert calls["ret"] == [Q, "James Cameron directed Titanic."]  # the retrieval is keyed on the sentence
+    assert [h.id for h in r.passages] == ["p1", "p2"] and r.retrieval_calls == 2
+    assert r.answer == "Suzy Amis"
+    assert "James Cameron is married" in calls["gen"][-1][0] and calls["gen"][-1][2] is True
+    assert r.n_new_tokens == 9 and r.n_prompt_tokens == 30  # summed over the three generations
+    assert [s["kind"] for s in r.trace] == ["retrieve", "thought", "retrieve", "thought", "answer"]
+
+
+def test_iterative_stops_at_the_step_limit():
+    ctx, calls = _ctx(["Thought one.", "Thought two.", "Thought three.", "x"], CORPUS, max_steps=2)
+    r = run_mode("iterative", Q, ctx)
+    assert r.retrieval_calls == 2 and len(calls["gen"]) == 2
+
+
+def test_chain_decomposes_into_subqueries_until_done():
+    ctx, calls = _ctx(["Who directed Titanic?", "James Cameron [1]", "Who is James Cameron's spouse?",
+                       "Suzy Amis [1]", "DONE", "Suzy Amis [2]"], CORPUS, max_steps=3)
+    r = run_mode("chain", Q, ctx)
+    assert calls["ret"] == ["Who directed Titanic?", "Who is James Cameron's spouse?"]
+    assert r.answer == "Suzy Amis" and r.retrieval_calls == 2 and [h.id for h in r.passages] == ["p1", "p2"]
+    final_prompt = calls["gen"][-1][0]
+    assert "Who directed Titanic? -> James Cameron" in final_prompt and calls["gen"][-1][2] is True
+    assert r.trace[-1]["links"][1] == ["Who is James Cameron's spouse?", "Suzy Amis"]
+
+
+def test_chain_searches_the_question_when_the_model_says_done_at_once():
+    ctx, calls = _ctx(["DONE", "James Cameron", "DONE", "James Cameron"], CORPUS)
+    r = run_mode("chain", Q, ctx)
+    assert calls["ret"] == [Q] and r.retrieval_calls == 1 and r.answer == "James Cameron"
+
+
+def test_bad_names_and_limits_are_clear_errors():
+    ctx, _ = _ctx([], CORPUS)
+    with pytest.raises(ConfigError, match="none, one_shot, iterative, chain"):
+        run_mode("ircot", Q, ctx)
+    with pytest.raises(ConfigError, match="empty"):
+        run_mode("none", "  ", ctx)
+    with pytest.raises(ConfigError, match="max_steps"):
+        _ctx([], CORPUS, max_steps=0)
+    assert MODE_NAMES == ("none", "one_shot", "iterative", "chain")
