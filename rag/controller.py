@@ -1,0 +1,256 @@
+"""The adaptive search controller: an MBA-RAG style contextual bandit over the four search modes.
+
+Context: cheap question signals (length, question word, capitalised spans, digits, best BM25 score, n-gram
+rarity in the FM-index) plus the question embedding reduced by PCA. Arms: rag.modes.MODE_NAMES. Reward
+(MBA-RAG, Tang et al. 2025): correct -> 1 - lam * retrieval_calls, wrong -> -1. Policies are LinUCB or linear
+Thompson sampling (ridge per arm), trained by replaying cached per-arm outcomes (eval/collect.py), evaluated
+off-policy with inverse propensity scoring, and saved as a checksummed policy directory (JSON manifest + .npy).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from indexers.errors import ConfigError, IndexFormatError
+from indexers.index_dir import adarag_version, sha256_file
+from rag.modes import MODE_NAMES
+
+__all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
+           "correct", "ips_value", "load_controller", "load_policy", "reward", "save_policy", "train_bandit"]
+
+POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
+_QWORDS = ("what", "who", "which", "when", "where", "how")
+_CAPS = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|de|and)?\s*[A-Z][\w'-]*)*")
+
+
+def correct(em: float, f1: float, *, f1_threshold: float = 0.5) -> bool:
+    """An outcome counts as correct on exact match or token F1 at or above the threshold."""
+    return em >= 1.0 or f1 >= f1_threshold
+
+
+def reward(is_correct: bool, retrieval_calls: int, *, lam: float = 0.1) -> float:
+    """MBA-RAG reward: 1 - lam * retrieval calls when correct (none 1.0, one-shot 0.9 at lam 0.1), else -1."""
+    return 1.0 - lam * retrieval_calls if is_correct else -1.0
+
+
+def cheap_features(question: str, *, bm25_top: float = 0.0, ngram_rarity: float = 0.0) -> np.ndarray:
+    """[11] float64: log length, question-word one-hot (6 + other), capitalised spans, has a digit, BM25, rarity."""
+    words = question.split()
+    first = words[0].lower() if words else ""
+    qw = [float(first == w) for w in _QWORDS] + [float(first not in _QWORDS)]
+    return np.array([np.log1p(len(words)), *qw, float(len(_CAPS.findall(question))),
+                     float(any(c.isdigit() for c in question)), bm25_top, ngram_rarity])
+
+
+def _rarity(rag: Any, question: str) -> float:
+    """Share of the question's token trigrams absent from the corpus n-gram store (0 without one)."""
+    ngram = getattr(rag.index, "ngram", None)
+    if ngram is None:
+        return 0.0
+    ids = rag.index.ngram_tokens(question)
+    grams = [ids[i:i + 3] for i in range(max(len(ids) - 2, 0))]
+    return sum(ngram.count(g) == 0 for g in grams) / len(grams) if grams else 0.0
+
+
+def raw_features(rag: Any, questions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(cheap [n, 11], embeddings [n, dim]) for questions, from an opened RAG's index (no generator needed)."""
+    cheap = []
+    for q in questions:
+        hits = rag.retriever.search(q, "bm25", 1) if "bm25" in rag.index.stores else []
+        cheap.append(cheap_features(q, bm25_top=hits[0].score if hits else 0.0, ngram_rarity=_rarity(rag, q)))
+    emb = np.asarray(rag.index.embedder().embed_queries(list(questions)), dtype=np.float64)
+    return np.stack(cheap), emb
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The chosen mode, the probability the policy had of choosing it (for IPS), and each arm's score."""
+
+    mode: str
+    propensity: float
+    scores: dict[str, float]
+
+
+@dataclass
+class BanditPolicy:
+    """Per-arm ridge models over standardised features. Holds state: `A` [arms, d, d], `b` [arms, d]."""
+
+    kind: Literal["linucb", "thompson"]
+    arms: tuple[str, ...]
+    mean: np.ndarray  # [d_raw] feature means
+    std: np.ndarray  # [d_raw]
+    pca: np.ndarray  # [dim, p] embedding projection
+    A: np.ndarray
+    b: np.ndarray
+    alpha: float = 0.5  # LinUCB width / Thompson posterior scale
+    lam: float = 0.1
+    f1_threshold: float = 0.5
+
+    def context(self, cheap: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """[n, d] design rows: bias, standardised cheap features, PCA'd embedding."""
+        z = (np.hstack([cheap, emb @ self.pca]) - self.mean) / self.std
+        return np.hstack([np.ones((len(z), 1)), z])
+
+    def scores(self, x: np.ndarray, *, explore: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        """[arms] expected reward (explore=False), else UCB or a Thompson draw."""
+        out = np.empty(len(self.arms))
+        for a in range(len(self.arms)):
+            inv = np.linalg.inv(self.A[a])
+            theta = inv @ self.b[a]
+            if not explore:
+                out[a] = x @ theta
+            elif self.kind == "linucb":
+                out[a] = x @ theta + self.alpha * np.sqrt(x @ inv @ x)
+            else:
+                rng = rng or np.random.default_rng()
+                out[a] = x @ rng.multivariate_normal(theta, self.alpha ** 2 * inv, method="cholesky")
+        return out
+
+    def propensity(self, x: np.ndarray, arm: int, *, explore: bool, draws: int = 200, seed: int = 0) -> float:
+        """P(policy picks `arm` | x): 1/0 for greedy and LinUCB, Monte Carlo over posterior draws for Thompson."""
+        if not explore or self.kind == "linucb":
+            return float(np.argmax(self.scores(x, explore=explore)) == arm)
+        rng = np.random.default_rng(seed)
+        wins = sum(np.argmax(self.scores(x, explore=True, rng=rng)) == arm for _ in range(draws))
+        return max(wins / draws, 1.0 / draws)
+
+    def update(self, x: np.ndarray, arm: int, r: float) -> None:
+        self.A[arm] += np.outer(x, x)
+        self.b[arm] += r * x
+
+
+def _outcome_matrix(records: Sequence[dict], arms: Sequence[str], lam: float, f1_threshold: float) -> np.ndarray:
+    """[n, arms] rewards of every arm on every cached question (the cache is full-information)."""
+    return np.array([[reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=f1_threshold),
+                             r["arms"][a]["retrieval_calls"], lam=lam) for a in arms] for r in records])
+
+
+def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
+                 kind: Literal["linucb", "thompson"] = "linucb", arms: Sequence[str] = MODE_NAMES,
+                 lam: float = 0.1, f1_threshold: float = 0.5, alpha: float = 0.5, ridge: float = 1.0,
+                 pca_dims: int = 8, epochs: int = 5, seed: int = 0) -> tuple[BanditPolicy, list[dict]]:
+    """Offline replay: each epoch visits the questions in a random order, the policy picks an arm (exploring),
+    sees only that arm's cached reward and updates. Returns the policy and the log (arm, propensity, reward)."""
+    if kind not in ("linucb", "thompson"):
+        raise ConfigError(f"unknown bandit kind {kind!r}: use linucb or thompson")
+    if len(records) < 2:
+        raise ConfigError(f"need at least 2 cached questions to train, got {len(records)}: run `adarag controller "
+                          "collect` on more questions")
+    rng = np.random.default_rng(seed)
+    centered = emb - emb.mean(0)
+    p = min(pca_dims, min(centered.shape) - 1) if min(centered.shape) > 1 else 0
+    pca = np.linalg.svd(centered, full_matrices=False)[2][:p].T if p > 0 else np.zeros((emb.shape[1], 0))
+    raw = np.hstack([cheap, emb @ pca])
+    mean, std = raw.mean(0), raw.std(0)
+    std[std < 1e-9] = 1.0
+    d = raw.shape[1] + 1
+    pol = BanditPolicy(kind, tuple(arms), mean, std, pca, np.stack([ridge * np.eye(d)] * len(arms)),
+                       np.zeros((len(arms), d)), alpha, lam, f1_threshold)
+    X = pol.context(cheap, emb)
+    R = _outcome_matrix(records, arms, lam, f1_threshold)
+    log = []
+    for _ in range(epochs):
+        for i in rng.permutation(len(records)):
+            a = int(np.argmax(pol.scores(X[i], explore=True, rng=rng)))
+            log.append({"id": records[i]["id"], "arm": arms[a], "reward": float(R[i, a])})
+            pol.update(X[i], a, R[i, a])
+    return pol, log
+
+
+def ips_value(choices: Sequence[int], logged_arms: Sequence[int], propensities: Sequence[float],
+              rewards: Sequence[float]) -> float:
+    """Inverse-propensity estimate of a policy's mean reward from logged (arm, propensity, reward) triples."""
+    c, la, p, r = (np.asarray(v, dtype=np.float64) for v in (choices, logged_arms, propensities, rewards))
+    if np.any(p <= 0):
+        raise ConfigError("propensities must be > 0 for inverse propensity scoring")
+    return float(np.mean((c == la) * r / p))
+
+
+_ARRAYS = ("mean", "std", "pca", "A", "b")
+
+
+def save_policy(pol: BanditPolicy, out: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+    """Write a policy directory: <name>.npy arrays + manifest.json (format, version, params, sha256 per file)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name in _ARRAYS:
+        np.save(out / f"{name}.npy", np.asarray(getattr(pol, name), dtype=np.float64), allow_pickle=False)
+        files[f"{name}.npy"] = sha256_file(out / f"{name}.npy")
+    manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": pol.kind, "arms": list(pol.arms),
+                "alpha": pol.alpha, "lam": pol.lam, "f1_threshold": pol.f1_threshold, "files": files,
+                "adarag_version": adarag_version(), "created": time.time(), "meta": meta or {}}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def load_policy(path: str | Path) -> BanditPolicy:
+    """Read and checksum-verify a policy directory written by `save_policy`."""
+    path = Path(path)
+    try:
+        m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{path} is not a policy directory ({e}): train one with `adarag controller "
+                               "train --cache CACHE --out POLICY`") from e
+    if m.get("format") != POLICY_FORMAT or m.get("version") != POLICY_VERSION:
+        raise IndexFormatError(f"{path} is {m.get('format')} v{m.get('version')}, this build reads "
+                               f"{POLICY_FORMAT} v{POLICY_VERSION}: retrain with `adarag controller train`")
+    arrays = {}
+    for name in _ARRAYS:
+        f = path / f"{name}.npy"
+        if not f.exists() or sha256_file(f) != m["files"].get(f"{name}.npy"):
+            raise IndexFormatError(f"{f} is missing or fails its checksum: retrain with `adarag controller train`")
+        arrays[name] = np.load(f, allow_pickle=False)
+    return BanditPolicy(m["kind"], tuple(m["arms"]), alpha=m["alpha"], lam=m["lam"],
+                        f1_threshold=m["f1_threshold"], **arrays)
+
+
+class Controller:
+    """Chooses a search mode per question. Holds the policy and the RAG whose index supplies features."""
+
+    def __init__(self, policy: BanditPolicy | None, rag: Any, *, fixed: str | None = None,
+                 explore: bool = False) -> None:
+        self.policy, self.rag, self.fixed, self.explore = policy, rag, fixed, explore
+
+    def _x(self, question: str) -> np.ndarray:
+        cheap, emb = raw_features(self.rag, [question])
+        return self.policy.context(cheap, emb)[0]
+
+    def choose(self, question: str) -> Decision:
+        if self.policy is None:
+            return Decision(self.fixed or "one_shot", 1.0, {})
+        x = self._x(question)
+        s = self.policy.scores(x, explore=self.explore)
+        a = int(np.argmax(s))
+        return Decision(self.policy.arms[a], self.policy.propensity(x, a, explore=self.explore),
+                        dict(zip(self.policy.arms, map(float, s))))
+
+    def update(self, question: str, mode: str, reward: float) -> None:
+        """Online feedback: one ridge update of the chosen arm (a fixed-mode controller ignores it)."""
+        if self.policy is None:
+            return
+        if mode not in self.policy.arms:
+            raise ConfigError(f"unknown mode {mode!r}: use one of {', '.join(self.policy.arms)}")
+        self.policy.update(self._x(question), self.policy.arms.index(mode), float(reward))
+
+
+DEFAULT_POLICY = Path(__file__).parent / "policies" / "default"
+
+
+def load_controller(spec: str, *, rag: Any) -> Controller:
+    """spec: a mode name (fixed), "bandit" (the shipped default policy) or a policy directory path."""
+    if spec in MODE_NAMES:
+        return Controller(None, rag, fixed=spec)
+    if spec in ("bandit", "auto"):
+        return Controller(load_policy(DEFAULT_POLICY), rag)
+    if Path(spec).is_dir():
+        return Controller(load_policy(spec), rag)
+    raise ConfigError(f"unknown controller {spec!r}: use bandit, a mode ({', '.join(MODE_NAMES)}) or a policy "
+                      "directory written by `adarag controller train`")
