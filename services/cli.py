@@ -214,6 +214,17 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(a: argparse.Namespace) -> int:
+    from services.serve import serve, settings_from_args
+
+    settings = settings_from_args(host=a.host, api_keys_file=a.api_keys_file, no_auth=a.no_auth,
+                                  max_queue=a.max_queue, timeout=a.timeout, max_body_bytes=a.max_body_bytes,
+                                  cors_origins=tuple(a.cors_origin))
+    serve(a.index, settings, host=a.host, port=a.port, generator=a.generator, threads=a.threads)
+    _emit({"index": str(a.index), "stopped": True}, a.json, "adarag serve: stopped")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
@@ -327,6 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--out", required=True, type=Path, help="folder for corpus.jsonl, queries.jsonl, qrels/")
     common(da, threads=False)
     da.set_defaults(fn=_cmd_data)
+
+    sv = sub.add_parser("serve", help="HTTP service: /v1/ask (JSON or SSE), /v1/search, /v1/documents, /metrics")
+    sv.add_argument("index", type=Path)
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--generator", default=None, help=f"answer model (default {DEFAULT_GENERATOR})")
+    sv.add_argument("--api-keys-file", default=None, help="API keys, one a line (besides $ADARAG_API_KEYS)")
+    sv.add_argument("--no-auth", action="store_true", help="serve without API keys (loopback only)")
+    sv.add_argument("--max-queue", type=int, default=4, help="asks admitted at once; more get 503 + Retry-After")
+    sv.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds (504 past it)")
+    sv.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
+    sv.add_argument("--cors-origin", action="append", default=[], help="allow this browser origin (off by default)")
+    common(sv)
+    sv.set_defaults(fn=_cmd_serve)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
     de.add_argument("--questions", type=int, default=5)

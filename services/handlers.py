@@ -1,0 +1,85 @@
+"""The one place errors become HTTP: status, `{"error", "type"}` body, headers. Never a stack trace."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indexers.errors import ConfigError, CorpusError, NotFoundError, RagError
+from services.deps import NotReady
+from services.gate import GateFull, GateTimeout
+
+__all__ = ["describe", "install_handlers", "error_response"]
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (NotFoundError, 404),
+    (GateFull, 503),
+    (NotReady, 503),
+    (GateTimeout, 504),
+    (ConfigError, 422),
+    (CorpusError, 422),
+    (RagError, 500),
+    (ValueError, 422),
+)
+_REASON = {GateFull: "queue_full", GateTimeout: "timeout"}
+
+
+def describe(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str]]:
+    """(status, body, headers) for an exception; unexpected ones are logged and answered with a generic 500."""
+    if isinstance(exc, StarletteHTTPException):
+        return exc.status_code, {"error": str(exc.detail), "type": "HTTPError"}, dict(exc.headers or {})
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            headers = {}
+            if isinstance(exc, GateFull):
+                headers["Retry-After"] = str(exc.retry_after)
+            elif isinstance(exc, NotReady):
+                headers["Retry-After"] = "5"
+            return status, {"error": str(exc), "type": type(exc).__name__}, headers
+    log.error("unexpected error while serving a request", exc_info=exc)
+    return 500, {"error": "internal error: the server log has the details", "type": "InternalError"}, {}
+
+
+def error_response(exc: BaseException, request: Request | None = None) -> JSONResponse:
+    status, body, headers = describe(exc)
+    if request is not None:
+        for cls, reason in _REASON.items():
+            if isinstance(exc, cls):
+                request.app.state.svc.metrics.rejected.labels(reason).inc()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "json_invalid":
+            ctx = e.get("ctx", {}).get("error", "")
+            msg = f"malformed JSON ({ctx})" if ctx else "malformed JSON"
+            loc = "body"
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - len(parts)
+    return "invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "") + \
+        " -- see /openapi.json for the request schema"
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"error": _validation_message(exc), "type": "ValidationError"}, status_code=422)
+
+
+async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc, request)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers; anything else is caught by the metrics middleware as a logged generic 500."""
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_error)
+    app.add_exception_handler(RagError, _on_error)
+    app.add_exception_handler(ValueError, _on_error)

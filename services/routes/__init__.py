@@ -1,0 +1,1 @@
+"""One route module per resource: ask, search, documents, ops (health, readiness, metrics)."""

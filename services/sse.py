@@ -1,0 +1,84 @@
+"""Server-Sent Events for a streamed answer: `token` events with text deltas, then `answer` (or `error`)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from services.gate import Gate, GateTimeout
+from services.handlers import describe
+
+__all__ = ["sse_event", "stream_events"]
+
+log = logging.getLogger(__name__)
+
+
+def sse_event(event: str, data: dict[str, Any]) -> bytes:
+    """One SSE frame; JSON data never holds a raw newline, so one `data:` line suffices."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final: Callable[[Any], dict[str, Any]],
+                        ) -> AsyncIterator[bytes]:
+    """Run `start()` (yields str deltas, then the final object) on one worker thread holding a taken gate slot.
+
+    The slot is released when that thread ends, i.e. when the generation is over, even if the client went away
+    (its remaining tokens are dropped). Past the gate's timeout the stream ends with an `error` event.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop closed (server shutdown): nobody is listening any more
+            stop.set()
+
+    def work() -> None:
+        t0 = time.monotonic()
+        try:
+            for item in start():
+                # After the client left, keep draining: the SDK cannot cancel a generation, so the slot must stay
+                # taken until the model is really free (that is what keeps the queue bound honest).
+                if not stop.is_set():
+                    put(("item", item))
+        except Exception as e:
+            put(("error", e))
+        finally:
+            gate.release(time.monotonic() - t0)
+            put(("end", None))
+
+    try:
+        loop.run_in_executor(None, work)
+    except BaseException:
+        gate.release()
+        raise
+    deadline = loop.time() + gate.timeout_s
+    try:
+        while True:
+            try:
+                kind, item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                status, body, _ = describe(GateTimeout(
+                    f"the answer took longer than the {gate.timeout_s:g} s timeout; ask for fewer tokens or "
+                    "passages, or raise --timeout"))
+                yield sse_event("error", {**body, "status": status})
+                return
+            if kind == "end":
+                return
+            if kind == "error":
+                status, body, _ = describe(item)
+                yield sse_event("error", {**body, "status": status})
+                return
+            if isinstance(item, str):
+                if item:
+                    yield sse_event("token", {"text": item})
+            else:
+                yield sse_event("answer", on_final(item))
+    finally:
+        stop.set()
