@@ -225,6 +225,28 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_controller(a: argparse.Namespace) -> int:
+    if a.controller_command == "collect":
+        from eval.collect import collect
+
+        i, _, n = a.shard.partition("/")
+        obj = collect(a.data, a.index, a.out, generator=a.generator, limit=a.limit, shard=(int(i), int(n or 1)),
+                      threads=a.threads, max_steps=a.max_steps, progress=not a.json)
+        human = f"cached {obj['n']} questions ({obj['added']} new) in {obj['file']}"
+    elif a.controller_command == "train":
+        from eval.controller_replay import train_from_cache
+
+        obj = train_from_cache(a.cache, a.index, a.out, kind=a.kind, lam=a.lam, epochs=a.epochs)
+        human = f"trained a {a.kind} policy on {obj['n_train']} cached questions: {a.out}"
+    else:
+        from eval.controller_replay import replay_table, write_markdown
+
+        obj = replay_table(a.cache, a.index, {p.name: p for p in a.policy})
+        human = f"wrote {write_markdown(obj, a.out, note='Replay of cached per-arm outcomes (not a live run).')}"
+    _emit(obj, a.json, human)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
@@ -352,6 +374,33 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--cors-origin", action="append", default=[], help="allow this browser origin (off by default)")
     common(sv)
     sv.set_defaults(fn=_cmd_serve)
+
+    ct = sub.add_parser("controller", help="adaptive search controller: collect outcomes, train, replay-evaluate")
+    cts = ct.add_subparsers(dest="controller_command", required=True)
+    cc = cts.add_parser("collect", help="run every search mode on a QA set and cache the outcomes (resumable)")
+    cc.add_argument("--data", required=True, type=Path)
+    cc.add_argument("--index", required=True, type=Path)
+    cc.add_argument("--out", required=True, type=Path, help="cache directory")
+    cc.add_argument("--limit", type=int, default=None)
+    cc.add_argument("--generator", default="qwen-0.5b")
+    cc.add_argument("--shard", default="0/1", help="i/n: this process takes the questions with crc32 %% n == i")
+    cc.add_argument("--max-steps", type=int, default=3)
+    common(cc)
+    tr = cts.add_parser("train", help="fit a bandit policy by replaying a collect cache's train split")
+    tr.add_argument("--cache", required=True, type=Path)
+    tr.add_argument("--index", required=True, type=Path, help="the index the cache was collected on (features)")
+    tr.add_argument("--out", required=True, type=Path, help="policy directory")
+    tr.add_argument("--kind", choices=["linucb", "thompson"], default="linucb")
+    tr.add_argument("--lam", type=float, default=0.1, help="reward cost per retrieval call")
+    tr.add_argument("--epochs", type=int, default=5)
+    common(tr, threads=False)
+    rp_ = cts.add_parser("replay", help="held-out table of fixed modes and policies from a collect cache")
+    rp_.add_argument("--cache", required=True, type=Path)
+    rp_.add_argument("--index", required=True, type=Path)
+    rp_.add_argument("--policy", action="append", type=Path, default=[], help="policy directory (repeatable)")
+    rp_.add_argument("--out", required=True, type=Path, help="report directory")
+    common(rp_, threads=False)
+    ct.set_defaults(fn=_cmd_controller)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
     de.add_argument("--questions", type=int, default=5)

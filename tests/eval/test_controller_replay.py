@@ -1,0 +1,52 @@
+"""Train from a (synthetic) collect cache and replay the held-out split, through the CLI."""
+from __future__ import annotations
+
+import json
+
+from eval.collect import split_of
+from eval.controller_replay import read_cache, replay_table, train_from_cache
+from services.cli import main
+
+
+def _cache(tmp_path, n=40):
+    """Questions where `none` is right for those mentioning 'Temple', one_shot otherwise."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with open(cache / "outcomes-0of1.jsonl", "w") as f:
+        for i in range(n):
+            temple = i % 2 == 0
+            q = f"When was Shirley Temple born, case {i}?" if temple else f"Which radio show aired in 194{i % 10}?"
+            arms = {m: {"prediction": "x", "em": 0.0, "f1": 0.0, "retrieval_calls": c, "n_prompt_tokens": 100,
+                        "n_new_tokens": 5 * (c + 1), "seconds": 1.0 + c, "passages": []}
+                    for m, c in (("none", 0), ("one_shot", 1), ("iterative", 3), ("chain", 3))}
+            arms["none"]["em" if temple else "f1"] = 1.0 if temple else 0.0
+            arms["one_shot"]["em"] = arms["one_shot"]["f1"] = 1.0
+            f.write(json.dumps({"id": f"q{i}", "question": q, "answers": ["x"],
+                                "split": "heldout" if i >= 30 else "train", "arms": arms}) + "\n")
+    return cache
+
+
+def test_train_and_replay_beat_the_fixed_modes_on_cost(tmp_path, hash_index):
+    cache = _cache(tmp_path)
+    assert len(read_cache(cache)) == 40 and split_of("abc") in ("train", "heldout")
+    info = train_from_cache(cache, hash_index, tmp_path / "pol", epochs=10)
+    assert info["n_train"] == 30
+    rows = replay_table(cache, hash_index, {"bandit": tmp_path / "pol"})
+    assert rows["one_shot"]["em"] == 1.0 and rows["none"]["em"] == 0.5
+    b = rows["bandit"]
+    assert b["em"] >= 0.9 and b["retrieval_calls_per_q"] <= 0.7  # one_shot's accuracy at fewer calls
+    assert b["reward_exact"] > rows["one_shot"]["em"] * 0.9 - 1e-9
+
+
+def test_cli_controller_train_and_replay_print_json(tmp_path, hash_index, capsys):
+    cache = _cache(tmp_path)
+    assert main(["controller", "train", "--cache", str(cache), "--index", str(hash_index),
+                 "--out", str(tmp_path / "pol"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_train"] == 30
+    assert main(["controller", "replay", "--cache", str(cache), "--index", str(hash_index),
+                 "--policy", str(tmp_path / "pol"), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    assert "pol" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (tmp_path / "rep" / "report.md").exists()
+    assert main(["controller", "train", "--cache", str(tmp_path), "--index", str(hash_index),
+                 "--out", str(tmp_path / "p2"), "--json"]) == 2
+    assert "controller collect" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
