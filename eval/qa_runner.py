@@ -48,8 +48,40 @@ def _one_shot(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerF
     return lambda q: rag.ask(q, k=k, store=store, max_new_tokens=max_new_tokens)
 
 
+def _search_mode(name: str) -> Callable[..., AnswerFn]:
+    """A fixed search mode from rag.modes (none, iterative, chain) bound to an opened RAG."""
+    def make(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
+        from rag.modes import ModeContext, run_mode
+
+        ctx = ModeContext.from_rag(rag, k=k, store=store, answer_tokens=max_new_tokens)
+        return lambda q: run_mode(name, q, ctx)
+    return make
+
+
+def _controlled(spec: str) -> Callable[..., AnswerFn]:
+    """The controller picks the mode per question (rag.controller.load_controller); its decision joins the trace."""
+    def make(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
+        from dataclasses import replace
+
+        from rag.controller import load_controller
+        from rag.modes import ModeContext, run_mode
+
+        ctx = ModeContext.from_rag(rag, k=k, store=store, answer_tokens=max_new_tokens)
+        ctl = load_controller(spec, rag=rag)
+
+        def answer(q: str):
+            d = ctl.choose(q)
+            r = run_mode(d.mode, q, ctx)
+            return replace(r, trace=[{"kind": "controller", "controller": spec, "mode": d.mode,
+                                      "propensity": d.propensity, "scores": d.scores}, *r.trace])
+        return answer
+    return make
+
+
 # Modes the runner drives itself; any other mode name is passed to `RAG.ask(mode=...)` when the SDK takes one.
-MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _one_shot}
+MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _one_shot, "none": _search_mode("none"),
+                                             "iterative": _search_mode("iterative"), "chain": _search_mode("chain"),
+                                             "bandit": _controlled("bandit")}
 
 
 def _answer_fn(rag, mode: str, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
