@@ -255,26 +255,40 @@ class _neg(str):
 def _check_config(config: object) -> str:
     if not isinstance(config, str) or not config:
         raise ConfigError(f"config must be a non-empty str ({', '.join(CONFIGS)}), got {config!r}")
-    if config == "rerank" or config.endswith("+rerank"):
-        raise ConfigError(f"config {config!r}: no reranker yet; use one of bm25, dense, ngram, fused "
-                          "(or stores joined by '+', e.g. bm25+ngram)")
+    if config == "rerank":
+        raise ConfigError("config 'rerank' names no first stage: use e.g. fused+rerank or bm25+rerank")
     return config
+
+
+def _split_rerank(config: str, rerank: str | None) -> tuple[str, str | None]:
+    """`fused+rerank` -> ("fused", spec); the spec is `rerank`, else the judge (`llm`); `rerank` alone also works."""
+    if config.endswith("+rerank"):
+        return config[: -len("+rerank")], rerank or "llm"
+    return config, rerank if rerank not in (None, "none") else None
 
 
 def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: str | Path, *,
              split: str = "test", k: int = 100, passage_depth: int | None = None, batch_size: int = 64,
-             threads: int | None = None, report: bool = True) -> dict[str, Any]:
+             threads: int | None = None, report: bool = True, rerank: str | None = None,
+             rerank_depth: int = 20) -> dict[str, Any]:
     """Rank every judged query of `split` with `config`, write run/metrics/report into `out_dir`.
 
     Passages are retrieved `passage_depth` deep (default 2*k), collapsed to documents by their best passage
     (MaxP), and the top `k` documents go in the run. Returns {"ndcg@10", "recall@100", "mrr@10", "map",
-    "n_queries"}; `metrics.json` holds those plus the settings and timings.
+    "n_queries"}; `metrics.json` holds those plus the settings and timings. `X+rerank` (or `rerank=SPEC`)
+    re-scores each query's top `rerank_depth` passages with `retrievers.rerank.load_reranker(SPEC)` first.
     """
     from indexers.index import open_index
     from indexers.ingest import doc_id_of, passages_to_documents
     from retrievers.search import Retriever
 
     config = _check_config(config)
+    stores, rerank_spec = _split_rerank(config, rerank)
+    reranker = None
+    if rerank_spec is not None:
+        from retrievers.rerank import load_reranker
+
+        reranker = load_reranker(rerank_spec, threads=threads)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive int, got {k!r}")
     depth = passage_depth or 2 * k
@@ -287,7 +301,7 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
     t0 = time.perf_counter()
     with open_index(index_dir) as index:
         retriever = Retriever(index, threads=threads)
-        retriever.stores_of(config)  # unknown store / store missing from the index -> ConfigError now
+        retriever.stores_of(stores)  # unknown store / store missing from the index -> ConfigError now
         index_docs = {doc_id_of(str(p)) for p in index.ids}
         judged = {d for docs in data.qrels.values() for d, g in docs.items() if g > 0}
         absent = judged - index_docs
@@ -299,11 +313,19 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
         qids = list(data.queries)
         run: dict[str, list[tuple[str, float]]] = {}
         t_ret = time.perf_counter()
+        t_rerank, n_reranked = 0.0, 0
         for start in range(0, len(qids), batch_size):
             batch = qids[start:start + batch_size]
             for qid, (rows, scores) in zip(batch, retriever.rows_batch([data.queries[q] for q in batch],
-                                                                       config, depth)):
+                                                                       stores, depth)):
                 hits = [(str(index.ids[r]), float(s)) for r, s in zip(rows.tolist(), scores.tolist())]
+                if reranker is not None:
+                    t = time.perf_counter()
+                    ranked = reranker.rerank(data.queries[qid], index.hits(rows.tolist(), scores.tolist()),
+                                             rerank_depth)
+                    hits = [(h.id, h.score) for h in ranked]
+                    t_rerank += time.perf_counter() - t
+                    n_reranked += min(rerank_depth, len(rows))
                 run[qid] = passages_to_documents(hits)[:k]
         t_ret = time.perf_counter() - t_ret
         manifest_stores = list(index.stores)
@@ -319,6 +341,9 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
         "retrieval_seconds": round(t_ret, 3), "queries_per_s": round(len(qids) / t_ret, 2) if t_ret > 0 else None,
         "seconds": round(time.perf_counter() - t0, 3), "metrics_library": "pytrec_eval",
     }
+    if reranker is not None:
+        meta.update({"reranker": reranker.name, "rerank_depth": rerank_depth, "rerank_seconds": round(t_rerank, 3),
+                     "reranked_passages_per_s": round(n_reranked / t_rerank, 2) if t_rerank > 0 else None})
     (out / METRICS_FILE).write_text(json.dumps({**result, **meta}, indent=2) + "\n", encoding="utf-8")
     (out / PER_QUERY_FILE).write_text(json.dumps(per_query, indent=1) + "\n", encoding="utf-8")
     if report:

@@ -76,12 +76,20 @@ def _cmd_search(a: argparse.Namespace) -> int:
                   a.json, f"wrote {len(qs)} queries x top-{a.k} to {a.run_out} in {secs:.2f} s")
             return 0
         res = rag.search(a.query, store=a.store, k=a.k)
+    hits, timings = res.hits, dict(res.timings)
+    if a.rerank is not None:  # re-score the top --rerank-depth hits (retrievers.rerank)
+        from retrievers.rerank import load_reranker
+
+        t = time.perf_counter()
+        hits = load_reranker(a.rerank, threads=a.threads).rerank(a.query, hits, a.rerank_depth)
+        timings["rerank"] = time.perf_counter() - t
     if a.json:
         print(json.dumps({"hits": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text}
-                                   for h in res.hits], "store": res.store, "timings": res.timings},
+                                   for h in hits], "store": res.store, "timings": timings,
+                          **({"reranker": a.rerank} if a.rerank is not None else {})},
                          ensure_ascii=False))
     else:
-        for i, h in enumerate(res.hits, 1):
+        for i, h in enumerate(hits, 1):
             print(f"{i:>3}. {h.score:9.4f}  {h.id}  {h.title}\n       {h.text[:160]}")
         print(f"({res.store}, {res.timings['retrieve'] * 1000:.1f} ms)")
     return 0
@@ -191,7 +199,8 @@ def _cmd_eval_qa(a: argparse.Namespace) -> int:
 def _cmd_eval_beir(a: argparse.Namespace) -> int:
     from eval.beir import run_beir
 
-    m = run_beir(a.data, a.index, a.config, a.out, split=a.split, k=a.k, threads=a.threads)
+    m = run_beir(a.data, a.index, a.config, a.out, split=a.split, k=a.k, threads=a.threads,
+                 rerank=a.rerank, rerank_depth=a.rerank_depth)
     human = "\n".join(f"{key:>12}: {val}" for key, val in m.items()) + f"\nreport: {Path(a.out) / 'report.html'}"
     _emit(m, a.json, human)
     return 0
@@ -251,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
     from rag.speculative import DRAFTS
+    from retrievers.rerank import DEFAULT_DEPTH, DEFAULT_RERANKER
     from retrievers.search import MAX_QUERY_CHARS
 
     p = argparse.ArgumentParser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
@@ -285,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl")
     se.add_argument("--run-out", type=Path, default=None, help="TREC run file to write with --queries")
     se.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
+    se.add_argument("--rerank", nargs="?", const=DEFAULT_RERANKER, default=None, metavar="SPEC",
+                    help=f"rerank the hits: none, llm, llm:MODEL or cross-encoder:PATH (bare: {DEFAULT_RERANKER})")
+    se.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="hits the reranker re-scores")
     common(se)
     se.set_defaults(fn=_cmd_search)
 
@@ -346,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--out", required=True, type=Path, help="run directory")
     be.add_argument("--split", default="test")
     be.add_argument("-k", type=int, default=100)
+    be.add_argument("--rerank", default=None, metavar="SPEC",
+                    help="reranker for X+rerank configs: llm (default), llm:MODEL or cross-encoder:PATH")
+    be.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="passages the reranker re-scores")
     common(be)
     be.set_defaults(fn=_cmd_eval_beir)
 
