@@ -167,7 +167,11 @@ class RAG:
 
     def __init__(self, index: Index, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
                  max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
-                 budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH) -> None:
+                 budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
+                 controller: str = "auto") -> None:
+        if not isinstance(controller, str):
+            raise TypeError(f"controller must be 'auto', 'bandit', a mode name or a policy path, got "
+                            f"{type(controller).__name__}")
         if not isinstance(reranker, str):
             raise TypeError(f"reranker must be a spec string such as 'none' or 'llm', got {type(reranker).__name__}")
         for name, v in (("budget_tokens", budget_tokens), ("depth", depth)):
@@ -177,6 +181,8 @@ class RAG:
         self.retriever = Retriever(index, max_query_chars=max_query_chars, threads=threads)
         self.generator_name = generator
         self.reranker_spec = reranker
+        self.controller_spec = controller
+        self._controller = None
         self.budget_tokens = budget_tokens
         self.depth = depth
         self.threads = threads
@@ -187,19 +193,24 @@ class RAG:
         self._load_lock = threading.Lock()
         self._index_lock = _RWLock()
         self._recent: OrderedDict[str, Answer] = OrderedDict()
-        self._feedback: list[dict[str, Any]] = []
 
     @classmethod
     def open(cls, index_dir: str | Path, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
              verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
-             budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH) -> "RAG":
-        """Open (and by default checksum-verify) an index built by `adarag index`."""
+             budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
+             controller: str = "auto") -> "RAG":
+        """Open (and by default checksum-verify) an index built by `adarag index`.
+
+        `controller` decides the search mode of `ask(mode=None)`: "auto" (the shipped bandit policy when this
+        install has one, else one_shot), "bandit", "probe", a policy directory, or a fixed mode name.
+        """
         if not isinstance(index_dir, (str, Path)):
             raise TypeError(f"index_dir must be a str or Path, got {type(index_dir).__name__}")
         if not isinstance(generator, str):
             raise TypeError(f"generator must be a model name or path (str), got {type(generator).__name__}")
         return cls(open_index(index_dir, verify=verify), generator=generator, threads=threads,
-                   max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth)
+                   max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
+                   controller=controller)
 
     # ------------------------------------------------------------------ models
 
@@ -224,6 +235,20 @@ class RAG:
 
                     self._reranker = load_reranker(self.reranker_spec, threads=self.threads)
         return self._reranker
+
+    @property
+    def controller(self):
+        """The search-mode controller named at open (rag.controller), loaded on first use."""
+        if self._controller is None:
+            with self._load_lock:
+                if self._controller is None:
+                    from rag.controller import DEFAULT_POLICY, load_controller
+
+                    spec = self.controller_spec
+                    if spec == "auto":
+                        spec = "bandit" if DEFAULT_POLICY.is_dir() else "one_shot"
+                    self._controller = load_controller(spec, rag=self)
+        return self._controller
 
     def warm_up(self) -> None:
         """Load every model a request may need (generator, query embedder, reranker), so the first one is fast."""
@@ -309,18 +334,20 @@ class RAG:
             stream: bool = False) -> Answer | Iterator[str | Answer]:
         """Answer `question` from the index, citing passages.
 
+        `mode`: None / "auto" lets the controller pick per question; or one of none, one_shot, iterative, chain.
         `k=None` lets the selector choose the evidence under the token budget; an int uses the fixed top-k.
         `draft` picks the speculative-decoding draft source (output is identical to plain decoding).
-        With `stream=True` this returns an iterator of text deltas of the answer as it is generated, and last
-        the final `Answer`; errors in the arguments are raised here, before any iterator is returned.
+        With `stream=True` this returns an iterator of text deltas of the final answer as it is generated, and
+        last the `Answer`; errors in the arguments are raised here, before any iterator is returned.
         """
+        from rag.modes import MODE_NAMES
+
         check_query(question, self.max_query_chars, what="question")
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         self._check_evidence_args(k, budget_tokens)
-        mode = mode or "one_shot"
-        if mode != "one_shot":
-            raise ConfigError(f"unknown mode {mode!r}; available: one_shot")
+        if mode is not None and mode != "auto" and mode not in MODE_NAMES:
+            raise ConfigError(f"unknown mode {mode!r}: use auto or one of {', '.join(MODE_NAMES)}")
         kwargs = dict(mode=mode, k=k, store=store, max_new_tokens=max_new_tokens, draft=draft,
                       budget_tokens=budget_tokens)
         if not stream:
@@ -357,35 +384,59 @@ class RAG:
             return gen.generate(messages, max_new_tokens=max_new_tokens, on_token=on_token,
                                 passages=[f"{h.title}\n{h.text}" if h.title else h.text for h in passages], **extra)
 
-    def _ask(self, question: str, *, mode: str, k: int | None, store: str | None, max_new_tokens: int,
+    def _ask(self, question: str, *, mode: str | None, k: int | None, store: str | None, max_new_tokens: int,
              draft: str | None, budget_tokens: int | None,
              on_token: Callable[[str], None] | None = None) -> Answer:
-        from rag.prompts import grounded_messages, parse_citations
+        from rag.modes import ModeContext, run_mode
+        from rag.prompts import parse_citations
 
         t0 = time.perf_counter()
         gen = self.generator
         t1 = time.perf_counter()
-        ev = self.gather_evidence(question, k=k, store=store, budget_tokens=budget_tokens)
+        decision: dict[str, Any] = {}
+        if mode is None or mode == "auto":
+            d = self.controller.choose(question)
+            mode = d.mode
+            decision = {"controller": self.controller_spec, "mode": d.mode, "propensity": d.propensity,
+                        "scores": d.scores}
         t2 = time.perf_counter()
-        out = self._generate(grounded_messages(question, [(h.id, h.title, h.text) for h in ev.hits]),
-                             max_new_tokens=max_new_tokens, draft=draft, passages=ev.hits, on_token=on_token)
+        gathered: list[Evidence] = []  # every retrieval's evidence, in order: drop reasons for the trace
+        seen: dict[str, Hit] = {}  # every passage shown so far: the copy-draft source
+        final_stats: list[Any] = []
+
+        def retrieve(query: str) -> list[Hit]:
+            ev = self.gather_evidence(query, k=k, store=store, budget_tokens=budget_tokens)
+            gathered.append(ev)
+            seen.update((h.id, h) for h in ev.hits)
+            return ev.hits
+
+        def generate(messages, max_new_tokens: int, *, final: bool = False):
+            out = self._generate(messages, max_new_tokens=max_new_tokens, draft=draft, passages=list(seen.values()),
+                                 on_token=on_token if final else None)
+            if final:
+                final_stats.append(getattr(out, "stats", None))
+            return out
+
+        res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens))
         t3 = time.perf_counter()
-        text, cited = parse_citations(out.text, [h.id for h in ev.hits])
+        trace = [dict(step) for step in res.trace]
+        for step, ev in zip((s for s in trace if s.get("kind") == "retrieve"), gathered):
+            step["dropped"] = [list(x) for x in ev.dropped]
+            step["evidence_tokens"] = ev.tokens
+        if decision:
+            trace.insert(0, {"kind": "controller", **decision, "seconds": t2 - t1})
+        _, cited = parse_citations(res.raw_text, [h.id for h in res.passages])
         source: Literal["model", "overlap", "none"] = "model" if cited else "none"
         if not cited:
-            cited = _overlap_citations(text, ev.hits)
+            cited = _overlap_citations(res.answer, res.passages)
             source = "overlap" if cited else "none"
-        timings = {"load_generator": t1 - t0, **ev.timings, "evidence": t2 - t1, "generate": t3 - t2,
-                   "total": t3 - t0}
-        trace = [{"step": 1, "action": "retrieve", "query": question, "passages": [h.id for h in ev.hits],
-                  "dropped": [list(d) for d in ev.dropped], "evidence_tokens": ev.tokens,
-                  "seconds": t2 - t1},
-                 {"step": 2, "action": "answer", "tokens": out.n_new_tokens, "seconds": t3 - t2}]
-        stats = getattr(out, "stats", None)
-        decoding = stats.to_dict() if stats is not None else {}
-        ans = Answer(question, text, cited, ev.hits, mode, timings, gen.name or self.generator_name,
-                     out.n_prompt_tokens, out.n_new_tokens, source, out.text, trace, 1, decoding, {},
-                     uuid.uuid4().hex)
+        timings = {"load_generator": t1 - t0, "controller": t2 - t1,
+                   "retrieve": sum(s["seconds"] for s in trace if s.get("kind") == "retrieve"),
+                   "generate": sum(s["seconds"] for s in trace if "new_tokens" in s), "total": t3 - t0}
+        stats = final_stats[-1] if final_stats else None
+        ans = Answer(question, res.answer, cited, res.passages, res.mode, timings, gen.name or self.generator_name,
+                     res.n_prompt_tokens, res.n_new_tokens, source, res.raw_text, trace, res.retrieval_calls,
+                     stats.to_dict() if stats is not None else {}, decision, uuid.uuid4().hex)
         self._remember(ans)
         return ans
 
@@ -395,17 +446,24 @@ class RAG:
             while len(self._recent) > _RECENT_ANSWERS:
                 self._recent.popitem(last=False)
 
-    def feedback(self, answer_id: str, correct: bool) -> None:
-        """Record whether a recent answer was correct (kept for online policy updates)."""
+    def feedback(self, answer_id: str, correct: bool) -> float:
+        """Tell the controller whether a recent answer was correct; returns the reward it learned from.
+
+        The reward is MBA-RAG's: correct -> 1 - lambda * retrieval calls, wrong -> -1 (rag.controller.reward).
+        """
+        from rag.controller import reward
+
         if not isinstance(correct, bool):
             raise TypeError(f"correct must be a bool, got {type(correct).__name__}")
         with self._load_lock:
-            ans = self._recent.get(answer_id)
-            if ans is None:
-                raise NotFoundError(f"no recent answer with id {answer_id!r}: feedback applies to the last "
-                                    f"{_RECENT_ANSWERS} answers of this RAG object")
-            self._feedback.append({"answer_id": answer_id, "question": ans.question, "mode": ans.mode,
-                                   "retrieval_calls": ans.retrieval_calls, "correct": correct})
+            ans = self._recent.pop(answer_id, None)
+        if ans is None:
+            raise NotFoundError(f"no recent answer with id {answer_id!r}: feedback applies once to each of the "
+                                f"last {_RECENT_ANSWERS} answers of this RAG object")
+        policy = getattr(self.controller, "policy", None)
+        r = reward(correct, ans.retrieval_calls, lam=getattr(policy, "lam", 0.1))
+        self.controller.update(ans.question, ans.mode, r)
+        return r
 
     # ------------------------------------------------------------------ documents
 
