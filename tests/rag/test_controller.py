@@ -99,3 +99,15 @@ def test_online_update_moves_the_chosen_arm(monkeypatch):
     with pytest.raises(ConfigError, match="unknown mode"):
         ctl.update("q", "bogus", 1.0)
     assert isinstance(pol, BanditPolicy)
+
+
+def test_shipped_default_policy_loads_and_specs_resolve():
+    from rag.controller import DEFAULT_POLICY, load_controller
+    from rag.modes import MODE_NAMES
+
+    pol = load_policy(DEFAULT_POLICY)  # checksums verified
+    assert pol.arms == MODE_NAMES and pol.kind in ("linucb", "thompson")
+    assert pol.A.shape[0] == 4 and pol.A.shape[1] == pol.A.shape[2] == pol.b.shape[1]
+    assert load_controller("iterative", rag=None).choose("anything").mode == "iterative"
+    with pytest.raises(ConfigError, match="bandit, a mode"):
+        load_controller("smart", rag=None)
