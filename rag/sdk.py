@@ -245,8 +245,10 @@ class RAG:
                     from rag.controller import DEFAULT_POLICY, load_controller
 
                     spec = self.controller_spec
-                    if spec == "auto":
-                        spec = "bandit" if DEFAULT_POLICY.is_dir() else "one_shot"
+                    if spec == "auto":  # the shipped policy reads MiniLM query embeddings: only for such indexes
+                        fits = DEFAULT_POLICY.is_dir() and "dense" in self.index.stores and \
+                            self.index.params.dense.embedder.startswith("minilm")
+                        spec = "bandit" if fits else "one_shot"
                     self._controller = load_controller(spec, rag=self)
         return self._controller
 
