@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from indexers.errors import ConfigError, ModelError, missing
 from indexers.models import pick_device, set_threads
 from indexers.types import Hit
+from retrievers.fusion import score_fusion
 
 __all__ = [
     "DEFAULT_DEPTH",
@@ -31,6 +32,7 @@ __all__ = [
     "NoReranker",
     "Reranker",
     "hit_text",
+    "interpolate_scores",
     "load_reranker",
     "rerank_hits",
 ]
@@ -75,6 +77,15 @@ def rerank_hits(hits: Sequence[Hit], scores: Sequence[float], depth: int) -> lis
     n = len(tail)
     out += [replace(h, score=floor * (n - j) / (n + 1)) for j, h in enumerate(tail)]
     return out
+
+
+def interpolate_scores(first_stage: Sequence[float], ce: Sequence[float], weight: float) -> list[float]:
+    """weight * minmax(ce) + (1 - weight) * minmax(first stage) per query: one fusion implementation (fusion.py)."""
+    if not (0.0 <= weight <= 1.0):
+        raise ConfigError(f"interpolation weight must be in [0, 1], got {weight}")
+    keys = list(range(len(ce)))
+    fused = dict(score_fusion([(keys, list(ce)), (keys, list(first_stage))], [weight, 1.0 - weight], "minmax"))
+    return [fused[i] for i in keys]
 
 
 def _check_depth(depth: object) -> int:
@@ -259,10 +270,14 @@ class CrossEncoderReranker(_Base):
 
     One logit -> sigmoid, two or more -> softmax's last class. Truncation is `only_second`: the passage is
     cut to the model's max length, the query never (a query too long for the model is a ConfigError).
+    A dir trained by `adarag reranker train` is checksum-verified on load; `interpolate` = w ranks by
+    w * CE + (1 - w) * first-stage score (each min-max scaled per query); None takes the weight the trainer
+    tuned on its tuning queries (1.0, CE alone, when there is none).
     """
 
     def __init__(self, path: str | Path, *, threads: int | None = None, batch_size: int = 32,
-                 device: str | None = None, max_length: int | None = None) -> None:
+                 device: str | None = None, max_length: int | None = None,
+                 interpolate: float | None = None) -> None:
         path = Path(path).expanduser()
         if not (path / "config.json").exists():
             raise ConfigError(f"{path} is not a cross-encoder directory (no config.json): pass a Hugging Face "
@@ -276,6 +291,10 @@ class CrossEncoderReranker(_Base):
         self.batch_size = batch_size
         self.device = device
         self.max_length = max_length
+        if interpolate is not None and not 0.0 <= interpolate <= 1.0:
+            raise ConfigError(f"interpolate must be in [0, 1] (1 = cross-encoder only), got {interpolate}")
+        self.interpolate = interpolate
+        self.manifest: dict[str, Any] | None = None
         self.model: Any = None
         self.tokenizer: Any = None
 
@@ -284,6 +303,13 @@ class CrossEncoderReranker(_Base):
             return
         _torch()
         import transformers
+
+        from retrievers.rerank_train import MANIFEST_FILE, verify_reranker_dir
+
+        if (self.path / MANIFEST_FILE).exists():  # adarag's own: refuse a corrupt or half-copied dir
+            self.manifest = verify_reranker_dir(self.path)
+            if self.interpolate is None:
+                self.interpolate = (self.manifest.get("interpolation") or {}).get("weight")
 
         set_threads(self.threads)
         try:
@@ -319,6 +345,16 @@ class CrossEncoderReranker(_Base):
                 for j, i in enumerate(idx):
                     out[i] = float(probs[j])
         return out
+
+    def rerank(self, query: str, hits: Sequence[Hit], depth: int = DEFAULT_DEPTH) -> list[Hit]:
+        """As `_Base.rerank`, mixing in the first-stage scores when the interpolation weight is below 1."""
+        depth = _check_depth(depth)
+        head = list(hits[:depth])
+        scores = self.score(query, [hit_text(h) for h in head]) if head else []  # warms up: sets interpolate
+        w = 1.0 if self.interpolate is None else float(self.interpolate)
+        if head and w < 1.0:
+            scores = interpolate_scores([h.score for h in head], scores, w)
+        return rerank_hits(hits, scores, depth)
 
 
 def load_reranker(spec: str, *, threads: int | None = None, batch_size: int | None = None,

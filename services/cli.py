@@ -256,6 +256,28 @@ def _cmd_controller(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reranker(a: argparse.Namespace) -> int:
+    from indexers.index import open_index
+    from retrievers.rerank_train import TrainParams, train_reranker, train_summary
+
+    queries = qrels = None
+    if a.qrels is not None:  # files parsed here, at the edge; the trainer takes plain dicts
+        from eval.beir import load_qrels, load_queries
+
+        qrels = load_qrels(a.qrels)
+        queries = load_queries(a.queries or a.qrels.resolve().parent.parent / "queries.jsonl")
+    params = TrainParams(epochs=a.epochs, batch_size=a.batch_size, max_length=a.max_length, lr=a.lr,
+                         hard_negatives=a.hard_negatives, random_negatives=a.random_negatives,
+                         first_stage=a.first_stage, max_pairs=a.max_pairs, split_seed=a.split_seed,
+                         train_fraction=a.train_fraction, threads=a.threads)
+    with open_index(a.index) as index:
+        obj = train_summary(train_reranker(index, a.out, queries=queries, qrels=qrels, teacher=a.teacher,
+                                           params=params, force=a.force, progress=not a.json))
+    _emit(obj, a.json, f"trained a cross-encoder on {obj['data']['pairs']} pairs in {obj['seconds']} s: "
+                       f"{a.out} (use --rerank cross-encoder:{a.out})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rag.demo import DEMO_EMBEDDER, DEMO_GENERATOR
     from rag.sdk import DEFAULT_BUDGET_TOKENS, DEFAULT_GENERATOR
@@ -417,6 +439,29 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--out", required=True, type=Path, help="report directory")
     common(rp_, threads=False)
     ct.set_defaults(fn=_cmd_controller)
+
+    rr = sub.add_parser("reranker", help="adarag's own cross-encoder reranker")
+    rrs = rr.add_subparsers(dest="reranker_command", required=True)
+    rt = rrs.add_parser("train", help="train a MiniLM cross-encoder from qrels or by distilling the LLM judge")
+    rt.add_argument("--index", required=True, type=Path)
+    src = rt.add_mutually_exclusive_group(required=True)
+    src.add_argument("--qrels", type=Path, help="BEIR qrels tsv (positives; hard negatives from the index)")
+    src.add_argument("--teacher", help="llm or llm:MODEL: label pseudo-queries with the judge's P(yes)")
+    rt.add_argument("--queries", type=Path, help="queries.jsonl (default: next to the qrels/ folder)")
+    rt.add_argument("--out", required=True, type=Path, help="output model directory")
+    rt.add_argument("--force", action="store_true", help="replace --out if it exists")
+    rt.add_argument("--epochs", type=int, default=2)
+    rt.add_argument("--batch-size", type=int, default=16)
+    rt.add_argument("--max-length", type=int, default=256, help="tokens per (query, passage) pair")
+    rt.add_argument("--lr", type=float, default=5e-5)
+    rt.add_argument("--hard-negatives", type=int, default=6, help="top non-relevant first-stage hits per query")
+    rt.add_argument("--random-negatives", type=int, default=2)
+    rt.add_argument("--first-stage", default="fused", help="store that mines hard negatives (fused, bm25, ...)")
+    rt.add_argument("--max-pairs", type=int, default=None, help="cap on training pairs (teacher default 256)")
+    rt.add_argument("--split-seed", type=int, default=0)
+    rt.add_argument("--train-fraction", type=float, default=0.5, help="judged queries trained on; rest held out")
+    common(rt)
+    rr.set_defaults(fn=_cmd_reranker)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
     de.add_argument("--questions", type=int, default=5)
