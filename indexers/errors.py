@@ -10,6 +10,7 @@ __all__ = [
     "ModelError",
     "ServiceError",
     "NotFoundError",
+    "Cancelled",
 ]
 
 
@@ -43,6 +44,10 @@ class NotFoundError(RagError, LookupError):
 
 class ServiceError(RagError):
     """The HTTP service could not serve a request."""
+
+
+class Cancelled(RagError):
+    """The caller cancelled a running request (its timeout passed or its client went away); nothing was stored."""
 
 
 def missing(extra: str, module: str) -> MissingDependencyError:

@@ -6,11 +6,13 @@
     r.ask("question").answer
 """
 from indexers.errors import (
+    Cancelled,
     ConfigError,
     CorpusError,
     IndexFormatError,
     MissingDependencyError,
     ModelError,
+    NotFoundError,
     RagError,
     ServiceError,
 )
@@ -20,5 +22,5 @@ from rag.sdk import RAG, Answer, SearchResult
 __all__ = [
     "RAG", "Answer", "SearchResult", "Document", "Passage", "Hit",
     "RagError", "IndexFormatError", "CorpusError", "MissingDependencyError", "ConfigError", "ModelError",
-    "ServiceError",
+    "ServiceError", "Cancelled", "NotFoundError",
 ]

@@ -180,9 +180,12 @@ class Generator:
             messages, max_new_tokens, temperature, draft=draft, passages=passages, top_k=top_k, top_p=top_p,
             seed=seed,
         )
-        for delta in stream:
-            if on_token is not None:
-                on_token(delta)
+        try:
+            for delta in stream:
+                if on_token is not None:
+                    on_token(delta)  # may raise (a cancelled request): the decode loop is closed below
+        finally:
+            stream.close()
         return stream.result
 
 
@@ -200,6 +203,10 @@ class TokenStream:
 
     def __iter__(self) -> TokenStream:
         return self
+
+    def close(self) -> None:
+        """Stop decoding now (an abandoned or cancelled answer); `result` stays None unless it had finished."""
+        self._steps.close()
 
     def __next__(self) -> str:
         while self._result is None:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from indexers.errors import ConfigError, NotFoundError
+from indexers.errors import Cancelled, ConfigError, NotFoundError
 from indexers.index import Index, build_index, open_index
 from indexers.text import plain_words
 from indexers.types import Document, Hit
@@ -333,7 +333,7 @@ class RAG:
 
     def ask(self, question: str, *, mode: str | None = None, k: int | None = None, store: str | None = None,
             max_new_tokens: int = 48, draft: str | None = None, budget_tokens: int | None = None,
-            stream: bool = False) -> Answer | Iterator[str | Answer]:
+            stream: bool = False, cancel: threading.Event | None = None) -> Answer | Iterator[str | Answer]:
         """Answer `question` from the index, citing passages.
 
         `mode`: None / "auto" lets the controller pick per question; or one of none, one_shot, iterative, chain.
@@ -341,6 +341,8 @@ class RAG:
         `draft` picks the speculative-decoding draft source (output is identical to plain decoding).
         With `stream=True` this returns an iterator of text deltas of the final answer as it is generated, and
         last the `Answer`; errors in the arguments are raised here, before any iterator is returned.
+        `cancel`: setting this event stops the work between two decoding steps or retrievals (raises `Cancelled`);
+        closing a stream's iterator early does the same, so an abandoned answer frees the model at once.
         """
         from rag.modes import MODE_NAMES
 
@@ -350,45 +352,57 @@ class RAG:
         self._check_evidence_args(k, budget_tokens)
         if mode is not None and mode != "auto" and mode not in MODE_NAMES:
             raise ConfigError(f"unknown mode {mode!r}: use auto or one of {', '.join(MODE_NAMES)}")
+        if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+            raise ConfigError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
         kwargs = dict(mode=mode, k=k, store=store, max_new_tokens=max_new_tokens, draft=draft,
                       budget_tokens=budget_tokens)
         if not stream:
-            return self._ask(question, **kwargs)
-        return self._stream(question, kwargs)
+            return self._ask(question, cancel=cancel, **kwargs)
+        return self._stream(question, kwargs, cancel if cancel is not None else threading.Event())
 
-    def _stream(self, question: str, kwargs: dict[str, Any]) -> Iterator[str | Answer]:
-        """Run `_ask` in a worker thread and yield its token deltas as they arrive, then the Answer."""
+    def _stream(self, question: str, kwargs: dict[str, Any], cancel: threading.Event) -> Iterator[str | Answer]:
+        """Run `_ask` in a worker thread and yield its token deltas as they arrive, then the Answer; an iterator
+        closed (or dropped) before the end cancels the worker."""
         q: queue.Queue[tuple[str, Any]] = queue.Queue()
 
         def work() -> None:
             try:
-                q.put(("answer", self._ask(question, on_token=lambda s: q.put(("token", s)), **kwargs)))
+                q.put(("answer", self._ask(question, on_token=lambda s: q.put(("token", s)), cancel=cancel,
+                                           **kwargs)))
             except BaseException as e:  # handed to the consumer, raised there
                 q.put(("error", e))
 
         threading.Thread(target=work, name="adarag-ask-stream", daemon=True).start()
-        while True:
-            kind, item = q.get()
-            if kind == "token":
-                yield item
-            elif kind == "answer":
-                yield item
-                return
-            else:
-                raise item
+        done = False
+        try:
+            while True:
+                kind, item = q.get()
+                if kind == "token":
+                    yield item
+                elif kind == "answer":
+                    done = True
+                    yield item
+                    return
+                else:
+                    done = True
+                    raise item
+        finally:
+            if not done:
+                cancel.set()
 
     def _generate(self, messages, *, max_new_tokens: int, draft: str | None, passages: Sequence[Hit],
-                  on_token: Callable[[str], None] | None):
+                  on_token: Callable[[str], None] | None, check: Callable[[], None] = lambda: None):
         gen = self.generator
         # The passages are the copy-draft source; draft=None keeps the generator's default (the fastest exact one).
         extra: dict[str, Any] = {} if draft is None else {"draft": draft}
         with self._gen_lock:
+            check()  # cancelled while waiting for the model
             return gen.generate(messages, max_new_tokens=max_new_tokens, on_token=on_token,
                                 passages=[f"{h.title}\n{h.text}" if h.title else h.text for h in passages], **extra)
 
     def _ask(self, question: str, *, mode: str | None, k: int | None, store: str | None, max_new_tokens: int,
              draft: str | None, budget_tokens: int | None,
-             on_token: Callable[[str], None] | None = None) -> Answer:
+             on_token: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Answer:
         from rag.modes import ModeContext, run_mode
         from rag.prompts import parse_citations
 
@@ -406,20 +420,32 @@ class RAG:
         seen: dict[str, Hit] = {}  # every passage shown so far: the copy-draft source
         final_stats: list[Any] = []
 
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the request was cancelled (its timeout passed or its client went away)")
+
+        def tick(delta: str, *, final: bool) -> None:  # every accepted decoding step passes here
+            check()
+            if final and on_token is not None:
+                on_token(delta)
+
         def retrieve(query: str) -> list[Hit]:
+            check()
             ev = self.gather_evidence(query, k=k, store=store, budget_tokens=budget_tokens)
             gathered.append(ev)
             seen.update((h.id, h) for h in ev.hits)
             return ev.hits
 
         def generate(messages, max_new_tokens: int, *, final: bool = False):
+            check()
             out = self._generate(messages, max_new_tokens=max_new_tokens, draft=draft, passages=list(seen.values()),
-                                 on_token=on_token if final else None)
+                                 on_token=lambda delta: tick(delta, final=final), check=check)
             if final:
                 final_stats.append(getattr(out, "stats", None))
             return out
 
-        res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens))
+        stop = getattr(self.controller, "should_stop", None) if decision else None  # a probe ends iterative early
+        res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens, should_stop=stop))
         t3 = time.perf_counter()
         trace = [dict(step) for step in res.trace]
         for step, ev in zip((s for s in trace if s.get("kind") == "retrieve"), gathered):

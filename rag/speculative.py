@@ -101,8 +101,9 @@ class KVModel:
         if not tokens:
             raise ValueError("forward needs at least one token")
         ids = torch.tensor([list(tokens)], dtype=torch.long, device=self.model.device)
-        out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True,
-                         logits_to_keep=1 if last_only else 0)
+        with torch.inference_mode():
+            out = self.model(input_ids=ids, past_key_values=self.cache, use_cache=True,
+                             logits_to_keep=1 if last_only else 0)
         self.ids.extend(int(t) for t in tokens)
         return out.logits[0].float()
 
@@ -112,7 +113,8 @@ class KVModel:
 
         self.cache.batch_repeat_interleave(len(candidates))
         ids = torch.tensor(candidates, dtype=torch.long, device=self.model.device)
-        return self.model(input_ids=ids, past_key_values=self.cache, use_cache=True).logits.float()
+        with torch.inference_mode():
+            return self.model(input_ids=ids, past_key_values=self.cache, use_cache=True).logits.float()
 
     def keep_row(self, row: int, tokens: Sequence[int]) -> None:
         """After `forward_batch`: keep one candidate's cache row, whose tokens are `tokens`."""
@@ -296,58 +298,59 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
             n_out += 1
         return out, n_out >= max_new_tokens
 
-    with torch.inference_mode():
-        pending = pick(lm.forward(tokens, last_only=True)[-1])
-        forwards += 1
-        prefill = time.perf_counter() - started
-        done = False
-        while not done:
-            out, done = emit([pending])
-            if out:
-                yield out
-            if done:
-                break
-            tokens.append(pending)
-            budget = max_new_tokens - n_out  # tokens still allowed after the pending one is emitted
-            prop = source.propose(tokens, n_prompt, min(budget, copy_max_tokens)) if source and budget > 0 else None
-            cands = [c[:budget] for c in prop.candidates if c] if prop else []
-            if not cands:
-                logits = lm.forward([pending])
-                forwards += 1
-                decode_forwards += 1
-                pending = pick(logits[-1])
-                continue
-            if len(cands) > 1 and greedy:  # several copy candidates: one batched forward, keep the best row
-                k = min(len(c) for c in cands)
-                cands = [c[:k] for c in cands]
-                base = len(lm.ids)
-                logits = lm.forward_batch([[pending] + c for c in cands])
-                verdicts = [sv.verify_greedy(torch.argmax(logits[i], dim=-1).tolist(), c) for i, c in enumerate(cands)]
-                best = max(range(len(cands)), key=lambda i: (verdicts[i].accepted, -i))
-                lm.keep_row(best, [pending] + cands[best])
-                draft, verdict = cands[best], verdicts[best]
-            else:  # one path; in sampling mode only the best copy candidate (the rule is for one draft path)
-                draft = cands[0]
-                base = len(lm.ids)
-                logits = lm.forward([pending] + draft)  # [k + 1, V]
-                if greedy:
-                    verdict = sv.verify_greedy(torch.argmax(logits, dim=-1).tolist(), draft)
-                else:
-                    p = sv.warp_probs(logits.numpy(), temperature, top_k, top_p)
-                    q = prop.q[: len(draft)] if prop.q is not None else _one_hot(draft, p.shape[1])
-                    verdict = sv.verify_sampling(p, q, draft, rng.random(len(draft)), float(rng.random()))
+    # No inference_mode() around this body: a `with` spanning a `yield` leaks thread-local grad state into
+    # whichever thread resumes or garbage-collects an abandoned stream; KVModel's forwards set it themselves.
+    pending = pick(lm.forward(tokens, last_only=True)[-1])
+    forwards += 1
+    prefill = time.perf_counter() - started
+    done = False
+    while not done:
+        out, done = emit([pending])
+        if out:
+            yield out
+        if done:
+            break
+        tokens.append(pending)
+        budget = max_new_tokens - n_out  # tokens still allowed after the pending one is emitted
+        prop = source.propose(tokens, n_prompt, min(budget, copy_max_tokens)) if source and budget > 0 else None
+        cands = [c[:budget] for c in prop.candidates if c] if prop else []
+        if not cands:
+            logits = lm.forward([pending])
             forwards += 1
             decode_forwards += 1
-            proposed[prop.source] += len(draft)
-            accepted_n[prop.source] += verdict.accepted
-            source.feedback(len(draft), verdict.accepted)
-            lm.rollback(base + 1 + verdict.accepted)  # keep the pending token and the accepted drafts
-            kept = draft[: verdict.accepted]
-            out, done = emit(kept)
-            if out:
-                yield out
-            tokens.extend(kept)
-            pending = verdict.token
+            pending = pick(logits[-1])
+            continue
+        if len(cands) > 1 and greedy:  # several copy candidates: one batched forward, keep the best row
+            k = min(len(c) for c in cands)
+            cands = [c[:k] for c in cands]
+            base = len(lm.ids)
+            logits = lm.forward_batch([[pending] + c for c in cands])
+            verdicts = [sv.verify_greedy(torch.argmax(logits[i], dim=-1).tolist(), c) for i, c in enumerate(cands)]
+            best = max(range(len(cands)), key=lambda i: (verdicts[i].accepted, -i))
+            lm.keep_row(best, [pending] + cands[best])
+            draft, verdict = cands[best], verdicts[best]
+        else:  # one path; in sampling mode only the best copy candidate (the rule is for one draft path)
+            draft = cands[0]
+            base = len(lm.ids)
+            logits = lm.forward([pending] + draft)  # [k + 1, V]
+            if greedy:
+                verdict = sv.verify_greedy(torch.argmax(logits, dim=-1).tolist(), draft)
+            else:
+                p = sv.warp_probs(logits.numpy(), temperature, top_k, top_p)
+                q = prop.q[: len(draft)] if prop.q is not None else _one_hot(draft, p.shape[1])
+                verdict = sv.verify_sampling(p, q, draft, rng.random(len(draft)), float(rng.random()))
+        forwards += 1
+        decode_forwards += 1
+        proposed[prop.source] += len(draft)
+        accepted_n[prop.source] += verdict.accepted
+        source.feedback(len(draft), verdict.accepted)
+        lm.rollback(base + 1 + verdict.accepted)  # keep the pending token and the accepted drafts
+        kept = draft[: verdict.accepted]
+        out, done = emit(kept)
+        if out:
+            yield out
+        tokens.extend(kept)
+        pending = verdict.token
     seconds = time.perf_counter() - started
     decode_s = seconds - prefill
     return DecodeStats(

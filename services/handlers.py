@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexers.errors import ConfigError, CorpusError, NotFoundError, RagError
+from indexers.errors import Cancelled, ConfigError, CorpusError, NotFoundError, RagError
 from services.deps import NotReady
 from services.gate import GateFull, GateTimeout
 
@@ -21,6 +21,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (GateFull, 503),
     (NotReady, 503),
     (GateTimeout, 504),
+    (Cancelled, 504),
     (ConfigError, 422),
     (CorpusError, 422),
     (RagError, 500),

@@ -23,11 +23,12 @@ def sse_event(event: str, data: dict[str, Any]) -> bytes:
 
 
 async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final: Callable[[Any], dict[str, Any]],
-                        ) -> AsyncIterator[bytes]:
+                        *, cancel: threading.Event | None = None) -> AsyncIterator[bytes]:
     """Run `start()` (yields str deltas, then the final object) on one worker thread holding a taken gate slot.
 
-    The slot is released when that thread ends, i.e. when the generation is over, even if the client went away
-    (its remaining tokens are dropped). Past the gate's timeout the stream ends with an `error` event.
+    The slot is released when that thread ends, i.e. when the generation is over. If the client goes away or the
+    gate's timeout passes (the stream then ends with an `error` event), `cancel` is set, which stops a generation
+    that watches it at its next step; the slot is held until the worker has really stopped.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -43,12 +44,13 @@ async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final
         t0 = time.monotonic()
         try:
             for item in start():
-                # After the client left, keep draining: the SDK cannot cancel a generation, so the slot must stay
+                # After the client left, keep draining until the generation notices `cancel`: the slot must stay
                 # taken until the model is really free (that is what keeps the queue bound honest).
                 if not stop.is_set():
                     put(("item", item))
         except Exception as e:
-            put(("error", e))
+            if not stop.is_set():
+                put(("error", e))
         finally:
             gate.release(time.monotonic() - t0)
             put(("end", None))
@@ -82,3 +84,5 @@ async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final
                 yield sse_event("answer", on_final(item))
     finally:
         stop.set()
+        if cancel is not None:
+            cancel.set()

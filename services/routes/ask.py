@@ -1,6 +1,7 @@
 """POST /v1/ask: a grounded answer as JSON, or streamed as Server-Sent Events."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi import APIRouter
@@ -9,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from indexers.errors import ConfigError
 from retrievers.search import check_query
 from services.deps import RagDep, ServiceState, StateDep
+from services.gate import GateTimeout
 from services.schemas import AnswerOut, AskRequest, ErrorOut
 from services.sse import stream_events
 
@@ -47,11 +49,16 @@ async def ask(req: AskRequest, state: StateDep, rag: RagDep) -> Any:
     kw: dict[str, Any] = {"k": req.k, "store": req.store, "max_new_tokens": req.max_new_tokens}
     if req.mode is not None:
         kw["mode"] = req.mode
+    cancel = threading.Event()  # set on timeout or disconnect: the SDK stops at its next decoding step
     if not req.stream:
-        ans = await state.ask_gate.run(rag.ask, req.question, **kw)
+        try:
+            ans = await state.ask_gate.run(rag.ask, req.question, cancel=cancel, **kw)
+        except GateTimeout:
+            cancel.set()
+            raise
         return _answer_dict(state, ans, req.store)
     state.ask_gate.try_acquire()  # a full queue is a 503 before any byte of the stream
-    events = stream_events(state.ask_gate, lambda: iter(rag.ask(req.question, stream=True, **kw)),
-                           lambda ans: _answer_dict(state, ans, req.store))
+    events = stream_events(state.ask_gate, lambda: iter(rag.ask(req.question, stream=True, cancel=cancel, **kw)),
+                           lambda ans: _answer_dict(state, ans, req.store), cancel=cancel)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

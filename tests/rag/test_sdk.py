@@ -135,3 +135,38 @@ def test_add_get_and_delete_documents_swap_the_index_atomically(hash_index, tmp_
         assert r.get_document("zz1") is None and r.index.manifest.n_docs == n0
     with RAG.open(root) as r:  # what was written verifies on a fresh open
         assert r.index.manifest.n_docs == n0
+
+
+LONG = "Count from 1 to 300, separated by commas."
+
+
+def test_cancel_stops_a_running_generation(rag):
+    import threading
+    import time
+
+    from rag import Cancelled
+
+    full = rag.ask(LONG, mode="none", max_new_tokens=160)
+    assert full.n_new_tokens >= 120  # a long generation, or cancelling it would prove nothing
+    ev = threading.Event()
+    it = rag.ask(LONG, mode="none", max_new_tokens=160, stream=True, cancel=ev)
+    got = [next(it)]
+    ev.set()
+    with pytest.raises(Cancelled, match="cancelled"):
+        for part in it:
+            got.append(part)
+    assert len("".join(got)) < len(full.answer) / 2
+    # closing a stream early cancels its worker too: the model is free long before the answer would be done
+    it = rag.ask(LONG, mode="none", max_new_tokens=160, stream=True)
+    next(it)
+    t = time.perf_counter()
+    it.close()
+    assert rag._gen_lock.acquire(timeout=60)
+    rag._gen_lock.release()
+    assert time.perf_counter() - t < full.timings["generate"] / 3
+    with pytest.raises(ConfigError, match="threading.Event"):
+        rag.ask("who?", cancel=True)
+    pre = threading.Event()
+    pre.set()
+    with pytest.raises(Cancelled):
+        rag.ask("Who was Shirley Temple?", store="bm25", k=1, cancel=pre)
