@@ -15,10 +15,19 @@ import numpy as np
 
 from eval.qa_runner import read_predictions
 from indexers.errors import ConfigError
-from rag.controller import correct, ips_value, load_policy, raw_features, reward, save_policy, train_bandit
+from rag.controller import (
+    correct,
+    ips_value,
+    load_policy,
+    policy_kind,
+    raw_features,
+    reward,
+    save_policy,
+    train_bandit,
+)
 from rag.modes import MODE_NAMES
 
-__all__ = ["read_cache", "replay_table", "train_from_cache"]
+__all__ = ["read_cache", "replay_table", "train_from_cache", "train_probe_from_cache", "write_markdown"]
 
 
 def read_cache(cache: str | Path) -> list[dict[str, Any]]:
@@ -37,9 +46,36 @@ def _features(index: str | Path, questions: list[str]):
         return raw_features(rag, questions)
 
 
+def _cache_generator(cache: str | Path, generator: str | None) -> str:
+    """The generator a cache was collected with (its config.json), unless one is named."""
+    if generator:
+        return generator
+    cfg = Path(cache) / "config.json"
+    return json.loads(cfg.read_text(encoding="utf-8"))["generator"] if cfg.exists() else "qwen-0.5b"
+
+
+def train_probe_from_cache(cache: str | Path, out: str | Path, *, generator: str | None = None, lam: float = 0.1,
+                           f1_threshold: float = 0.5, threads: int | None = 1, seed: int = 0) -> dict[str, Any]:
+    """Fit a Probing-RAG probe (rag.probe) on the cache's train split with the generator it was collected with."""
+    from rag.generator import Generator
+    from rag.probe import save_probe, train_probe
+
+    recs = [r for r in read_cache(cache) if r["split"] == "train"]
+    name = _cache_generator(cache, generator)
+    pol = train_probe(recs, Generator.load(name, threads=threads), lam=lam, f1_threshold=f1_threshold, seed=seed)
+    save_probe(pol, out, meta={"cache": str(Path(cache).resolve()), "seed": seed})
+    return {"policy": str(out), "kind": "probe", "generator": name, "layer": pol.head.layer, "pool": pol.head.pool,
+            "threshold": pol.threshold, "stop_threshold": pol.stop_threshold, "retrieve_mode": pol.retrieve_mode,
+            **pol.meta}
+
+
 def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, kind: str = "linucb",
-                     lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Fit a bandit on the cache's train split and save it as a policy directory."""
+                     lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0,
+                     generator: str | None = None, threads: int | None = 1) -> dict[str, Any]:
+    """Fit a bandit (linucb, thompson) or a probe on the cache's train split and save it as a policy directory."""
+    if kind == "probe":
+        return train_probe_from_cache(cache, out, generator=generator, lam=lam, f1_threshold=f1_threshold,
+                                      threads=threads, seed=seed)
     recs = [r for r in read_cache(cache) if r["split"] == "train"]
     cheap, emb = _features(index, [r["question"] for r in recs])
     pol, log = train_bandit(cheap, emb, recs, kind=kind, lam=lam, f1_threshold=f1_threshold, epochs=epochs,
@@ -71,6 +107,9 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
     cheap, emb = _features(index, [r["question"] for r in recs])
     rng = np.random.default_rng(0)
     for name, path in policies.items():
+        if policy_kind(path) == "probe":
+            rows[name] = _probe_row(recs, path)
+            continue
         pol = load_policy(path)
         X = pol.context(cheap, emb)
         picks = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
@@ -84,15 +123,29 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
     return rows
 
 
+def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
+    """A probe's held-out row: it picks none or its retrieval mode from the generator's hidden states."""
+    from rag.generator import Generator
+    from rag.probe import auc, load_probe
+    from rag.prompts import probe_messages
+
+    pol = load_probe(path)
+    gen = Generator.load(pol.generator, threads=1)
+    H = gen.hidden_states([probe_messages(r["question"]) for r in recs], [pol.head.layer], pool=pol.head.pool)[0]
+    p = pol.head.proba(H)
+    picks = [pol.choose(float(x)) for x in p]
+    y = [int(correct(r["arms"]["none"]["em"], r["arms"]["none"]["f1"], f1_threshold=pol.f1_threshold)) for r in recs]
+    R = [reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=pol.f1_threshold),
+                r["arms"][a]["retrieval_calls"], lam=pol.lam) for r, a in zip(recs, picks)]
+    return {**_row(recs, picks), "reward_exact": float(np.mean(R)), "heldout_base_rate_none_correct": float(np.mean(y)),
+            "heldout_auc": auc(p, y), "threshold": pol.threshold}
+
+
 def write_markdown(rows: dict[str, Any], out: str | Path, note: str = "") -> Path:
-    """The replay table as Markdown (report.md) plus rows.json."""
+    """The replay table as report.md + report.html (cost table, mode counts, cost-vs-accuracy SVG) and rows.json."""
+    from eval.report import write_cost_report
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    lines = [f"# Controller replay on the held-out split\n\n{note}\n",
-             "| condition | n | EM | F1 | retrieval calls/q | tokens/q | s/q | modes |", "|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['n']} | {r['em']:.3f} | {r['f1']:.3f} | {r['retrieval_calls_per_q']:.2f} | "
-                     f"{r['tokens_per_q']:.1f} | {r['seconds_per_q']:.1f} | {r['mode_counts']} |")
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out / "report.md"
+    return write_cost_report(rows, out, title="Controller replay on the held-out split", note=note)[0]

@@ -66,8 +66,9 @@ def _controlled(spec: str) -> Callable[..., AnswerFn]:
         from rag.controller import load_controller
         from rag.modes import ModeContext, run_mode
 
-        ctx = ModeContext.from_rag(rag, k=k, store=store, answer_tokens=max_new_tokens)
         ctl = load_controller(spec, rag=rag)
+        ctx = ModeContext.from_rag(rag, k=k, store=store, answer_tokens=max_new_tokens,
+                                   should_stop=getattr(ctl, "should_stop", None))  # a probe stops iterative early
 
         def answer(q: str):
             d = ctl.choose(q)
@@ -81,7 +82,7 @@ def _controlled(spec: str) -> Callable[..., AnswerFn]:
 # Modes the runner drives itself; any other mode name is passed to `RAG.ask(mode=...)` when the SDK takes one.
 MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _one_shot, "none": _search_mode("none"),
                                              "iterative": _search_mode("iterative"), "chain": _search_mode("chain"),
-                                             "bandit": _controlled("bandit")}
+                                             "bandit": _controlled("bandit"), "probe": _controlled("probe")}
 
 
 def _answer_fn(rag, mode: str, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:

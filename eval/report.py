@@ -1,14 +1,12 @@
 """`adarag report RUN_DIR ...`: one Markdown and one self-contained HTML page comparing QA runs.
 
-Sections: metrics side by side, cost-vs-accuracy scatter (PNG, base64-embedded), paired-bootstrap confidence
+Sections: metrics side by side, cost-vs-accuracy scatter (inline SVG, no plotting library), paired-bootstrap confidence
 intervals on each run's difference to the first run (over the questions both answered, fixed seed), and a
 per-question drill-down.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from indexers.errors import ConfigError, missing
+from indexers.errors import ConfigError
 
-__all__ = ["TABLE_METRICS", "Difference", "Run", "load_run", "paired_bootstrap", "write_report"]
+__all__ = ["COST_TABLE", "TABLE_METRICS", "Difference", "Run", "cost_accuracy_svg", "load_run", "paired_bootstrap",
+           "write_cost_report", "write_report"]
 
 TABLE_METRICS = ("n", "em", "f1", "accuracy", "r_precision", "r_precision_passage", "support_recall@k",
                  "kilt_em", "kilt_f1", "retrieval_calls_per_q", "tokens_per_q", "prompt_tokens_per_q",
@@ -112,36 +111,80 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _plot(runs: Sequence[Run]) -> bytes:
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise missing("eval", "matplotlib") from e
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
-    costs = {"calls": lambda m: m.get("retrieval_calls_per_q") or 0.0,
-             "tokens": lambda m: (m.get("prompt_tokens_per_q") or 0.0) + (m.get("tokens_per_q") or 0.0)}
-    for ax, cost, label in ((axes[0], "calls", "retrieval calls / question"),
-                            (axes[1], "tokens", "prompt + generated tokens / question")):
-        for metric, marker in (("em", "o"), ("f1", "s")):
-            xs = [costs[cost](r.metrics) for r in runs]
-            ys = [r.metrics.get(metric) or 0.0 for r in runs]
-            ax.scatter(xs, ys, marker=marker, label=metric.upper())
-            for x, y, r in zip(xs, ys, runs):
-                ax.annotate(r.name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_xlabel(label)
-        ax.set_ylabel("score")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("cost vs accuracy")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+
+def cost_accuracy_svg(points: Sequence[tuple[str, float, float, float]], *, x_label: str = "retrieval calls / question",
+                      width: int = 640, height: int = 380) -> str:
+    """An inline SVG scatter: one (name, cost, EM, F1) point pair per mode or controller; EM filled circle, F1
+    hollow square, same colour per name. Hand-written so the page needs no plotting library and no network."""
+    left, right, top, bottom = 56, 170, 24, 48
+    pw, ph = width - left - right, height - top - bottom
+    xmax = max([p[1] for p in points] + [1.0])
+    xmax = float(np.ceil(xmax * 2) / 2)  # the axis ends on a half call
+    ymax = min(1.0, max(0.1, float(np.ceil(max([max(p[2], p[3]) for p in points] + [0.0]) * 10 + 1) / 10)))
+    sx = lambda x: left + pw * x / xmax
+    sy = lambda y: top + ph * (1 - y / ymax)
+    out = [(f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} "
+            f"{height}' font-family='sans-serif' font-size='11' role='img' aria-label='cost vs accuracy'>"),
+           f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#999'/>"]
+    for i in range(round(xmax * 2) + 1):
+        x = i / 2
+        out.append(f"<line x1='{sx(x):.1f}' y1='{top}' x2='{sx(x):.1f}' y2='{top + ph}' stroke='#eee'/>"
+                   f"<text x='{sx(x):.1f}' y='{top + ph + 14}' text-anchor='middle'>{x:g}</text>")
+    for i in range(round(ymax * 10) + 1):
+        y = i / 10
+        out.append(f"<line x1='{left}' y1='{sy(y):.1f}' x2='{left + pw}' y2='{sy(y):.1f}' stroke='#eee'/>"
+                   f"<text x='{left - 6}' y='{sy(y) + 4:.1f}' text-anchor='end'>{y:.1f}</text>")
+    out.append(f"<text x='{left + pw / 2}' y='{height - 10}' text-anchor='middle'>{html.escape(x_label)}</text>"
+               f"<text x='14' y='{top + ph / 2}' text-anchor='middle' transform='rotate(-90 14 {top + ph / 2})'>"
+               "EM (filled) / F1 (hollow)</text>")
+    for i, (name, cost, em, f1) in enumerate(points):
+        c, label = _COLORS[i % len(_COLORS)], html.escape(name)
+        out.append(f"<g class='point'><title>{label}: {cost:.2f} calls/q, EM {em:.3f}, F1 {f1:.3f}</title>"
+                   f"<circle cx='{sx(cost):.1f}' cy='{sy(em):.1f}' r='5' fill='{c}'/>"
+                   f"<rect x='{sx(cost) - 4:.1f}' y='{sy(f1) - 4:.1f}' width='8' height='8' fill='none' stroke='{c}' "
+                   "stroke-width='2'/></g>")
+        ly = top + 10 + 16 * i
+        out.append(f"<circle cx='{left + pw + 16}' cy='{ly}' r='5' fill='{c}'/>"
+                   f"<text x='{left + pw + 26}' y='{ly + 4}'>{label}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _plot(runs: Sequence[Run]) -> str:
+    return cost_accuracy_svg([(r.name, r.metrics.get("retrieval_calls_per_q") or 0.0, r.metrics.get("em") or 0.0,
+                               r.metrics.get("f1") or 0.0) for r in runs])
+
+
+COST_TABLE = ("n", "em", "f1", "retrieval_calls_per_q", "tokens_per_q", "seconds_per_q")
+
+
+def write_cost_report(rows: dict[str, dict[str, Any]], out_dir: str | Path, *, title: str, note: str = ""
+                      ) -> tuple[Path, Path]:
+    """report.md + report.html for named result rows (a mode, a controller -> its metrics dict): the cost table
+    with mode counts and the cost-vs-accuracy SVG (embedded in the HTML, cost_vs_accuracy.svg beside the Markdown)."""
+    if not rows:
+        raise ConfigError("write_cost_report needs at least one row")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = ["condition", *COST_TABLE, "modes"]
+    table = [[name, *(_fmt(r.get(k)) for k in COST_TABLE),
+              ", ".join(f"{m} {c}" for m, c in sorted((r.get("mode_counts") or {}).items(), key=lambda x: -x[1]))]
+             for name, r in rows.items()]
+    svg = cost_accuracy_svg([(name, r.get("retrieval_calls_per_q") or 0.0, r.get("em") or 0.0, r.get("f1") or 0.0)
+                             for name, r in rows.items()])
+    (out_dir / "cost_vs_accuracy.svg").write_text(svg + "\n", encoding="utf-8")
+    md = [f"# {title}", "", note, "", _md_table(header, table), "", "## Cost vs accuracy", "",
+          "![cost vs accuracy](cost_vs_accuracy.svg)", ""]
+    md_path = out_dir / "report.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", _html_table(header, table),
+            "<h2>Cost vs accuracy</h2>", svg]
+    html_path = out_dir / "report.html"
+    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
+    return md_path, html_path
 
 
 def _table_rows(runs: Sequence[Run]) -> list[list[str]]:
@@ -236,20 +279,19 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[P
     header = ["metric"] + [r.name for r in runs]
     rows = _table_rows(runs)
     diffs = _differences(runs)
-    png = _plot(runs)
-    (out_dir / "cost_vs_accuracy.png").write_bytes(png)
+    svg = _plot(runs)
+    (out_dir / "cost_vs_accuracy.svg").write_text(svg + "\n", encoding="utf-8")
     diff_note = ("Paired bootstrap over the questions both runs answered (2000 resamples, seed 0), "
                  f"each run minus `{runs[0].name}`.")
     md = ["# QA evaluation report", "", "## Metrics", "", _md_table(header, rows), "",
-          "## Cost vs accuracy", "", "![cost vs accuracy](cost_vs_accuracy.png)", "",
+          "## Cost vs accuracy", "", "![cost vs accuracy](cost_vs_accuracy.svg)", "",
           "## Differences (95% bootstrap CI)", ""]
     md += [diff_note, "", _md_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs else ["Needs two runs over shared questions."]
     md += ["", "## Per question", "", _drill_md(runs), ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
-    img = base64.b64encode(png).decode("ascii")
     body = ["<h1>QA evaluation report</h1>", "<h2>Metrics</h2>", _html_table(header, rows),
-            "<h2>Cost vs accuracy</h2>", f"<img alt='cost vs accuracy' src='data:image/png;base64,{img}'>",
+            "<h2>Cost vs accuracy</h2>", svg,
             "<h2>Differences (95% bootstrap CI)</h2>"]
     body += ([f"<p>{html.escape(diff_note)}</p>", _html_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs
              else ["<p>Needs two runs over shared questions.</p>"])

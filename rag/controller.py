@@ -23,7 +23,8 @@ from indexers.index_dir import adarag_version, sha256_file
 from rag.modes import MODE_NAMES
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
-           "correct", "ips_value", "load_controller", "load_policy", "reward", "save_policy", "train_bandit"]
+           "correct", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
+           "train_bandit", "write_policy_dir"]
 
 POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
 _QWORDS = ("what", "who", "which", "when", "where", "how")
@@ -176,23 +177,23 @@ def ips_value(choices: Sequence[int], logged_arms: Sequence[int], propensities: 
 _ARRAYS = ("mean", "std", "pca", "A", "b")
 
 
-def save_policy(pol: BanditPolicy, out: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
-    """Write a policy directory: <name>.npy arrays + manifest.json (format, version, params, sha256 per file)."""
+def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,
+                     meta: dict[str, Any] | None = None) -> Path:
+    """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name in _ARRAYS:
-        np.save(out / f"{name}.npy", np.asarray(getattr(pol, name), dtype=np.float64), allow_pickle=False)
+    for name, arr in arrays.items():
+        np.save(out / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
         files[f"{name}.npy"] = sha256_file(out / f"{name}.npy")
-    manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": pol.kind, "arms": list(pol.arms),
-                "alpha": pol.alpha, "lam": pol.lam, "f1_threshold": pol.f1_threshold, "files": files,
+    manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": kind, **params, "files": files,
                 "adarag_version": adarag_version(), "created": time.time(), "meta": meta or {}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
 
 
-def load_policy(path: str | Path) -> BanditPolicy:
-    """Read and checksum-verify a policy directory written by `save_policy`."""
+def read_policy_dir(path: str | Path, kinds: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(manifest, arrays) of a policy directory, every file checksum-verified; `kinds` restricts the kind."""
     path = Path(path)
     try:
         m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -202,14 +203,33 @@ def load_policy(path: str | Path) -> BanditPolicy:
     if m.get("format") != POLICY_FORMAT or m.get("version") != POLICY_VERSION:
         raise IndexFormatError(f"{path} is {m.get('format')} v{m.get('version')}, this build reads "
                                f"{POLICY_FORMAT} v{POLICY_VERSION}: retrain with `adarag controller train`")
+    if kinds is not None and m.get("kind") not in kinds:
+        raise ConfigError(f"{path} holds a {m.get('kind')!r} policy, expected one of {', '.join(kinds)}: load it "
+                          "with load_controller(path), which reads every kind")
     arrays = {}
-    for name in _ARRAYS:
-        f = path / f"{name}.npy"
-        if not f.exists() or sha256_file(f) != m["files"].get(f"{name}.npy"):
+    for name, digest in m.get("files", {}).items():
+        f = path / name
+        if not f.exists() or sha256_file(f) != digest:
             raise IndexFormatError(f"{f} is missing or fails its checksum: retrain with `adarag controller train`")
-        arrays[name] = np.load(f, allow_pickle=False)
+        arrays[name.removesuffix(".npy")] = np.load(f, allow_pickle=False)
+    return m, arrays
+
+
+def save_policy(pol: BanditPolicy, out: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+    """Write a bandit policy directory (see `write_policy_dir`)."""
+    return write_policy_dir(out, pol.kind, {name: getattr(pol, name) for name in _ARRAYS},
+                            {"arms": list(pol.arms), "alpha": pol.alpha, "lam": pol.lam,
+                             "f1_threshold": pol.f1_threshold}, meta=meta)
+
+
+def load_policy(path: str | Path) -> BanditPolicy:
+    """Read and checksum-verify a bandit policy directory written by `save_policy`."""
+    m, arrays = read_policy_dir(path, ("linucb", "thompson"))
+    lost = [name for name in _ARRAYS if name not in arrays]
+    if lost:
+        raise IndexFormatError(f"{path} lacks {', '.join(lost)}: retrain with `adarag controller train`")
     return BanditPolicy(m["kind"], tuple(m["arms"]), alpha=m["alpha"], lam=m["lam"],
-                        f1_threshold=m["f1_threshold"], **arrays)
+                        f1_threshold=m["f1_threshold"], **{k: arrays[k] for k in _ARRAYS})
 
 
 class Controller:
@@ -245,12 +265,25 @@ DEFAULT_POLICY = Path(__file__).parent / "policies" / "default"
 
 
 def load_controller(spec: str, *, rag: Any) -> Controller:
-    """spec: a mode name (fixed), "bandit" (the shipped default policy) or a policy directory path."""
+    """spec: a mode name (fixed), "bandit" / "probe" (the shipped policies) or a policy directory path."""
     if spec in MODE_NAMES:
         return Controller(None, rag, fixed=spec)
     if spec in ("bandit", "auto"):
         return Controller(load_policy(DEFAULT_POLICY), rag)
+    if spec == "probe" or (Path(spec).is_dir() and policy_kind(spec) == "probe"):
+        from rag.probe import DEFAULT_PROBE, ProbeController, load_probe
+
+        return ProbeController(load_probe(DEFAULT_PROBE if spec == "probe" else spec), rag)
     if Path(spec).is_dir():
         return Controller(load_policy(spec), rag)
-    raise ConfigError(f"unknown controller {spec!r}: use bandit, a mode ({', '.join(MODE_NAMES)}) or a policy "
-                      "directory written by `adarag controller train`")
+    raise ConfigError(f"unknown controller {spec!r}: use bandit, a mode ({', '.join(MODE_NAMES)}), probe or a "
+                      "policy directory written by `adarag controller train`")
+
+
+def policy_kind(path: str | Path) -> str:
+    """The kind a policy directory's manifest names (linucb, thompson, probe), without verifying its files."""
+    try:
+        return str(json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8")).get("kind"))
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{path} is not a policy directory ({e}): train one with `adarag controller "
+                               "train --cache CACHE --out POLICY`") from e

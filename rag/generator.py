@@ -98,6 +98,56 @@ class Generator:
         )["input_ids"]
         return ids.to(self.model.device)
 
+    def hidden_states(self, prompts: Sequence[Messages], layers: Sequence[int], *, pool: str = "last",
+                      batch_size: int = 8) -> np.ndarray:  # [len(layers), n, hidden] float32
+        """Pooled hidden states of chosen layers on each templated prompt (assistant turn opened), for probes.
+
+        Layer 0 is the embedding output, -1 the last layer. "last" takes the last prompt token, "mean" averages
+        the prompt's tokens."""
+        return self.pooled_states(prompts, layers, pools=(pool,), batch_size=batch_size)[pool]
+
+    def pooled_states(self, prompts: Sequence[Messages], layers: Sequence[int], *,
+                      pools: Sequence[str] = ("last", "mean"), batch_size: int = 8) -> dict[str, np.ndarray]:
+        """`hidden_states` for several poolings from one forward pass: pool -> [len(layers), n, hidden] float32.
+        Prompts run length-sorted in right-padded batches, so real tokens never see pads and keep their positions."""
+        import torch
+
+        if isinstance(pools, str) or not pools or any(p not in ("last", "mean") for p in pools):
+            raise ConfigError(f"pool must be 'last' or 'mean', got {pools!r}")
+        if isinstance(prompts, (str, dict)) or not prompts:
+            raise ConfigError("prompts must be a non-empty list of prompts (each a str or a list of messages)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        n_states = int(self.model.config.num_hidden_layers) + 1
+        layers = list(layers)
+        bad = [x for x in layers if isinstance(x, bool) or not isinstance(x, int) or not -n_states <= x < n_states]
+        if not layers or bad:
+            raise ConfigError(f"layers must be ints in [{-n_states}, {n_states - 1}] ({self.name or 'this model'} "
+                              f"has {n_states - 1} layers plus the embeddings at 0), got {layers!r}")
+        if self.threads is not None:
+            set_threads(self.threads)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_token_ids[0]
+        seqs = [self.encode(p)[0].tolist() for p in prompts]
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
+        out = {p: np.zeros((len(layers), len(seqs), int(self.model.config.hidden_size)), np.float32) for p in pools}
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                rows = order[s:s + batch_size]
+                chunk = [seqs[i] for i in rows]
+                width = max(map(len, chunk))
+                ids = torch.tensor([c + [pad] * (width - len(c)) for c in chunk], device=self.model.device)
+                mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in chunk], device=self.model.device)
+                hs = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+                h = torch.stack([hs[x] for x in layers]).float()  # [L, b, width, hidden]
+                for p in pools:
+                    if p == "last":
+                        pooled = h[:, torch.arange(len(chunk)), mask.sum(1) - 1]  # [L, b, hidden]
+                    else:
+                        m = mask[None, :, :, None].float()
+                        pooled = (h * m).sum(2) / m.sum(2)
+                    out[p][:, rows] = pooled.cpu().numpy()
+        return out
+
     def draft_lm(self) -> Any:
         """The draft causal LM, loaded on first use; it must share the target's vocabulary."""
         if self._draft_model is None:

@@ -54,15 +54,18 @@ class ModeContext:
     step_tokens: int = 32  # intermediate generations (a thought, a sub-query, a sub-answer)
     answer_tokens: int = 48  # the final answer
     max_passages: int = 6  # evidence kept in the final prompt (accumulating modes), best first
+    should_stop: Callable[[str, str], bool] | None = None  # iterative: (question, draft) -> stop retrieving now
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "step_tokens", "answer_tokens", "max_passages"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"ModeContext.{name} must be a positive int, got {v!r}")
+        if self.should_stop is not None and not callable(self.should_stop):
+            raise ConfigError("ModeContext.should_stop must be a function (question, draft) -> bool, or None")
 
     @classmethod
-    def from_rag(cls, rag: Any, *, k: int = 4, store: str | None = None, **limits: int) -> "ModeContext":
+    def from_rag(cls, rag: Any, *, k: int = 4, store: str | None = None, **limits: Any) -> ModeContext:
         """Bind to an opened `rag.RAG`: `RAG.evidence` when the SDK has it, else the retriever's top `k`."""
         evidence = getattr(rag, "evidence", None)
         if callable(evidence):
@@ -171,7 +174,8 @@ def one_shot(question: str, ctx: ModeContext) -> ModeResult:
 
 
 def iterative(question: str, ctx: ModeContext) -> ModeResult:
-    """IRCoT: retrieve with the question, then per step one reasoning sentence and a retrieval keyed on it."""
+    """IRCoT: retrieve with the question, then per step one reasoning sentence and a retrieval keyed on it;
+    `ctx.should_stop(question, thoughts so far)` (a probe) may end the retrievals before the step limit."""
     t, trace = time.perf_counter(), []
     evidence = _retrieve(ctx, question, trace)
     thoughts: list[str] = []
@@ -185,6 +189,9 @@ def iterative(question: str, ctx: ModeContext) -> ModeResult:
         if not sentence or sentence in thoughts:
             break
         thoughts.append(sentence)
+        if ctx.should_stop is not None and ctx.should_stop(question, " ".join(thoughts)):
+            trace.append({"kind": "stop", "draft": " ".join(thoughts), "seconds": 0.0})
+            break
         evidence = _merge(evidence, _retrieve(ctx, sentence, trace))
     used = evidence[: ctx.max_passages]
     raw = _generate(ctx, "answer", grounded_messages(question, _triples(used)), ctx.answer_tokens, trace, final=True)

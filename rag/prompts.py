@@ -19,6 +19,7 @@ __all__ = [
     "grounded_messages",
     "ircot_messages",
     "parse_citations",
+    "probe_messages",
     "subquery_messages",
 ]
 
@@ -102,6 +103,17 @@ def closed_book_messages(question: str) -> list[dict[str, str]]:
         {"role": "assistant", "content": "Paris"},
         {"role": "user", "content": f"Question: {question.strip()}"},
     ]
+
+
+PROBE_CHECK = "Is that answer correct? Reply yes or no."
+
+
+def probe_messages(question: str, draft: str = "") -> list[dict[str, str]]:
+    """What a probe (rag.probe) reads: the closed-book prompt, plus the draft answer and a check when one is given."""
+    msgs = closed_book_messages(question)
+    if draft.strip():
+        msgs += [{"role": "assistant", "content": draft.strip()}, {"role": "user", "content": PROBE_CHECK}]
+    return msgs
 
 
 IRCOT_PROMPT = (

@@ -245,7 +245,8 @@ def _cmd_controller(a: argparse.Namespace) -> int:
     elif a.controller_command == "train":
         from eval.controller_replay import train_from_cache
 
-        obj = train_from_cache(a.cache, a.index, a.out, kind=a.kind, lam=a.lam, epochs=a.epochs)
+        obj = train_from_cache(a.cache, a.index, a.out, kind=a.kind, lam=a.lam, epochs=a.epochs,
+                               generator=a.generator, threads=a.threads or 1)
         human = f"trained a {a.kind} policy on {obj['n_train']} cached questions: {a.out}"
     else:
         from eval.controller_replay import replay_table, write_markdown
@@ -364,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     qa = evs.add_parser("qa", help="QA evaluation (EM, F1, KILT R-precision) with a resumable run directory")
     qa.add_argument("--data", required=True, type=Path, help="QA file: KILT, HotpotQA-style JSON, or JSONL")
     qa.add_argument("--index", required=True, type=Path)
-    qa.add_argument("--mode", default="one_shot", help="search mode (one_shot; more arrive with the controller)")
+    qa.add_argument("--mode", default="one_shot", help="none, one_shot, iterative, chain, bandit or probe")
     qa.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
     qa.add_argument("--limit", type=int, default=None)
     qa.add_argument("-k", "--k", type=int, default=4, dest="k")
@@ -428,7 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache", required=True, type=Path)
     tr.add_argument("--index", required=True, type=Path, help="the index the cache was collected on (features)")
     tr.add_argument("--out", required=True, type=Path, help="policy directory")
-    tr.add_argument("--kind", choices=["linucb", "thompson"], default="linucb")
+    tr.add_argument("--kind", choices=["linucb", "thompson", "probe"], default="linucb",
+                    help="a bandit (linucb, thompson) or a Probing-RAG probe on the generator's hidden states")
+    tr.add_argument("--generator", default=None, help="probe: the LM whose hidden states it reads (default: the "
+                    "cache's generator)")
+    tr.add_argument("--threads", type=int, default=1, help="probe: CPU threads for the generator")
     tr.add_argument("--lam", type=float, default=0.1, help="reward cost per retrieval call")
     tr.add_argument("--epochs", type=int, default=5)
     common(tr, threads=False)

