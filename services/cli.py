@@ -105,6 +105,8 @@ def _print_answer(ans, gold: Sequence[str] | None = None) -> None:
         print(f"   cites [{pid}] {h.text[:120] if h else ''}")
     if not ans.citations:
         print("   (no passage supports this answer)")
+    by = f"chosen by {ans.controller['controller']}" if getattr(ans, "controller", None) else "fixed"
+    print(f"   mode {ans.mode} ({by}), {ans.retrieval_calls} retrieval call(s)")
     t = ans.timings
     print(f"   retrieve {t['retrieve'] * 1000:.0f} ms, generate {t['generate']:.1f} s "
           f"({ans.n_prompt_tokens} prompt + {ans.n_new_tokens} new tokens)")
@@ -118,8 +120,9 @@ def _cmd_ask(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
-                  reranker=a.reranker, budget_tokens=a.budget) as rag:
-        ans = rag.ask(a.question, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens, draft=a.draft)
+                  reranker=a.reranker, budget_tokens=a.budget, controller=a.controller) as rag:
+        ans = rag.ask(a.question, mode=a.mode, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens,
+                      draft=a.draft)
     if a.json:
         d = ans.to_dict()
         d.pop("raw_text", None)
@@ -339,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(ak)
     ak.add_argument("--draft", default=None, choices=DRAFTS,
                     help="speculative decoding draft source (default: the fastest exact one, copy)")
+    ak.add_argument("--mode", default="auto", choices=("auto", "none", "one_shot", "iterative", "chain"),
+                    help="search mode; auto (default) lets the controller pick per question")
+    ak.add_argument("--controller", default="auto",
+                    help="who picks the mode under --mode auto: auto (the shipped policy), bandit, probe, a mode "
+                         "name or a policy path")
     ak.set_defaults(fn=_cmd_ask)
 
     gn = sub.add_parser("generate", help="complete a JSONL file of prompts with exact speculative decoding")

@@ -118,3 +118,16 @@ def test_search_queries_file_errors_name_the_line(cli_index, tmp_path, capsys):
     q.write_text('{"_id": "q1", "text": "Shirley Temple"}\n{"_id": "q1", "text": "again"}\n')
     assert main(["search", str(cli_index), "--queries", str(q), "--run-out", str(tmp_path / "r.trec")]) == 2
     assert "queries.jsonl:2" in capsys.readouterr().err
+
+
+def test_ask_mode_flag_runs_that_mode_and_auto_traces_the_controller(cli_index, capsys):
+    base = ["ask", str(cli_index), "Who was Shirley Temple?", "--generator", "smollm-135m", "--threads", "1",
+            "--store", "bm25", "-k", "1", "--max-new-tokens", "4", "--json"]
+    assert main(base + ["--mode", "none"]) == 0
+    obj = _last_json(capsys)
+    assert obj["mode"] == "none" and obj["retrieval_calls"] == 0 and obj["passages"] == []
+    assert main(base) == 0  # --mode auto: the controller decides and the trace says so (hash index -> one_shot)
+    obj = _last_json(capsys)
+    assert obj["trace"][0]["kind"] == "controller" and obj["trace"][0]["mode"] == obj["mode"] == "one_shot"
+    assert main(base + ["--mode", "chain"]) == 0
+    assert _last_json(capsys)["mode"] == "chain"
