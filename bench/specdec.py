@@ -2,10 +2,15 @@
 
 Same run, same prompts, greedy: every source must give the plain (`none`) output token for token (asserted). Prints
 per source tokens/s (end to end, and after the prefill), target forwards per token, mean accepted length,
-acceptance, ratios against `none`, and peak RSS. Questions: HotpotQA dev (../shared/data/hotpotqa) with their
-supporting passages, prompts by rag.prompts.grounded_messages. Not a pytest file.
-    ADARAG_CACHE_DIR=/tmp/adarag_cache python bench/specdec.py [--questions 30] [--generator qwen-1.5b]
-        [--draft-model qwen-0.5b] [--drafts none,model,copy,copy+model] [--max-new-tokens 48] [--threads 1]
+acceptance, where the decoding time goes (draft / verify / rollback / other), ratios against `none`, peak RSS and
+the load average. The sources take turns first on each question (rotating order) so machine noise hits them alike;
+each source keeps its own prefix cache, so it reuses the previous question's prompt prefix, never its own.
+Questions: HotpotQA dev (../shared/data/hotpotqa) with their supporting passages. Workloads: `short` (the
+product's grounded prompt, rag.prompts.grounded_messages: a few words + a citation) and `long` (the answer plus
+one supporting sentence quoted from the passages: the regime REST / prompt lookup report on). Not a pytest file.
+    ADARAG_CACHE_DIR=/tmp/adarag_cache taskset -c 0 python bench/specdec.py [--questions 30] [--generator qwen-1.5b]
+        [--draft-model qwen-0.5b] [--drafts none,model,copy,copy+model] [--workload short|long]
+        [--max-new-tokens 48] [--threads 1] [--dtype bfloat16|float32] [--no-prefix-cache]
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag.generator import Generator  # noqa: E402
+from rag.prefix_cache import PrefixCache  # noqa: E402
 from rag.prompts import grounded_messages  # noqa: E402
 
 HOTPOT = Path(os.environ.get("ADARAG_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "hotpotqa"
@@ -44,10 +50,18 @@ def load_questions(n: int) -> list[tuple[str, list[tuple[str, str, str]]]]:
     return out
 
 
-def _dtype(float32: bool):
-    import torch
+LONG_SYSTEM = ("Answer using only the numbered passages: the answer in a few words with the passage number in "
+               "brackets, then the one sentence of the passages that supports it, quoted word for word.")
+LONG_EXAMPLE = 'Two [2]. "Mars has two small moons, Phobos and Deimos."'
 
-    return torch.float32 if float32 else None
+
+def messages(workload: str, question: str, passages: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    """The chat prompt of a workload: `short` is the product prompt; `long` asks for a quoted supporting sentence."""
+    msgs = grounded_messages(question, passages)
+    if workload == "long":
+        msgs[0] = {"role": "system", "content": LONG_SYSTEM}
+        msgs[2] = {"role": "assistant", "content": LONG_EXAMPLE}
+    return msgs
 
 
 def main() -> None:
@@ -56,36 +70,54 @@ def main() -> None:
     ap.add_argument("--generator", default="qwen-1.5b")
     ap.add_argument("--draft-model", default=None, help="default: the generator's registered draft (qwen-0.5b)")
     ap.add_argument("--drafts", default="none,model,copy,copy+model")
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--workload", choices=("short", "long"), default="short")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default 48 (short), 96 (long)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--copy-candidates", type=int, default=1)
-    ap.add_argument("--float32", action="store_true", help="load the models in float32 (bf16 ties vanish)")
+    ap.add_argument("--float32", action="store_true", help="same as --dtype float32")
+    ap.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+    ap.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt from scratch")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     a = ap.parse_args()
+    import torch
+
+    dtype = torch.float32 if a.float32 or a.dtype == "float32" else torch.bfloat16
+    if a.max_new_tokens is None:
+        a.max_new_tokens = 96 if a.workload == "long" else 48
+    load_start = os.getloadavg()
     drafts = [d.strip() for d in a.drafts.split(",") if d.strip()]
     if drafts[0] != "none":
         drafts.insert(0, "none")
     gen = Generator.load(a.generator, threads=a.threads, device="cpu", draft_model=a.draft_model,
-                         copy_candidates=a.copy_candidates, dtype=_dtype(a.float32))
+                         copy_candidates=a.copy_candidates, dtype=dtype)
     if any("model" in d for d in drafts):
         gen.draft_lm()  # load before timing
     questions = load_questions(a.questions)
     totals = {d: {"tokens": 0, "seconds": 0.0, "decode_seconds": 0.0, "forwards": 0, "decode_forwards": 0,
-                  "proposed": {}, "accepted": {}} for d in drafts}
+                  "proposed": {}, "accepted": {}, "drafted_steps": 0, "prefix_reused": 0, "prompt_tokens": 0,
+                  "phases": {}} for d in drafts}
+    caches = {d: None if a.no_prefix_cache else PrefixCache() for d in drafts}
     mismatches: list[tuple[int, str, str, str]] = []
     for qi, (question, passages) in enumerate(questions):
-        msgs = grounded_messages(question, passages)
+        msgs = messages(a.workload, question, passages)
         texts = [p[2] for p in passages]
-        base = None
+        order = drafts[qi % len(drafts):] + drafts[:qi % len(drafts)]
+        gens = {}
+        for d in order:
+            gen.prefix_cache = caches[d]
+            gens[d] = gen.generate(msgs, a.max_new_tokens, draft=d, passages=texts)
+        base = gens["none"].text
         for d in drafts:
-            g = gen.generate(msgs, a.max_new_tokens, draft=d, passages=texts)
-            ids = g.text
-            if base is None:
-                base = ids
-            elif ids != base:  # bf16 logits can tie exactly; which wins then depends on the forward's shape
-                mismatches.append((qi, d, ids, base))
-                print(f"MISMATCH question {qi}: {d!r} gave {ids!r}, plain decoding gave {base!r}", flush=True)
+            g = gens[d]
+            if g.text != base:  # bf16 logits can tie exactly; which wins then depends on the forward's shape
+                mismatches.append((qi, d, g.text, base))
+                print(f"MISMATCH question {qi}: {d!r} gave {g.text!r}, plain decoding gave {base!r}", flush=True)
             t, s = totals[d], g.stats
+            t["drafted_steps"] += s.drafted_steps
+            t["prefix_reused"] += s.prefix_reused
+            t["prompt_tokens"] += g.n_prompt_tokens
+            for k, v in s.phases.items():
+                t["phases"][k] = t["phases"].get(k, 0.0) + v
             t["tokens"] += s.tokens
             t["seconds"] += s.seconds
             t["decode_seconds"] += s.seconds - s.prefill_seconds
@@ -97,9 +129,12 @@ def main() -> None:
                 t["accepted"][k] = t["accepted"].get(k, 0) + v
         print(f"[{qi + 1}/{len(questions)}] {base!r}", flush=True)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load_end = os.getloadavg()
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads={a.threads}, "
-          f"torch {md.version('torch')}, transformers {md.version('transformers')}; target {a.generator}, "
-          f"{len(questions)} HotpotQA questions, greedy, max_new_tokens={a.max_new_tokens}; "
+          f"torch {md.version('torch')}, transformers {md.version('transformers')}; target {a.generator} "
+          f"{str(dtype).removeprefix('torch.')}, workload {a.workload}, prefix cache "
+          f"{'off' if a.no_prefix_cache else 'on'}, {len(questions)} HotpotQA questions, greedy, "
+          f"max_new_tokens={a.max_new_tokens}; load avg {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
           f"{'all outputs identical' if not mismatches else f'{len(mismatches)} OUTPUTS DIFFER (see MISMATCH lines)'}")
     head = (f"{'draft':<11} {'tokens':>6} {'tok/s':>7} {'ratio':>6} {'decode tok/s':>12} {'ratio':>6} "
             f"{'fwd/token':>9} {'accepted/fwd':>12}  acceptance")
@@ -113,6 +148,12 @@ def main() -> None:
                "decode_tokens_per_s": dec_tokens / t["decode_seconds"] if t["decode_seconds"] else 0.0,
                "forwards_per_token": t["forwards"] / max(t["tokens"], 1),
                "accepted_per_forward": dec_tokens / max(t["decode_forwards"], 1),
+               "drafted_share": t["drafted_steps"] / max(t["decode_forwards"], 1),
+               "accepted_per_draft": sum(t["accepted"].values()) / max(t["drafted_steps"], 1),
+               "prefill_seconds": t["phases"].get("prefill", 0.0),
+               "prefix_reused_share": t["prefix_reused"] / max(t["prompt_tokens"], 1),
+               "decode_ms_per_token": {k: 1000 * v / max(dec_tokens, 1) for k, v in t["phases"].items()
+                                       if k != "prefill"},
                "acceptance": {k: t["accepted"].get(k, 0) / v for k, v in t["proposed"].items() if v}}
         rows[d] = row
     for d, row in rows.items():
@@ -123,11 +164,16 @@ def main() -> None:
         print(f"{d:<11} {row['tokens']:>6} {row['tokens_per_s']:>7.2f} {row['ratio']:>5.2f}x "
               f"{row['decode_tokens_per_s']:>12.2f} {row['decode_ratio']:>5.2f}x {row['forwards_per_token']:>9.3f} "
               f"{row['accepted_per_forward']:>12.2f}  {acc}")
+    print(f"\n{'draft':<11} {'drafted':>7} {'acc/draft':>9} {'prefill s':>9} {'reused':>6}  decode ms/token by phase")
+    for d, row in rows.items():
+        ph = " ".join(f"{k} {v:.1f}" for k, v in row["decode_ms_per_token"].items())
+        print(f"{d:<11} {row['drafted_share']:>7.2f} {row['accepted_per_draft']:>9.2f} {row['prefill_seconds']:>9.1f} "
+              f"{row['prefix_reused_share']:>6.2f}  {ph}")
     print(f"peak RSS {rss_mb:.0f} MB")
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows,
-                                     "peak_rss_mb": rss_mb,
+                                     "peak_rss_mb": rss_mb, "load_avg": [load_start, load_end],
                                      "mismatches": mismatches}, indent=1))
     if mismatches:
         raise SystemExit(1)

@@ -13,6 +13,7 @@ import numpy as np
 from indexers.errors import ConfigError
 from indexers.model_cache import load_causal_lm
 from indexers.models import set_threads
+from rag.prefix_cache import PrefixCache
 from rag.speculative import DRAFTS, DecodeStats, decode, make_drafts
 
 __all__ = ["DEFAULT_DRAFT", "DRAFTS", "DecodeStats", "Generation", "Generator", "Messages", "TokenStream"]
@@ -44,7 +45,7 @@ class Generator:
     def __init__(
         self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None, *,
         draft_model: str | None = None, draft_lm: Any = None, cache_dir: str | os.PathLike[str] | None = None,
-        copy_candidates: int = 1, dtype: Any = None,
+        copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -56,6 +57,7 @@ class Generator:
         self._cache_dir = cache_dir
         self.copy_candidates = copy_candidates
         self._dtype = dtype
+        self.prefix_cache = PrefixCache() if prefix_cache else None  # the last prompt's KV: shared prefixes skip prefill
 
     @classmethod
     def load(
@@ -68,16 +70,19 @@ class Generator:
         draft_model: str | None = None,
         copy_candidates: int = 1,
         dtype: Any = None,
+        prefix_cache: bool = True,
     ) -> Generator:
         """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once.
         `draft_model` (default: qwen-0.5b for qwen-1.5b) loads lazily, only when a model draft is used. `dtype`
-        (default bfloat16): torch.float32 makes exact logit ties, whose argmax depends on kernel shapes, rare."""
+        (default bfloat16, where a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
+        results/specdec/README.md; float32 costs ~k/2x, so drafting barely pays there, but its logit ties, whose argmax
+        depends on kernel shapes, are rarer). `prefix_cache` reuses the previous prompt's KV for the shared prefix."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
             name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype
         )
         return cls(model, tokenizer, name=os.fspath(name_or_path), threads=threads, draft_model=draft_model,
-                   cache_dir=cache_dir, copy_candidates=copy_candidates, dtype=dtype)
+                   cache_dir=cache_dir, copy_candidates=copy_candidates, dtype=dtype, prefix_cache=prefix_cache)
 
     @property
     def device(self) -> Any:
@@ -208,6 +213,7 @@ class Generator:
         steps = decode(
             self.model, prompt, max_new_tokens=max_new_tokens, stop_ids=self.stop_token_ids, source=source,
             draft_name=draft, temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
+            prefix_cache=self.prefix_cache,
         )
         return TokenStream(steps, self.tokenizer, len(prompt))
 

@@ -20,6 +20,7 @@ import numpy as np
 from indexers.errors import ConfigError
 from kernels import fm_index as fm
 from kernels import spec_verify as sv
+from rag.prefix_cache import PrefixCache
 
 __all__ = ["DRAFTS", "DraftName", "DecodeStats", "Proposal", "DraftSource", "CopyDraft", "ModelDraft",
            "KVModel", "decode", "make_drafts"]
@@ -47,6 +48,9 @@ class DecodeStats:
     decode_tokens_per_s: float = 0.0  # after the prefill: what drafting speeds up
     proposed: dict[str, int] = field(default_factory=dict)
     accepted: dict[str, int] = field(default_factory=dict)
+    drafted_steps: int = 0  # decoding forwards that verified a draft
+    prefix_reused: int = 0  # prompt tokens restored from the prefix cache instead of prefilled
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: prefill, draft, verify, rollback, other
 
     def to_dict(self) -> dict[str, Any]:
         return {"draft": self.draft, "tokens": self.tokens, "target_forwards": self.target_forwards,
@@ -55,7 +59,9 @@ class DecodeStats:
                 "tokens_per_s": round(self.tokens_per_s, 3), "seconds": round(self.seconds, 4),
                 "prefill_seconds": round(self.prefill_seconds, 4),
                 "decode_tokens_per_s": round(self.decode_tokens_per_s, 3),
-                "proposed": dict(self.proposed), "accepted": dict(self.accepted)}
+                "proposed": dict(self.proposed), "accepted": dict(self.accepted),
+                "drafted_steps": self.drafted_steps, "prefix_reused": self.prefix_reused,
+                "phases": {k: round(v, 4) for k, v in self.phases.items()}}
 
 
 @dataclass(frozen=True)
@@ -259,11 +265,12 @@ def make_drafts(draft: str, *, copy_docs: Sequence[Sequence[int]] = (), draft_mo
 def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_ids: Sequence[int],
            source: DraftSource | None = None, draft_name: str = "none", temperature: float = 0.0, top_k: int = 0,
            top_p: float = 1.0, rng: np.random.Generator | None = None,
-           copy_max_tokens: int = 10) -> Iterator[list[int]]:
+           copy_max_tokens: int = 10, prefix_cache: PrefixCache | None = None) -> Iterator[list[int]]:
     """Yield the accepted token ids step by step (stop tokens excluded); return DecodeStats (StopIteration.value).
 
     Greedy when temperature == 0: output is token-identical to plain greedy decoding of `target`. Otherwise the
-    speculative sampling rule keeps the output distributed as the (temperature/top-k/top-p) warped target."""
+    speculative sampling rule keeps the output distributed as the (temperature/top-k/top-p) warped target.
+    `prefix_cache` restores the prompt prefix shared with the previous call, and then holds this prompt's cache."""
     import torch
 
     greedy = temperature == 0
@@ -275,7 +282,8 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
     started = time.perf_counter()
     tokens = [int(t) for t in prompt_ids]
     n_prompt = len(tokens)
-    n_out, forwards, decode_forwards = 0, 0, 0
+    n_out, forwards, decode_forwards, drafted = 0, 0, 0, 0
+    clock = {"draft": 0.0, "verify": 0.0, "rollback": 0.0}  # seconds per decoding phase
 
     def pick(logits_row: Any) -> int:
         if greedy:
@@ -300,7 +308,10 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
 
     # No inference_mode() around this body: a `with` spanning a `yield` leaks thread-local grad state into
     # whichever thread resumes or garbage-collects an abandoned stream; KVModel's forwards set it themselves.
-    pending = pick(lm.forward(tokens, last_only=True)[-1])
+    reused = prefix_cache.restore(lm, tokens) if prefix_cache is not None else 0
+    pending = pick(lm.forward(tokens[reused:], last_only=True)[-1])
+    if prefix_cache is not None:
+        prefix_cache.store(lm)
     forwards += 1
     prefill = time.perf_counter() - started
     done = False
@@ -312,13 +323,17 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
             break
         tokens.append(pending)
         budget = max_new_tokens - n_out  # tokens still allowed after the pending one is emitted
+        t0 = time.perf_counter()
         prop = source.propose(tokens, n_prompt, min(budget, copy_max_tokens)) if source and budget > 0 else None
         cands = [c[:budget] for c in prop.candidates if c] if prop else []
+        t1 = time.perf_counter()
+        clock["draft"] += t1 - t0
         if not cands:
             logits = lm.forward([pending])
             forwards += 1
             decode_forwards += 1
             pending = pick(logits[-1])
+            clock["verify"] += time.perf_counter() - t1
             continue
         if len(cands) > 1 and greedy:  # several copy candidates: one batched forward, keep the best row
             k = min(len(c) for c in cands)
@@ -341,10 +356,14 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
                 verdict = sv.verify_sampling(p, q, draft, rng.random(len(draft)), float(rng.random()))
         forwards += 1
         decode_forwards += 1
+        drafted += 1
+        t2 = time.perf_counter()
+        clock["verify"] += t2 - t1
         proposed[prop.source] += len(draft)
         accepted_n[prop.source] += verdict.accepted
         source.feedback(len(draft), verdict.accepted)
         lm.rollback(base + 1 + verdict.accepted)  # keep the pending token and the accepted drafts
+        clock["rollback"] += time.perf_counter() - t2
         kept = draft[: verdict.accepted]
         out, done = emit(kept)
         if out:
@@ -353,13 +372,15 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
         pending = verdict.token
     seconds = time.perf_counter() - started
     decode_s = seconds - prefill
+    phases = {"prefill": prefill, **clock, "other": max(0.0, decode_s - sum(clock.values()))}
     return DecodeStats(
         draft=draft_name, tokens=n_out, target_forwards=forwards,
         mean_accepted=(n_out + stopped - 1) / decode_forwards if decode_forwards else 1.0,
         acceptance={s: accepted_n[s] / proposed[s] for s in proposed},
         tokens_per_s=n_out / seconds if seconds > 0 else 0.0, seconds=seconds, prefill_seconds=prefill,
         decode_tokens_per_s=(n_out - 1) / decode_s if decode_s > 0 and n_out > 1 else 0.0,
-        proposed=dict(proposed), accepted=dict(accepted_n))
+        proposed=dict(proposed), accepted=dict(accepted_n), drafted_steps=drafted, prefix_reused=reused,
+        phases=phases)
 
 
 def _one_hot(draft: Sequence[int], vocab: int) -> np.ndarray:  # [k, V] float64
