@@ -7,6 +7,7 @@ policy (propensity 1/4) is reported beside it as the off-policy check.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,17 @@ def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
 
     pol = load_probe(path)
     gen = Generator.load(pol.generator, threads=1)
+    t = time.perf_counter()
     H = gen.hidden_states([probe_messages(r["question"]) for r in recs], [pol.head.layer], pool=pol.head.pool)[0]
+    probe_seconds = (time.perf_counter() - t) / len(recs)  # the probe's own forward, not in the cached arm times
     p = pol.head.proba(H)
     picks = [pol.choose(float(x)) for x in p]
     y = [int(correct(r["arms"]["none"]["em"], r["arms"]["none"]["f1"], f1_threshold=pol.f1_threshold)) for r in recs]
     R = [reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=pol.f1_threshold),
                 r["arms"][a]["retrieval_calls"], lam=pol.lam) for r, a in zip(recs, picks)]
     return {**_row(recs, picks), "reward_exact": float(np.mean(R)), "heldout_base_rate_none_correct": float(np.mean(y)),
-            "heldout_auc": auc(p, y), "threshold": pol.threshold}
+            "heldout_auc": auc(p, y), "threshold": pol.threshold, "probe_seconds_per_q": probe_seconds,
+            "p_answerable": [float(x) for x in p]}
 
 
 def write_markdown(rows: dict[str, Any], out: str | Path, note: str = "") -> Path:

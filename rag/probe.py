@@ -4,7 +4,7 @@ whether a question is answerable without retrieval, and when an iterative search
 Features: the pooled hidden state (last token or mean) of one intermediate layer of the target LM on the
 closed-book prompt (`rag.prompts.probe_messages`). Head: L2-regularised logistic regression with balanced class
 weights (the `none` arm is rarely right, so positives are scarce). Training (`train_probe`) splits the cache's
-train split again by id: the fit part picks the (layer, pooling) by stratified cross-validated AUC and fits the
+train split again by id: the fit part picks the (layer, pooling, L2) by stratified cross-validated AUC and fits the
 head; the calibration part sets the threshold that maximises mean MBA-RAG reward. A second head on the same layer
 reads question + draft answer (label: that draft was correct) and decides the iterative stop. Saved in the
 checksummed policy format of rag.controller with kind "probe".
@@ -102,26 +102,27 @@ def _folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.array(sorted(f)) for f in folds]
 
 
-def select_head(features: dict[tuple[int, str], np.ndarray], y: Sequence[int], *, folds: int = 5, l2: float = 1.0,
-                seed: int = 0) -> tuple[tuple[int, str], dict[str, float]]:
-    """The (layer, pool) whose head has the best out-of-fold AUC (stratified k-fold, k <= positives); ties go to
-    the first candidate. Returns it and every candidate's score ("layer/pool" -> AUC)."""
+def select_head(features: dict[tuple[int, str], np.ndarray], y: Sequence[int], *, l2s: Sequence[float] = (1.0,),
+                folds: int = 5, seed: int = 0) -> tuple[tuple[int, str], float, dict[str, float]]:
+    """The (layer, pool) and L2 strength whose head has the best out-of-fold AUC (stratified k-fold, k <= positives);
+    ties go to the first candidate. Returns them and every candidate's score ("layer/pool/l2" -> AUC)."""
     y = np.asarray(y).astype(int)
     k = min(folds, int(y.sum()), int(len(y) - y.sum()))
     if k < 2:
         raise ConfigError(f"need at least 2 examples of each class to choose a layer, got {int(y.sum())} positive "
                           f"of {len(y)}: collect more questions with `adarag controller collect`")
     scores: dict[str, float] = {}
-    best, best_score = None, -1.0
+    best, best_l2, best_score = None, l2s[0], -1.0
     for key, H in features.items():
-        oof = np.zeros(len(y))
-        for val in _folds(y, k, seed):
-            fit = np.setdiff1d(np.arange(len(y)), val)
-            oof[val] = fit_head(H[fit], y[fit], l2=l2).proba(H[val])
-        scores[f"{key[0]}/{key[1]}"] = a = auc(oof, y)
-        if a > best_score:
-            best, best_score = key, a
-    return best, scores  # type: ignore[return-value]  # features is non-empty, so best is set
+        for l2 in l2s:
+            oof = np.zeros(len(y))
+            for val in _folds(y, k, seed):
+                fit = np.setdiff1d(np.arange(len(y)), val)
+                oof[val] = fit_head(H[fit], y[fit], l2=l2).proba(H[val])
+            scores[f"{key[0]}/{key[1]}/{l2:g}"] = a = auc(oof, y)
+            if a > best_score:
+                best, best_l2, best_score = key, l2, a
+    return best, best_l2, scores  # type: ignore[return-value]  # features is non-empty, so best is set
 
 
 def calibrate_threshold(p: Sequence[float], gain_yes: Sequence[float], gain_no: Sequence[float]) -> float:
@@ -176,7 +177,8 @@ def calibration_part(ids: Sequence[str], y: Sequence[int], share: float) -> np.n
 
 def train_probe(records: Sequence[dict], generator: Any, *, layers: Sequence[int] | None = None,
                 pools: Sequence[str] = POOLS, retrieve_mode: str | None = None, lam: float = 0.1,
-                f1_threshold: float = 0.5, calib_share: float = 0.3, l2: float = 1.0, batch_size: int = 8,
+                f1_threshold: float = 0.5, calib_share: float = 0.3, l2s: Sequence[float] = (1.0, 10.0, 100.0, 1000.0),
+                batch_size: int = 8,
                 seed: int = 0) -> ProbePolicy:
     """Fit a probe on cached train outcomes (eval/collect.py lines) with a loaded `rag.generator.Generator`."""
     n_layers = int(generator.model.config.num_hidden_layers)
@@ -199,14 +201,17 @@ def train_probe(records: Sequence[dict], generator: Any, *, layers: Sequence[int
     states = generator.pooled_states(questions, layers, pools=pools, batch_size=batch_size)
     feats = {(layer, pool): H for pool in pools for layer, H in zip(layers, states[pool])}
     fit_idx, cal_idx = np.flatnonzero(~cal), np.flatnonzero(cal)
-    (layer, pool), cv = select_head({k: H[fit_idx] for k, H in feats.items()}, y[fit_idx], l2=l2, seed=seed)
+    (layer, pool), l2, cv = select_head({k: H[fit_idx] for k, H in feats.items()}, y[fit_idx], l2s=l2s, seed=seed)
     head = fit_head(feats[layer, pool][fit_idx], y[fit_idx], layer=layer, pool=pool, l2=l2)
     p_cal = head.proba(feats[layer, pool][cal_idx])
     gain = lambda recs, a: [reward(bool(c), r["arms"][a]["retrieval_calls"], lam=lam)
                             for c, r in zip(_labels(recs, a, f1_threshold), recs)]
     threshold = calibrate_threshold(p_cal, gain(cal_recs, "none"), gain(cal_recs, retrieve_mode))
     # The stop head: every arm's cached answer as the draft, label = that answer was correct.
-    pairs = [(r, a) for r in records for a in MODE_NAMES if r["arms"][a]["prediction"].strip()]
+    seen: set[tuple[str, str]] = set()  # arms often agree: one pair per distinct (question, draft)
+    pairs = [(r, a) for r in records for a in MODE_NAMES if r["arms"][a]["prediction"].strip()
+             and not ((r["id"], r["arms"][a]["prediction"].strip()) in seen
+                      or seen.add((r["id"], r["arms"][a]["prediction"].strip())))]
     Hs = generator.hidden_states([probe_messages(r["question"], r["arms"][a]["prediction"]) for r, a in pairs],
                                  [layer], pool=pool, batch_size=batch_size)[0]
     ys = np.array([int(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=f1_threshold)) for r, a in pairs])
@@ -224,7 +229,7 @@ def train_probe(records: Sequence[dict], generator: Any, *, layers: Sequence[int
             "base_rate_none_correct": float(y.mean()), "positives_fit": int(y[fit_idx].sum()),
             "positives_calibration": int(y[cal_idx].sum()), "cv_auc": cv, "calibration_auc": auc(p_cal, y[cal_idx]),
             "stop_pairs": len(pairs), "stop_base_rate": float(ys.mean()), "stop_calibration_auc": stop_auc,
-            "layers": layers, "pools": list(pools)}
+            "layers": layers, "pools": list(pools), "l2": l2}
     return ProbePolicy(head, threshold, retrieve_mode, generator.name, stop, stop_threshold, lam, f1_threshold, meta)
 
 
@@ -269,6 +274,9 @@ class ProbeController:
                               f" but the generator {gen.name!r} has {hidden}: open RAG with generator="
                               f"{self.policy.generator!r}, or train a probe for it with `adarag controller train "
                               f"--kind probe --generator {gen.name}`")
+        if gen.name != self.policy.generator:
+            log.warning("probe trained on %r hidden states is reading %r's (same width): retrain it for this model",
+                        self.policy.generator, gen.name)
         return gen
 
     def _p(self, head: ProbeHead, messages: Any) -> float:
