@@ -145,11 +145,40 @@ def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
             "p_answerable": [float(x) for x in p]}
 
 
+def quality_bar(rows: dict[str, Any], *, share: float = 0.6) -> dict[str, dict[str, Any]]:
+    """Issue 8's bar for each controller row: EM at least the best fixed mode's (best EM, then F1, then fewer
+    calls) with at most `share` of its retrieval calls."""
+    fixed = [m for m in MODE_NAMES if m in rows]
+    best = max(fixed, key=lambda m: (rows[m]["em"], rows[m]["f1"], -rows[m]["retrieval_calls_per_q"]))
+    b = rows[best]
+    out = {}
+    for name, r in rows.items():
+        if name in MODE_NAMES:
+            continue
+        calls_share = r["retrieval_calls_per_q"] / b["retrieval_calls_per_q"] if b["retrieval_calls_per_q"] else None
+        out[name] = {"best_fixed": best, "em": r["em"], "best_em": b["em"], "f1": r["f1"], "best_f1": b["f1"],
+                     "calls_share": calls_share,
+                     "passes": bool(r["em"] >= b["em"] and calls_share is not None and calls_share <= share)}
+    return out
+
+
 def write_markdown(rows: dict[str, Any], out: str | Path, note: str = "") -> Path:
-    """The replay table as report.md + report.html (cost table, mode counts, cost-vs-accuracy SVG) and rows.json."""
+    """The replay table as report.md + report.html (cost table, mode counts, cost-vs-accuracy SVG), rows.json and
+    quality_bar.json (each controller against the best fixed mode)."""
     from eval.report import write_cost_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rows.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    bar = quality_bar(rows)
+    (out / "quality_bar.json").write_text(json.dumps(bar, indent=2) + "\n", encoding="utf-8")
+    lines = [f"{name}: EM {q['em']:.3f} vs {q['best_fixed']} {q['best_em']:.3f}, F1 {q['f1']:.3f} vs "
+             f"{q['best_f1']:.3f}, retrieval calls {_share(q['calls_share'])} of {q['best_fixed']}'s: "
+             f"{'passes' if q['passes'] else 'misses'} the bar (>= its EM at <= 60% of its calls)."
+             for name, q in bar.items()]
+    note = " ".join([note, *lines]) if lines else note
     return write_cost_report(rows, out, title="Controller replay on the held-out split", note=note)[0]
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"

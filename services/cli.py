@@ -254,7 +254,8 @@ def _cmd_controller(a: argparse.Namespace) -> int:
     else:
         from eval.controller_replay import replay_table, write_markdown
 
-        obj = replay_table(a.cache, a.index, {p.name: p for p in a.policy})
+        named = dict((p.split("=", 1) if "=" in p else (Path(p).name, p)) for p in a.policy)
+        obj = replay_table(a.cache, a.index, {name: Path(p) for name, p in named.items()})
         human = f"wrote {write_markdown(obj, a.out, note='Replay of cached per-arm outcomes (not a live run).')}"
     _emit(obj, a.json, human)
     return 0
@@ -448,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp_ = cts.add_parser("replay", help="held-out table of fixed modes and policies from a collect cache")
     rp_.add_argument("--cache", required=True, type=Path)
     rp_.add_argument("--index", required=True, type=Path)
-    rp_.add_argument("--policy", action="append", type=Path, default=[], help="policy directory (repeatable)")
+    rp_.add_argument("--policy", action="append", default=[], help="[NAME=]policy directory (repeatable)")
     rp_.add_argument("--out", required=True, type=Path, help="report directory")
     common(rp_, threads=False)
     ct.set_defaults(fn=_cmd_controller)

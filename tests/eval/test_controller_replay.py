@@ -46,9 +46,12 @@ def test_cli_controller_train_and_replay_print_json(tmp_path, hash_index, capsys
                  "--out", str(tmp_path / "pol"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_train"] == 30
     assert main(["controller", "replay", "--cache", str(cache), "--index", str(hash_index),
-                 "--policy", str(tmp_path / "pol"), "--out", str(tmp_path / "rep"), "--json"]) == 0
-    assert "pol" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (tmp_path / "rep" / "report.md").exists()
+                 "--policy", str(tmp_path / "pol"), "--policy", f"mine={tmp_path / 'pol'}", "--out", str(tmp_path / "rep"),
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rows["mine"]["mode_counts"] == rows["pol"]["mode_counts"]  # NAME=DIR names a row
+    assert (tmp_path / "rep" / "report.md").exists() and "<svg" in (tmp_path / "rep" / "report.html").read_text()
+    assert json.loads((tmp_path / "rep" / "quality_bar.json").read_text())["mine"]["best_fixed"] == "one_shot"
     assert main(["controller", "train", "--cache", str(tmp_path), "--index", str(hash_index),
                  "--out", str(tmp_path / "p2"), "--json"]) == 2
     assert "controller collect" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
@@ -73,3 +76,18 @@ def test_cli_probe_train_and_replay_on_smollm(tmp_path, hash_index, capsys):
     p = rows["probe"]
     assert p["em"] == 1.0 and p["retrieval_calls_per_q"] == 0.5 and p["heldout_auc"] == 1.0
     assert p["mode_counts"] == {"none": 5, "one_shot": 5}
+
+
+def test_quality_bar_against_the_best_fixed_mode():
+    from eval.controller_replay import quality_bar
+
+    row = lambda em, f1, calls: {"em": em, "f1": f1, "retrieval_calls_per_q": calls}
+    rows = {"none": row(0.0, 0.1, 0.0), "one_shot": row(0.2, 0.3, 1.0), "iterative": row(0.2, 0.35, 2.0),
+            "chain": row(0.1, 0.3, 1.0), "equal": row(0.2, 0.2, 1.2), "costly": row(0.24, 0.3, 1.3),
+            "weak": row(0.16, 0.3, 0.5)}
+    bar = quality_bar(rows)
+    assert set(bar) == {"equal", "costly", "weak"}
+    assert bar["equal"]["best_fixed"] == "iterative"  # EM tie with one_shot, higher F1
+    assert bar["equal"]["passes"] and abs(bar["equal"]["calls_share"] - 0.6) < 1e-12  # = EM at 60% of the calls
+    assert not bar["costly"]["passes"] and abs(bar["costly"]["calls_share"] - 0.65) < 1e-12  # 65% > 60%
+    assert not bar["weak"]["passes"] and bar["weak"]["calls_share"] == 0.25  # cheap but below the best EM
