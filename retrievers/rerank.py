@@ -79,13 +79,19 @@ def rerank_hits(hits: Sequence[Hit], scores: Sequence[float], depth: int) -> lis
     return out
 
 
+INTERPOLATION_FLOOR = 0.01
+"""Interpolated scores live in [0.01, 1]: a floor above 0 keeps the hits below the rerank depth (scored under
+the lowest reranked one by `rerank_hits`) in their retriever order instead of all tied at 0."""
+
+
 def interpolate_scores(first_stage: Sequence[float], ce: Sequence[float], weight: float) -> list[float]:
-    """weight * minmax(ce) + (1 - weight) * minmax(first stage) per query: one fusion implementation (fusion.py)."""
+    """weight * minmax(ce) + (1 - weight) * minmax(first stage) per query (fusion.score_fusion), mapped into
+    [INTERPOLATION_FLOOR, 1]: the standard reranker/first-stage interpolation."""
     if not (0.0 <= weight <= 1.0):
         raise ConfigError(f"interpolation weight must be in [0, 1], got {weight}")
     keys = list(range(len(ce)))
     fused = dict(score_fusion([(keys, list(ce)), (keys, list(first_stage))], [weight, 1.0 - weight], "minmax"))
-    return [fused[i] for i in keys]
+    return [INTERPOLATION_FLOOR + (1.0 - INTERPOLATION_FLOOR) * fused[i] for i in keys]
 
 
 def _check_depth(depth: object) -> int:

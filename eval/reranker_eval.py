@@ -1,0 +1,156 @@
+"""Held-out table for a trained cross-encoder: fused vs fused + CE (pure and interpolated, several depths) vs
+fused + LLM judge, on the queries `adarag reranker train` held out (ids in its manifest).
+
+    python -m eval.reranker_eval --data DATA --index INDEX --model CE_DIR --out results/reranker-train \
+        [--depths 20,50] [--judge qwen-0.5b --judge-queries 10 --judge-depth 10] [--threads 1]
+
+Each query's top max(depths) passages are scored by the cross-encoder once; every CE row reuses those scores.
+Metrics are pytrec_eval's (eval.beir.evaluate_run) over documents (MaxP), top 100, as `adarag eval beir`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.beir import evaluate_run, load_beir
+from indexers.index import open_index
+from indexers.ingest import passages_to_documents
+from indexers.types import Hit
+from retrievers.rerank import (
+    CrossEncoderReranker,
+    LLMJudge,
+    hit_text,
+    interpolate_scores,
+    rerank_hits,
+)
+from retrievers.rerank_train import verify_reranker_dir
+from retrievers.search import Retriever
+
+__all__ = ["evaluate_reranker"]
+
+log = logging.getLogger(__name__)
+
+
+def _docs(hits: Sequence[Hit], k: int = 100) -> dict[str, float]:
+    return dict(passages_to_documents([(h.id, h.score) for h in hits])[:k])
+
+
+def _row(name: str, qrels: dict, run: dict, per_s: float | None, n: int, note: str = "") -> dict[str, Any]:
+    means, _ = evaluate_run({q: qrels[q] for q in run}, run)
+    return {"config": name, "n_queries": n, **{m: round(v, 4) for m, v in means.items()},
+            "passages_per_s": per_s, "note": note}
+
+
+def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path, *, depths: Sequence[int] = (20, 50),
+                      store: str = "fused", passage_depth: int = 200, judge: str | None = None,
+                      judge_queries: int = 10, judge_depth: int = 10, threads: int | None = 1,
+                      judge_only: bool = False, limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Rows of the held-out table (see module doc), plus the settings that made them."""
+    from tqdm import tqdm
+
+    manifest = verify_reranker_dir(model)
+    beir = load_beir(data, "test")
+    qids = [q for q in manifest["heldout_qids"] if q in beir.qrels][:limit]
+    weight = (manifest.get("interpolation") or {}).get("weight")
+    ce = CrossEncoderReranker(model, threads=threads, interpolate=1.0)
+    top = max(depths)
+    heads: dict[str, list[Hit]] = {}
+    ce_scores: dict[str, list[float]] = {}
+    with open_index(index_dir) as index:
+        retriever = Retriever(index, threads=threads)
+        t = time.perf_counter()
+        ranked = retriever.search_batch([beir.queries[q] for q in qids], store, passage_depth)
+        t_first = time.perf_counter() - t
+        hits = dict(zip(qids, ranked))
+        t_ce = 0.0
+        for q in tqdm([] if judge_only else qids, desc="cross-encoder", disable=not progress):
+            heads[q] = hits[q][:top]
+            t = time.perf_counter()
+            ce_scores[q] = ce.score(beir.queries[q], [hit_text(h) for h in heads[q]])
+            t_ce += time.perf_counter() - t
+        ce_per_s = round(sum(len(v) for v in ce_scores.values()) / t_ce, 1) if t_ce else None
+        rows = [_row(store, beir.qrels, {q: _docs(hits[q]) for q in qids}, None, len(qids),
+                     f"first stage, {len(qids) / t_first:.1f} q/s")]
+        for d in [] if judge_only else depths:
+            for w, label in ((1.0, "CE"), (weight, f"CE interpolated w={weight}")):
+                if w is None:
+                    continue
+                run = {}
+                for q in qids:
+                    s = ce_scores[q][:d]
+                    if w < 1.0:
+                        s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
+                    run[q] = _docs(rerank_hits(hits[q], s, d))
+                rows.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(qids)))
+        sub = qids[:judge_queries]
+        note = f"first {len(sub)} held-out queries (the judge's subset)"
+        if sub:
+            rows.append(_row(store, beir.qrels, {q: _docs(hits[q]) for q in sub}, None, len(sub), note))
+            for d in [] if judge_only else depths:
+                for w, label in ((1.0, "CE"), (weight, f"CE interpolated w={weight}")):
+                    if w is None:
+                        continue
+                    run = {}
+                    for q in sub:
+                        s = ce_scores[q][:d]
+                        if w < 1.0:
+                            s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
+                        run[q] = _docs(rerank_hits(hits[q], s, d))
+                    rows.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(sub), note))
+        if judge and sub:
+            llm = LLMJudge(judge, threads=threads)
+            llm.warm_up()
+            run, t_j, n_j = {}, 0.0, 0
+            for q in tqdm(sub, desc=f"judge {judge}", disable=not progress):
+                t = time.perf_counter()
+                run[q] = _docs(llm.rerank(beir.queries[q], hits[q], judge_depth))
+                t_j += time.perf_counter() - t
+                n_j += min(judge_depth, len(hits[q]))
+            rows.append(_row(f"{store} + LLM judge {judge} @{judge_depth}", beir.qrels, run,
+                             round(n_j / t_j, 2), len(sub), note))
+    return {"model": str(model), "data": str(data), "index": str(index_dir), "store": store,
+            "passage_depth": passage_depth, "threads": threads, "heldout_queries": len(qids),
+            "interpolation_weight": weight, "train": {k: manifest[k] for k in ("data", "metrics", "params")},
+            "rows": rows}
+
+
+def _markdown(res: dict[str, Any]) -> str:
+    lines = ["| config | queries | nDCG@10 | Recall@100 | MRR@10 | passages/s | note |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['config']} | {r['n_queries']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} "
+              f"| {r['passages_per_s'] or ''} | {r['note']} |" for r in res["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--index", required=True, type=Path)
+    p.add_argument("--model", required=True, type=Path, help="a dir made by `adarag reranker train`")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--depths", default="20,50")
+    p.add_argument("--judge", default=None, help="also rank with this LLM judge (e.g. qwen-0.5b)")
+    p.add_argument("--judge-queries", type=int, default=10)
+    p.add_argument("--judge-depth", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--judge-only", action="store_true", help="skip the cross-encoder rows (run the judge alone)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N held-out queries (smoke runs)")
+    p.add_argument("--name", default=None, help="output file stem (default: the model dir's name)")
+    a = p.parse_args(argv)
+    res = evaluate_reranker(a.data, a.index, a.model, depths=[int(d) for d in a.depths.split(",")], judge=a.judge,
+                            judge_queries=a.judge_queries, judge_depth=a.judge_depth, threads=a.threads,
+                            judge_only=a.judge_only, limit=a.limit)
+    a.out.mkdir(parents=True, exist_ok=True)
+    name = a.name or a.model.name
+    (a.out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+    (a.out / f"{name}.md").write_text(_markdown(res), encoding="utf-8")
+    print(_markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

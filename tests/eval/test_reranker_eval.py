@@ -1,0 +1,51 @@
+"""eval.reranker_eval: its fused row is `adarag eval beir`'s per-query numbers averaged over the held-out queries,
+and interpolation weight 0 reproduces the first stage."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from indexers.index import open_index
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory, hotpot_dir, hash_index):
+    absent = [m for m in ("torch", "transformers", "sentence_transformers") if importlib.util.find_spec(m) is None]
+    if absent:
+        pytest.skip(f"not installed: {', '.join(absent)}")
+    from eval.beir import load_beir
+    from retrievers.rerank_train import TrainParams, train_reranker
+
+    data = load_beir(hotpot_dir)
+    with open_index(hash_index) as ix:
+        docs = {str(p) for p in ix.ids}
+        qids = [q for q, rel in data.qrels.items() if set(rel) <= docs][:8]
+        out = tmp_path_factory.mktemp("ce") / "ce"
+        train_reranker(ix, out, queries={q: data.queries[q] for q in qids}, qrels={q: data.qrels[q] for q in qids},
+                       params=TrainParams(epochs=1, max_length=64, max_pairs=8, first_stage="bm25", threads=1,
+                                          train_fraction=0.5, tune_fraction=0.0))
+    return out
+
+
+def test_fused_row_matches_eval_beir_and_weight_zero_is_the_first_stage(tiny_ce, hotpot_dir, hash_index, tmp_path):
+    from eval.beir import run_beir
+    from eval.reranker_eval import evaluate_reranker
+
+    manifest = json.loads((tiny_ce / "adarag_reranker.json").read_text())
+    manifest["interpolation"] = {"weight": 0.0}  # weight 0 must give back the fused ranking
+    patched = tmp_path / "ce0"
+    shutil.copytree(tiny_ce, patched)
+    (patched / "adarag_reranker.json").write_text(json.dumps(manifest))
+    res = evaluate_reranker(hotpot_dir, hash_index, patched, depths=[5], judge_queries=0, progress=False)
+    rows = {r["config"]: r for r in res["rows"]}
+    held = manifest["heldout_qids"]
+    assert res["heldout_queries"] == len(held) == 4
+    run_beir(hotpot_dir, hash_index, "fused", tmp_path / "run", report=False)
+    per_query = json.loads((tmp_path / "run" / "per_query.json").read_text())
+    want = sum(per_query[q]["ndcg@10"] for q in held) / len(held)
+    assert rows["fused"]["ndcg@10"] == pytest.approx(want, abs=1e-4)
+    assert rows["fused + CE interpolated w=0.0 @5"]["ndcg@10"] == rows["fused"]["ndcg@10"]
+    assert rows["fused + CE @5"]["passages_per_s"] > 0
