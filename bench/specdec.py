@@ -33,8 +33,8 @@ from rag.prompts import grounded_messages  # noqa: E402
 HOTPOT = Path(os.environ.get("ADARAG_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "hotpotqa"
 
 
-def load_questions(n: int) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """(question, supporting passages as (id, title, text)) for the first n HotpotQA questions."""
+def load_questions(n: int, offset: int = 0) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """(question, supporting passages as (id, title, text)) for n HotpotQA questions after the first `offset`."""
     corpus = {}
     with open(HOTPOT / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
@@ -43,11 +43,11 @@ def load_questions(n: int) -> list[tuple[str, list[tuple[str, str, str]]]]:
     out = []
     with open(HOTPOT / "qa.jsonl", encoding="utf-8") as f:
         for line in f:
-            if len(out) >= n:
+            if len(out) >= n + offset:
                 break
             r = json.loads(line)
             out.append((r["question"], [corpus[i] for i in r["supporting_ids"]]))
-    return out
+    return out[offset:]
 
 
 LONG_SYSTEM = ("Answer using only the numbered passages: the answer in a few words with the passage number in "
@@ -67,6 +67,7 @@ def messages(workload: str, question: str, passages: list[tuple[str, str, str]])
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=30)
+    ap.add_argument("--offset", type=int, default=0, help="skip this many questions first")
     ap.add_argument("--generator", default="qwen-1.5b")
     ap.add_argument("--draft-model", default=None, help="default: the generator's registered draft (qwen-0.5b)")
     ap.add_argument("--drafts", default="none,model,copy,copy+model")
@@ -92,7 +93,7 @@ def main() -> None:
                          copy_candidates=a.copy_candidates, dtype=dtype)
     if any("model" in d for d in drafts):
         gen.draft_lm()  # load before timing
-    questions = load_questions(a.questions)
+    questions = load_questions(a.questions, a.offset)
     totals = {d: {"tokens": 0, "seconds": 0.0, "decode_seconds": 0.0, "forwards": 0, "decode_forwards": 0,
                   "proposed": {}, "accepted": {}, "drafted_steps": 0, "prefix_reused": 0, "prompt_tokens": 0,
                   "phases": {}} for d in drafts}

@@ -13,7 +13,7 @@ import numpy as np
 from indexers.errors import ConfigError
 from indexers.model_cache import load_causal_lm
 from indexers.models import set_threads
-from rag.prefix_cache import PrefixCache
+from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.speculative import DRAFTS, DecodeStats, decode, make_drafts
 
 __all__ = ["DEFAULT_DRAFT", "DRAFTS", "DecodeStats", "Generation", "Generator", "Messages", "TokenStream"]
@@ -57,7 +57,7 @@ class Generator:
         self._cache_dir = cache_dir
         self.copy_candidates = copy_candidates
         self._dtype = dtype
-        self.prefix_cache = PrefixCache() if prefix_cache else None  # the last prompt's KV: shared prefixes skip prefill
+        self.prefix_cache = PrefixCache() if prefix_cache else None  # the constant prompt head's KV, reused
 
     @classmethod
     def load(
@@ -76,7 +76,8 @@ class Generator:
         `draft_model` (default: qwen-0.5b for qwen-1.5b) loads lazily, only when a model draft is used. `dtype`
         (default bfloat16, where a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
         results/specdec/README.md; float32 costs ~k/2x, so drafting barely pays there, but its logit ties, whose argmax
-        depends on kernel shapes, are rarer). `prefix_cache` reuses the previous prompt's KV for the shared prefix."""
+        depends on kernel shapes, are rarer). `prefix_cache` keeps the KV of the messages before the last one (system
+        prompt + worked example) for the next prompt that starts with them."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
             name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype
@@ -214,6 +215,7 @@ class Generator:
             self.model, prompt, max_new_tokens=max_new_tokens, stop_ids=self.stop_token_ids, source=source,
             draft_name=draft, temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
             prefix_cache=self.prefix_cache,
+            prefix_len=chat_prefix_len(self.tokenizer, messages, prompt) if self.prefix_cache is not None else 0,
         )
         return TokenStream(steps, self.tokenizer, len(prompt))
 

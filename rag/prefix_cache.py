@@ -1,9 +1,9 @@
-"""Reuse the prompt KV cache across generations: RAG prompts share their system prompt and worked example.
+"""Reuse the KV cache of a constant prompt prefix (system prompt + worked example) across generations.
 
-One entry, the last prompt's cache after its prefill. A new prompt restores a copy cropped to the longest common
-prefix (at least one token is always fed again, since the prefill's last logits pick the first answer token) and
-prefills only the rest. Causal attention makes the prefix's keys/values the same whatever follows, so the output is
-unchanged; only the prefill's matmuls are split in two, which moves float rounding (bf16 more than fp32).
+The prefix is always prefilled in its own forward, then the rest of the prompt on top of it; a later prompt that
+starts with the same prefix ids restores a copy of that cache instead of prefilling it again. Hit or miss, the
+numbers are the same (same forwards, same shapes), so the output never depends on what was cached before, also in
+bfloat16. Splitting at the prefix, rather than at the longest common prefix with the last prompt, is what keeps it so.
 """
 from __future__ import annotations
 
@@ -12,57 +12,54 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PrefixCache", "common_prefix"]
+__all__ = ["PrefixCache", "chat_prefix_len"]
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two id sequences."""
-    n, limit = 0, min(len(a), len(b))
-    while n < limit and a[n] == b[n]:
-        n += 1
-    return n
+def chat_prefix_len(tokenizer: Any, messages: Any, prompt: Sequence[int]) -> int:
+    """Prompt tokens before the last message (the part RAG prompts share), 0 if that is not a prefix of `prompt`."""
+    if isinstance(messages, str) or len(messages) < 2:
+        return 0
+    head = tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=False, tokenize=True,
+                                         return_dict=True)["input_ids"]
+    n = len(head)
+    return n if 0 < n < len(prompt) and list(prompt[:n]) == list(head) else 0
 
 
 class PrefixCache:
-    """Holds the last prompt's token ids and a private copy of its DynamicCache; thread-safe."""
+    """Holds the KV cache (a private copy) of the last prefix prefilled alone, keyed by its token ids; thread-safe."""
 
     def __init__(self, min_tokens: int = 16) -> None:
         if min_tokens < 1:
             raise ValueError(f"min_tokens must be >= 1, got {min_tokens!r}")
-        self.min_tokens = min_tokens  # shorter shared prefixes are not worth a cache copy
-        self._ids: list[int] = []
+        self.min_tokens = min_tokens  # shorter prefixes are not worth a cache copy
+        self._ids: tuple[int, ...] = ()
         self._cache: Any = None
         self._model: Any = None
         self._lock = threading.Lock()
         self.hits = 0
-        self.reused_tokens = 0
 
-    def restore(self, lm: Any, prompt: Sequence[int]) -> int:
-        """Load the shared prefix of `prompt` into the empty KVModel `lm`; the number of prompt tokens it now holds."""
+    def restore(self, lm: Any, prefix: Sequence[int]) -> bool:
+        """Load the cached KV of exactly `prefix` into the empty KVModel `lm`; False (nothing loaded) on a miss."""
         if lm.ids:
             raise ValueError("restore needs an empty KVModel (its cache already holds tokens)")
+        key = tuple(int(t) for t in prefix)
         with self._lock:
-            if self._cache is None or self._model is not lm.model:
-                return 0
-            n = min(common_prefix(self._ids, prompt), len(prompt) - 1)
-            if n < self.min_tokens:
-                return 0
-            cache = copy.deepcopy(self._cache)
+            if len(key) < self.min_tokens or self._cache is None or self._model is not lm.model or key != self._ids:
+                return False
+            lm.cache = copy.deepcopy(self._cache)
             self.hits += 1
-            self.reused_tokens += n
-        if n < len(self._ids):
-            cache.crop(n - len(self._ids))  # a negative count drops that many tokens from the end
-        lm.cache = cache
-        lm.ids = [int(t) for t in prompt[:n]]
-        return n
+        lm.ids = list(key)
+        return True
 
     def store(self, lm: Any) -> None:
-        """Remember `lm`'s cache (call right after the prompt's prefill, before any generated token is fed)."""
+        """Remember a copy of `lm`'s cache (call right after the prefix's own forward); short prefixes are skipped."""
+        if len(lm.ids) < self.min_tokens:
+            return
         snapshot = copy.deepcopy(lm.cache)
         with self._lock:
-            self._ids, self._cache, self._model = list(lm.ids), snapshot, lm.model
+            self._ids, self._cache, self._model = tuple(lm.ids), snapshot, lm.model
 
     def clear(self) -> None:
         """Forget the stored prefix (e.g. after the model's weights change)."""
         with self._lock:
-            self._ids, self._cache, self._model = [], None, None
+            self._ids, self._cache, self._model = (), None, None

@@ -140,14 +140,22 @@ class KVModel:
 
 class CopyDraft:
     """Copies from the evidence: the longest suffix of the generated ids (<= `max_suffix`) found in the passages'
-    token ids proposes the tokens after its occurrences; distinct continuations ranked by frequency."""
+    token ids proposes the tokens after its occurrences; distinct continuations ranked by frequency.
+
+    The draft length adapts: it starts at `min_tokens`, doubles after a fully accepted draft (a quote is being
+    copied) up to `max_tokens`, and falls back to `min_tokens` after a miss. On this CPU a bf16 forward over <= 8
+    new tokens costs about one 1-token forward, 16 about 1.5x (results/specdec/README.md)."""
 
     name = "copy"
 
     def __init__(self, documents: Sequence[Sequence[int]], max_candidates: int = 1, min_match: int = 1,
-                 max_suffix: int = 32, max_occurrences: int = 64) -> None:
+                 max_suffix: int = 32, max_occurrences: int = 64, min_tokens: int = 8, max_tokens: int = 32) -> None:
         if max_candidates < 1 or min_match < 1:
             raise ConfigError("CopyDraft needs max_candidates >= 1 and min_match >= 1")
+        if not 1 <= min_tokens <= max_tokens:
+            raise ConfigError(f"CopyDraft needs 1 <= min_tokens <= max_tokens, got {min_tokens} and {max_tokens}")
+        self.min_tokens, self.max_tokens = min_tokens, max_tokens
+        self.length = min_tokens  # the next draft's length cap
         text: list[int] = []
         for doc in documents:
             if doc:
@@ -160,6 +168,7 @@ class CopyDraft:
 
     def propose(self, tokens: list[int], n_prompt: int, k_max: int) -> Proposal | None:
         generated = tokens[n_prompt:]
+        k_max = min(k_max, self.length)
         if self.index is None or not generated or k_max < 1:
             return None
         m = fm.longest_suffix_match(self.index, generated[-self.max_suffix:])
@@ -179,7 +188,11 @@ class CopyDraft:
         return Proposal(self.name, best)
 
     def feedback(self, proposed: int, accepted: int) -> None:
-        """Copy drafts cost microseconds; the decoder caps their length instead."""
+        """Double the length after a draft accepted whole at full length; back to `min_tokens` after a miss."""
+        if accepted < proposed:
+            self.length = self.min_tokens
+        elif proposed >= self.length:
+            self.length = min(self.max_tokens, 2 * self.length)
 
 
 class ModelDraft:
@@ -265,12 +278,15 @@ def make_drafts(draft: str, *, copy_docs: Sequence[Sequence[int]] = (), draft_mo
 def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_ids: Sequence[int],
            source: DraftSource | None = None, draft_name: str = "none", temperature: float = 0.0, top_k: int = 0,
            top_p: float = 1.0, rng: np.random.Generator | None = None,
-           copy_max_tokens: int = 10, prefix_cache: PrefixCache | None = None) -> Iterator[list[int]]:
+           copy_max_tokens: int = 32, prefix_cache: PrefixCache | None = None,
+           prefix_len: int = 0) -> Iterator[list[int]]:
     """Yield the accepted token ids step by step (stop tokens excluded); return DecodeStats (StopIteration.value).
 
     Greedy when temperature == 0: output is token-identical to plain greedy decoding of `target`. Otherwise the
     speculative sampling rule keeps the output distributed as the (temperature/top-k/top-p) warped target.
-    `prefix_cache` restores the prompt prefix shared with the previous call, and then holds this prompt's cache."""
+    With `prefix_cache`, the first `prefix_len` prompt tokens (a constant system prompt + examples) are prefilled in
+    their own forward, or restored from the cache when an earlier call prefilled the same ids: a hit or a miss
+    computes the same numbers, so the output never depends on the cache's state."""
     import torch
 
     greedy = temperature == 0
@@ -308,10 +324,15 @@ def decode(target: Any, prompt_ids: Sequence[int], *, max_new_tokens: int, stop_
 
     # No inference_mode() around this body: a `with` spanning a `yield` leaks thread-local grad state into
     # whichever thread resumes or garbage-collects an abandoned stream; KVModel's forwards set it themselves.
-    reused = prefix_cache.restore(lm, tokens) if prefix_cache is not None else 0
-    pending = pick(lm.forward(tokens[reused:], last_only=True)[-1])
-    if prefix_cache is not None:
-        prefix_cache.store(lm)
+    start = reused = 0
+    if prefix_cache is not None and 0 < prefix_len < len(tokens):  # the prefix is prefilled alone, hit or miss
+        if prefix_cache.restore(lm, tokens[:prefix_len]):
+            reused = prefix_len
+        else:
+            lm.forward(tokens[:prefix_len], last_only=True)
+            prefix_cache.store(lm)
+        start = prefix_len
+    pending = pick(lm.forward(tokens[start:], last_only=True)[-1])
     forwards += 1
     prefill = time.perf_counter() - started
     done = False

@@ -1,5 +1,7 @@
-"""The prompt prefix cache: a prompt sharing its start with the previous one prefills only the rest, and the greedy
-answer stays token-identical to plain decoding from scratch (transformers' own generate) for every draft source.
+"""The prompt prefix cache: the messages before the last one (system prompt + worked example) are prefilled once and
+restored for the next prompt that starts with them; a hit computes the same numbers as a miss, and greedy answers stay
+token-identical to plain decoding from scratch (transformers' own generate). test_generator.py's seeded sampling test
+(bfloat16, the same prompt twice: a miss, then a hit) fails if a hit changes any logit.
 
 SmolLM2-135M in float32, threads=1, as in test_speculative.py. The cache only changes the target's prefill, so `none`
 and `copy` cover it (test_speculative.py checks every source's decoding loop).
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag.generator import Generator
-from rag.prefix_cache import PrefixCache, common_prefix
+from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.prompts import grounded_messages
 
 PASSAGES = [
@@ -57,10 +59,18 @@ def _plain_ids(gen: Generator, messages, max_new_tokens: int) -> list[int]:
     return next((new[:i] for i, t in enumerate(new) if t in stops), new)
 
 
-def test_common_prefix() -> None:
-    assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
-    assert common_prefix([], [1]) == 0
-    assert common_prefix([7, 8], [7, 8]) == 2
+def _head(gen: Generator) -> int:
+    return chat_prefix_len(gen.tokenizer, PROMPTS[0], gen.encode(PROMPTS[0])[0].tolist())
+
+
+def test_the_prefix_is_everything_before_the_last_message(smollm: Generator) -> None:
+    prompts = [smollm.encode(m)[0].tolist() for m in PROMPTS]
+    n = _head(smollm)
+    assert 50 < n < min(map(len, prompts)) - 20
+    assert all(p[:n] == prompts[0][:n] for p in prompts)
+    assert prompts[0][n:] != prompts[1][n:]  # the last message differs
+    assert chat_prefix_len(smollm.tokenizer, "a question", smollm.encode("a question")[0].tolist()) == 0
+    assert chat_prefix_len(smollm.tokenizer, PROMPTS[0], [1, 2, 3]) == 0  # not a prefix of the prompt: no split
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +81,13 @@ def plain(smollm: Generator) -> list[list[int]]:
 @pytest.mark.parametrize("draft", ["none", "copy"])
 def test_reused_prefix_keeps_greedy_output_identical(smollm: Generator, plain: list[list[int]], draft: str) -> None:
     want = plain
-    prompts = [smollm.encode(m)[0].tolist() for m in PROMPTS]
+    head = _head(smollm)
     smollm.prefix_cache = PrefixCache()
     try:
         for i, (messages, passages) in enumerate(zip(PROMPTS, [PASSAGES, PASSAGES[::-1], PASSAGES[:1]])):
             g = smollm.generate(messages, 20, draft=draft, passages=[p[2] for p in passages])
             assert g.text and g.text == smollm.tokenizer.decode(want[i], skip_special_tokens=True).strip(), (draft, i)
-            shared = 0 if i == 0 else common_prefix(prompts[i - 1], prompts[i])
-            assert g.stats.prefix_reused == shared, (i, g.stats.prefix_reused, shared)
-        assert 50 < common_prefix(prompts[0], prompts[1]) < len(prompts[1]) - 20  # the case is a real partial reuse
+            assert g.stats.prefix_reused == (0 if i == 0 else head), (i, g.stats.prefix_reused)
     finally:
         smollm.prefix_cache = PrefixCache()
 
@@ -89,7 +97,7 @@ def test_the_same_prompt_twice_prefills_one_token(smollm: Generator) -> None:
     first = smollm.generate(PROMPTS[0], 16, draft="none")
     again = smollm.generate(PROMPTS[0], 16, draft="none")
     assert again.text == first.text
-    assert again.stats.prefix_reused == first.n_prompt_tokens - 1
+    assert first.stats.prefix_reused == 0 and again.stats.prefix_reused == _head(smollm)
     assert smollm.prefix_cache.hits == 1
 
 
@@ -103,23 +111,32 @@ def test_disabled_or_short_prefixes_are_not_reused(smollm: Generator) -> None:
     smollm.prefix_cache = PrefixCache()
 
 
-def test_restore_rejects_a_filled_cache_and_another_model(smollm: Generator) -> None:
+def test_a_hit_computes_the_same_logits_as_a_miss(smollm: Generator) -> None:
+    import torch
+
     from rag.speculative import KVModel
 
+    ids = smollm.encode(PROMPTS[1])[0].tolist()
+    n = _head(smollm)
     cache = PrefixCache()
-    lm = KVModel(smollm.model)
-    ids = smollm.encode(PROMPTS[0])[0].tolist()
-    lm.forward(ids, last_only=True)
-    cache.store(lm)
+    miss = KVModel(smollm.model)
+    assert not cache.restore(miss, ids[:n])
+    miss.forward(ids[:n], last_only=True)
+    cache.store(miss)
+    want = miss.forward(ids[n:])
+    hit = KVModel(smollm.model)
+    assert cache.restore(hit, ids[:n]) and hit.ids == ids[:n] and hit.cache.get_seq_length() == n
+    assert torch.equal(hit.forward(ids[n:]), want)
+    again = KVModel(smollm.model)  # the stored copy was not grown by the hit's forward
+    assert cache.restore(again, ids[:n]) and again.cache.get_seq_length() == n
+    assert not cache.restore(KVModel(smollm.model), ids[:n - 1])  # another prefix: a miss
     with pytest.raises(ValueError, match="empty KVModel"):
-        cache.restore(lm, ids)
+        cache.restore(hit, ids[:n])
 
     class Other:  # another model object: its cache must never be reused
         config = smollm.model.config
 
-    assert cache.restore(KVModel(Other()), ids) == 0
-    fresh = KVModel(smollm.model)
-    assert cache.restore(fresh, ids) == len(ids) - 1 and fresh.cache.get_seq_length() == len(ids) - 1
+    assert not cache.restore(KVModel(Other()), ids[:n])
     with pytest.raises(ValueError, match="min_tokens"):
         PrefixCache(min_tokens=0)
 

@@ -161,6 +161,23 @@ def test_copy_draft_proposes_what_follows_the_longest_suffix() -> None:
     assert CopyDraft([]).propose([1, 2], 0, 4) is None
 
 
+def test_copy_draft_length_doubles_while_copying_and_resets_on_a_miss() -> None:
+    doc = list(range(10, 90))  # one long passage: any generated run of it continues for many tokens
+    c = CopyDraft([doc], min_tokens=4, max_tokens=16)
+    lengths = []
+    for accepted_whole in (True, True, True, True, False, True):
+        p = c.propose([0, 10, 11], n_prompt=1, k_max=64)
+        assert p is not None and p.candidates[0] == doc[2: 2 + len(p.candidates[0])]
+        lengths.append(len(p.candidates[0]))
+        c.feedback(lengths[-1], lengths[-1] if accepted_whole else 1)
+    assert lengths == [4, 8, 16, 16, 16, 4]  # capped at max_tokens; a partial acceptance starts over
+    assert len(c.propose([0, 10, 11], n_prompt=1, k_max=2).candidates[0]) == 2  # the decoder's budget still caps
+    c.feedback(2, 2)  # a whole draft shorter than the current length (budget-capped) does not grow it
+    assert c.length == 8
+    with pytest.raises(ConfigError):
+        CopyDraft([doc], min_tokens=8, max_tokens=4)
+
+
 @pytest.mark.slow
 def test_qwen_pair_is_exact(model_cache: Path) -> None:
     """qwen-1.5b target with qwen-0.5b drafts on a grounded prompt: all sources equal plain decoding."""
