@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None, help="default 48 (short), 96 (long)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--copy-candidates", type=int, default=1)
+    ap.add_argument("--copy-lengths", default="8,32", help="copy draft length: start,max (10,10 = the old fixed cap)")
     ap.add_argument("--float32", action="store_true", help="same as --dtype float32")
     ap.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     ap.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt from scratch")
@@ -91,6 +92,7 @@ def main() -> None:
         drafts.insert(0, "none")
     gen = Generator.load(a.generator, threads=a.threads, device="cpu", draft_model=a.draft_model,
                          copy_candidates=a.copy_candidates, dtype=dtype)
+    gen.copy_lengths = tuple(int(x) for x in a.copy_lengths.split(","))
     if any("model" in d for d in drafts):
         gen.draft_lm()  # load before timing
     questions = load_questions(a.questions, a.offset)

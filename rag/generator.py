@@ -46,6 +46,7 @@ class Generator:
         self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None, *,
         draft_model: str | None = None, draft_lm: Any = None, cache_dir: str | os.PathLike[str] | None = None,
         copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = True,
+        copy_lengths: tuple[int, int] = (8, 32),
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -56,6 +57,7 @@ class Generator:
         self._draft_model = draft_lm
         self._cache_dir = cache_dir
         self.copy_candidates = copy_candidates
+        self.copy_lengths = copy_lengths  # copy draft length: starts at [0], doubles while accepted whole, up to [1]
         self._dtype = dtype
         self.prefix_cache = PrefixCache() if prefix_cache else None  # the constant prompt head's KV, reused
 
@@ -209,6 +211,7 @@ class Generator:
         docs = _copy_docs(self.tokenizer, passages) if passages else [prompt]
         source = make_drafts(
             draft, copy_docs=docs, draft_model=self.draft_lm, copy_candidates=self.copy_candidates,
+            copy_lengths=self.copy_lengths,
             temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
         )
         steps = decode(

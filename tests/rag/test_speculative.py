@@ -176,6 +176,10 @@ def test_copy_draft_length_doubles_while_copying_and_resets_on_a_miss() -> None:
     assert c.length == 8
     with pytest.raises(ConfigError):
         CopyDraft([doc], min_tokens=8, max_tokens=4)
+    from rag.speculative import make_drafts
+
+    made = make_drafts("copy", copy_docs=[doc], copy_lengths=(3, 6))
+    assert (made.min_tokens, made.max_tokens, made.length) == (3, 6, 3)
 
 
 @pytest.mark.slow
