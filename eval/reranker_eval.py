@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.beir import evaluate_run, load_beir
+from eval.beir import METRICS, evaluate_run, load_beir
 from indexers.index import open_index
 from indexers.ingest import passages_to_documents
 from indexers.types import Hit
@@ -87,6 +88,15 @@ def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path
                         s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
                     run[q] = _docs(rerank_hits(hits[q], s, d))
                 rows.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(qids)))
+        for d in depths:  # the floor a reranker must clear: the top d in random order, mean of 20 seeds
+            vals = []
+            for seed in range(20):
+                rng = random.Random(seed)
+                run = {q: _docs(rerank_hits(hits[q], [rng.random() for _ in hits[q][:d]], d)) for q in qids}
+                vals.append(_row("", beir.qrels, run, None, len(qids)))
+            rows.append({"config": f"{store}, top {d} shuffled (mean of 20 seeds)", "n_queries": len(qids),
+                         **{m: round(sum(v[m] for v in vals) / len(vals), 4) for m in METRICS},
+                         "passages_per_s": None, "note": "baseline"})
         sub = qids[:judge_queries]
         note = f"first {len(sub)} held-out queries (the judge's subset)"
         if sub:
