@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -363,7 +362,8 @@ def test_iterative_stop_hook_stops_early_when_told():
 def test_shipped_probe_policy_loads():
     from rag.probe import DEFAULT_PROBE
 
-    if not (Path(DEFAULT_PROBE) / "manifest.json").exists():
-        pytest.skip("no shipped probe policy in this checkout")
-    pol = load_probe(DEFAULT_PROBE)
-    assert pol.retrieve_mode in ("one_shot", "iterative", "chain") and len(pol.head.w) == len(pol.head.mean)
+    pol = load_probe(DEFAULT_PROBE)  # checksums verified
+    assert pol.generator == "qwen-0.5b" and len(pol.head.w) == len(pol.head.mean) == 896  # Qwen2.5-0.5B width
+    assert pol.retrieve_mode in ("one_shot", "iterative", "chain") and pol.meta["n_train"] >= 50
+    ctl = load_controller("probe", rag=SimpleNamespace(generator=_StubGen(d=896)))
+    assert isinstance(ctl, ProbeController) and ctl.policy.threshold == pol.threshold
