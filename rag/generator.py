@@ -45,7 +45,7 @@ class Generator:
     def __init__(
         self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None, *,
         draft_model: str | None = None, draft_lm: Any = None, cache_dir: str | os.PathLike[str] | None = None,
-        copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = True,
+        copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = False,
         copy_lengths: tuple[int, int] = (8, 32),
     ) -> None:
         self.model = model
@@ -72,14 +72,15 @@ class Generator:
         draft_model: str | None = None,
         copy_candidates: int = 1,
         dtype: Any = None,
-        prefix_cache: bool = True,
+        prefix_cache: bool = False,
     ) -> Generator:
         """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once.
         `draft_model` (default: qwen-0.5b for qwen-1.5b) loads lazily, only when a model draft is used. `dtype`
         (default bfloat16, where a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
         results/specdec/README.md; float32 costs ~k/2x, so drafting barely pays there, but its logit ties, whose argmax
         depends on kernel shapes, are rarer). `prefix_cache` keeps the KV of the messages before the last one (system
-        prompt + worked example) for the next prompt that starts with them."""
+        prompt + worked example) for the next prompt that starts with them; off by default because prefilling the head
+        apart moves bf16 rounding, which can flip a near-tie against an unsplit prefill (results/specdec/README.md)."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
             name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype
