@@ -17,6 +17,7 @@ import pytest
 from rag.generator import Generator
 from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.prompts import grounded_messages
+from tests.rag.plain_decoding import plain_ids
 
 PASSAGES = [
     ("p1", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927 by Anna Brandt, a civil "
@@ -46,19 +47,6 @@ def smollm(tmp_path_factory: pytest.TempPathFactory) -> Generator:
                           dtype=torch.float32)
 
 
-def _plain_ids(gen: Generator, messages, max_new_tokens: int) -> list[int]:
-    import torch
-
-    ids = gen.encode(messages)
-    with torch.inference_mode():
-        out = gen.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, temperature=None, top_p=None, top_k=None,
-                                 eos_token_id=list(gen.stop_token_ids), pad_token_id=gen.stop_token_ids[0])
-    new = out[0, ids.shape[1]:].tolist()
-    stops = set(gen.stop_token_ids)
-    return next((new[:i] for i, t in enumerate(new) if t in stops), new)
-
-
 def _head(gen: Generator) -> int:
     return chat_prefix_len(gen.tokenizer, PROMPTS[0], gen.encode(PROMPTS[0])[0].tolist())
 
@@ -75,7 +63,7 @@ def test_the_prefix_is_everything_before_the_last_message(smollm: Generator) -> 
 
 @pytest.fixture(scope="module")
 def plain(smollm: Generator) -> list[list[int]]:
-    return [_plain_ids(smollm, m, 20) for m in PROMPTS]
+    return [plain_ids(smollm, m, 20) for m in PROMPTS]
 
 
 @pytest.mark.parametrize("draft", ["none", "copy"])

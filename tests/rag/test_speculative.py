@@ -18,6 +18,7 @@ from indexers.errors import ConfigError
 from rag.generator import DEFAULT_DRAFT, DRAFTS, Generator
 from rag.prompts import grounded_messages
 from rag.speculative import CopyDraft, DecodeStats
+from tests.rag.plain_decoding import plain_ids
 
 
 def _needs(*modules: str) -> None:
@@ -56,19 +57,6 @@ PROMPTS = [
 ]
 
 
-def _plain_ids(gen: Generator, messages, max_new_tokens: int) -> list[int]:
-    import torch
-
-    ids = gen.encode(messages)
-    with torch.inference_mode():
-        out = gen.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, temperature=None, top_p=None, top_k=None,
-                                 eos_token_id=list(gen.stop_token_ids), pad_token_id=gen.stop_token_ids[0])
-    new = out[0, ids.shape[1]:].tolist()
-    stops = set(gen.stop_token_ids)
-    return next((new[:i] for i, t in enumerate(new) if t in stops), new)
-
-
 def _ids(gen: Generator, messages, draft: str, max_new_tokens: int, **kw) -> tuple[list[int], DecodeStats]:
     from rag.speculative import decode, make_drafts
 
@@ -88,7 +76,7 @@ def _ids(gen: Generator, messages, draft: str, max_new_tokens: int, **kw) -> tup
 @pytest.mark.parametrize("draft", DRAFTS)
 def test_greedy_is_token_identical_to_plain_decoding(smollm: Generator, draft: str) -> None:
     for messages in PROMPTS:
-        want = _plain_ids(smollm, messages, 40)
+        want = plain_ids(smollm, messages, 40)
         got, stats = _ids(smollm, messages, draft, 40)
         assert got == want, f"{draft}: {smollm.tokenizer.decode(got)!r} != {smollm.tokenizer.decode(want)!r}"
         assert stats.tokens == len(got) and stats.draft == draft
@@ -98,7 +86,7 @@ def test_greedy_is_token_identical_to_plain_decoding(smollm: Generator, draft: s
 def test_several_copy_candidates_stay_exact(smollm: Generator) -> None:
     for messages in PROMPTS[:3]:
         got, stats = _ids(smollm, messages, "copy", 32, copy_candidates=3)
-        assert got == _plain_ids(smollm, messages, 32)
+        assert got == plain_ids(smollm, messages, 32)
 
 
 def test_drafts_save_target_forwards_when_copying(smollm: Generator) -> None:
@@ -189,7 +177,7 @@ def test_qwen_pair_is_exact(model_cache: Path) -> None:
     import torch
 
     gen = Generator.load("qwen-1.5b", threads=1, cache_dir=model_cache, device="cpu", dtype=torch.float32)
-    want = _plain_ids(gen, PROMPTS[0], 24)
+    want = plain_ids(gen, PROMPTS[0], 24)
     for draft in DRAFTS:
         got, _ = _ids(gen, PROMPTS[0], draft, 24)
         assert got == want, draft
