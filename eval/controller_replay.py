@@ -72,7 +72,7 @@ def train_probe_from_cache(cache: str | Path, out: str | Path, *, generator: str
 
 def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, kind: str = "linucb",
                      lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0,
-                     generator: str | None = None, threads: int | None = 1) -> dict[str, Any]:
+                     generator: str | None = None, threads: int | None = 1, feedback: str = "full") -> dict[str, Any]:
     """Fit a bandit (linucb, thompson) or a probe on the cache's train split and save it as a policy directory."""
     if kind == "probe":
         return train_probe_from_cache(cache, out, generator=generator, lam=lam, f1_threshold=f1_threshold,
@@ -80,8 +80,9 @@ def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, k
     recs = [r for r in read_cache(cache) if r["split"] == "train"]
     cheap, emb = _features(index, [r["question"] for r in recs])
     pol, log = train_bandit(cheap, emb, recs, kind=kind, lam=lam, f1_threshold=f1_threshold, epochs=epochs,
-                            seed=seed)
-    meta = {"cache": str(Path(cache).resolve()), "n_train": len(recs), "epochs": epochs, "seed": seed,
+                            seed=seed, feedback=feedback)
+    meta = {"cache": str(Path(cache).resolve()), "n_train": len(recs), "feedback": feedback,
+            "epochs": epochs if feedback == "bandit" else 1, "seed": seed,
             "replay_arm_counts": dict(Counter(e["arm"] for e in log))}
     save_policy(pol, out, meta=meta)
     return {"policy": str(out), **meta}

@@ -136,11 +136,17 @@ def _outcome_matrix(records: Sequence[dict], arms: Sequence[str], lam: float, f1
 def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
                  kind: Literal["linucb", "thompson"] = "linucb", arms: Sequence[str] = MODE_NAMES,
                  lam: float = 0.1, f1_threshold: float = 0.5, alpha: float = 0.5, ridge: float = 1.0,
-                 pca_dims: int = 8, epochs: int = 5, seed: int = 0) -> tuple[BanditPolicy, list[dict]]:
-    """Offline replay: each epoch visits the questions in a random order, the policy picks an arm (exploring),
-    sees only that arm's cached reward and updates. Returns the policy and the log (arm, propensity, reward)."""
+                 pca_dims: int = 8, epochs: int = 5, seed: int = 0,
+                 feedback: Literal["full", "bandit"] = "full") -> tuple[BanditPolicy, list[dict]]:
+    """Fit the per-arm reward models from the cache. Each epoch visits the questions in a random order and logs
+    the arm the (exploring) policy picks. `feedback="full"` (default): the cache holds every arm's outcome, so
+    every arm learns from every question (one pass; each arm's bias is its mean reward). `"bandit"`: MBA-RAG's
+    replay, where only the picked arm's reward is seen; with few questions and mostly negative rewards it can settle
+    on whichever arm happened to look good early. Returns the policy and the log (id, arm, reward)."""
     if kind not in ("linucb", "thompson"):
         raise ConfigError(f"unknown bandit kind {kind!r}: use linucb or thompson")
+    if feedback not in ("full", "bandit"):
+        raise ConfigError(f"unknown feedback {feedback!r}: use full (every cached arm) or bandit (replay)")
     if len(records) < 2:
         raise ConfigError(f"need at least 2 cached questions to train, got {len(records)}: run `adarag controller "
                           "collect` on more questions")
@@ -157,11 +163,12 @@ def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
     X = pol.context(cheap, emb)
     R = _outcome_matrix(records, arms, lam, f1_threshold)
     log = []
-    for _ in range(epochs):
+    for _ in range(epochs if feedback == "bandit" else 1):
         for i in rng.permutation(len(records)):
             a = int(np.argmax(pol.scores(X[i], explore=True, rng=rng)))
             log.append({"id": records[i]["id"], "arm": arms[a], "reward": float(R[i, a])})
-            pol.update(X[i], a, R[i, a])
+            for u in (range(len(arms)) if feedback == "full" else (a,)):
+                pol.update(X[i], u, R[i, u])
     return pol, log
 
 

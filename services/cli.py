@@ -249,7 +249,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
         from eval.controller_replay import train_from_cache
 
         obj = train_from_cache(a.cache, a.index, a.out, kind=a.kind, lam=a.lam, epochs=a.epochs,
-                               generator=a.generator, threads=a.threads or 1)
+                               generator=a.generator, threads=a.threads or 1, feedback=a.feedback)
         human = f"trained a {a.kind} policy on {obj['n_train']} cached questions: {a.out}"
     else:
         from eval.controller_replay import replay_table, write_markdown
@@ -444,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "cache's generator)")
     tr.add_argument("--threads", type=int, default=1, help="probe: CPU threads for the generator")
     tr.add_argument("--lam", type=float, default=0.1, help="reward cost per retrieval call")
-    tr.add_argument("--epochs", type=int, default=5)
+    tr.add_argument("--epochs", type=int, default=5, help="bandit feedback: replay passes over the cache")
+    tr.add_argument("--feedback", choices=["full", "bandit"], default="full",
+                    help="full: every arm learns from every cached outcome (default); bandit: MBA-RAG replay, only "
+                         "the picked arm's reward is seen")
     common(tr, threads=False)
     rp_ = cts.add_parser("replay", help="held-out table of fixed modes and policies from a collect cache")
     rp_.add_argument("--cache", required=True, type=Path)
