@@ -3,6 +3,14 @@ from __future__ import annotations
 
 from rag.generator import Generator
 
+# Two grounded passages the exactness tests quote from (the copy draft's source).
+PASSAGES = [
+    ("p1", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927 by Anna Brandt, a civil "
+                             "engineer from Hamburg who also designed the Kelmi dam and the Ostend lighthouse."),
+    ("p2", "Great Barrier Reef", "The Great Barrier Reef is the world's largest coral reef system, composed of over "
+                                 "2,900 individual reefs off the coast of Queensland, Australia."),
+]
+
 
 def plain_ids(gen: Generator, messages, max_new_tokens: int) -> list[int]:
     """Greedy token ids of `gen`'s model for `messages`, up to the first stop token (excluded)."""

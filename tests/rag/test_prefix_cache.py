@@ -17,14 +17,8 @@ import pytest
 from rag.generator import Generator
 from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.prompts import grounded_messages
-from tests.rag.plain_decoding import plain_ids
+from tests.rag.plain_decoding import PASSAGES, plain_ids
 
-PASSAGES = [
-    ("p1", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927 by Anna Brandt, a civil "
-                             "engineer from Hamburg who also designed the Kelmi dam and the Ostend lighthouse."),
-    ("p2", "Great Barrier Reef", "The Great Barrier Reef is the world's largest coral reef system, composed of over "
-                                 "2,900 individual reefs off the coast of Queensland, Australia."),
-]
 # Same system prompt and worked example, then different passages and questions: the shared prefix is ~100 tokens.
 PROMPTS = [
     grounded_messages("Who built the Zorvath Bridge, and what else did she design?", PASSAGES),

@@ -18,7 +18,7 @@ from indexers.errors import ConfigError
 from rag.generator import DEFAULT_DRAFT, DRAFTS, Generator
 from rag.prompts import grounded_messages
 from rag.speculative import CopyDraft, DecodeStats
-from tests.rag.plain_decoding import plain_ids
+from tests.rag.plain_decoding import PASSAGES, plain_ids
 
 
 def _needs(*modules: str) -> None:
@@ -43,12 +43,6 @@ def smollm(model_cache: Path) -> Generator:
                           draft_model="smollm-135m", dtype=torch.float32)
 
 
-PASSAGES = [
-    ("p1", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927 by Anna Brandt, a civil "
-                             "engineer from Hamburg who also designed the Kelmi dam and the Ostend lighthouse."),
-    ("p2", "Great Barrier Reef", "The Great Barrier Reef is the world's largest coral reef system, composed of over "
-                                 "2,900 individual reefs off the coast of Queensland, Australia."),
-]
 PROMPTS = [
     grounded_messages("Who built the Zorvath Bridge, and what else did she design?", PASSAGES),
     grounded_messages("Describe the Great Barrier Reef.", PASSAGES),
