@@ -77,17 +77,24 @@ def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path
         ce_per_s = round(sum(len(v) for v in ce_scores.values()) / t_ce, 1) if t_ce else None
         rows = [_row(store, beir.qrels, {q: _docs(hits[q]) for q in qids}, None, len(qids),
                      f"first stage, {len(qids) / t_first:.1f} q/s")]
-        for d in [] if judge_only else depths:
-            for w, label in ((1.0, "CE"), (weight, f"CE interpolated w={weight}")):
-                if w is None:
-                    continue
-                run = {}
-                for q in qids:
-                    s = ce_scores[q][:d]
-                    if w < 1.0:
-                        s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
-                    run[q] = _docs(rerank_hits(hits[q], s, d))
-                rows.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(qids)))
+
+        def ce_rows(queries: list[str], note: str = "") -> list[dict]:
+            """The cross-encoder rows (alone and interpolated, at each depth) over `queries`."""
+            out = []
+            for d in [] if judge_only else depths:
+                for w, label in ((1.0, "CE"), (weight, f"CE interpolated w={weight}")):
+                    if w is None:
+                        continue
+                    run = {}
+                    for q in queries:
+                        s = ce_scores[q][:d]
+                        if w < 1.0:
+                            s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
+                        run[q] = _docs(rerank_hits(hits[q], s, d))
+                    out.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(queries), note))
+            return out
+
+        rows += ce_rows(qids)
         for d in depths:  # the floor a reranker must clear: the top d in random order, mean of 20 seeds
             vals = []
             for seed in range(20):
@@ -101,17 +108,7 @@ def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path
         note = f"first {len(sub)} held-out queries (the judge's subset)"
         if sub:
             rows.append(_row(store, beir.qrels, {q: _docs(hits[q]) for q in sub}, None, len(sub), note))
-            for d in [] if judge_only else depths:
-                for w, label in ((1.0, "CE"), (weight, f"CE interpolated w={weight}")):
-                    if w is None:
-                        continue
-                    run = {}
-                    for q in sub:
-                        s = ce_scores[q][:d]
-                        if w < 1.0:
-                            s = interpolate_scores([h.score for h in heads[q][:d]], s, w)
-                        run[q] = _docs(rerank_hits(hits[q], s, d))
-                    rows.append(_row(f"{store} + {label} @{d}", beir.qrels, run, ce_per_s, len(sub), note))
+            rows += ce_rows(sub, note)
         if judge and sub:
             llm = LLMJudge(judge, threads=threads)
             llm.warm_up()
