@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from indexers.errors import ConfigError, IndexFormatError
-from indexers.index_dir import adarag_version, sha256_file
+from indexers.index_dir import adarag_version, commit_staging, sha256_file, staging_dir
 from rag.modes import MODE_NAMES
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
@@ -186,16 +186,18 @@ _ARRAYS = ("mean", "std", "pca", "A", "b")
 
 def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,
                      meta: dict[str, Any] | None = None) -> Path:
-    """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file)."""
+    """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file),
+    staged in `<out>.incomplete` and swapped into place as indexes are, so a failed write keeps the old policy."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    stage = staging_dir(out)
     files = {}
     for name, arr in arrays.items():
-        np.save(out / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
-        files[f"{name}.npy"] = sha256_file(out / f"{name}.npy")
+        np.save(stage / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
+        files[f"{name}.npy"] = sha256_file(stage / f"{name}.npy")
     manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": kind, **params, "files": files,
                 "adarag_version": adarag_version(), "created": time.time(), "meta": meta or {}}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    commit_staging(stage, out)
     return out
 
 

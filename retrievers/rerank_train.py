@@ -4,7 +4,8 @@ Pairs come from qrels (positives; the first stage's top non-relevant hits as har
 negatives) or from an LLM teacher (it writes a question for a sampled passage, the index retrieves candidates and
 the judge's P(yes) is the soft target: distillation). The output is a Hugging Face directory that
 `load_reranker("cross-encoder:DIR")` loads, plus MANIFEST_FILE (format, base model, data summary, metrics,
-held-out query ids, sha256 of every file), written to `<DIR>.incomplete-*` and renamed into place.
+held-out query ids, sha256 of every file), written to `<DIR>.incomplete` and swapped into place
+(indexers.index_dir's staging, as for indexes).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import importlib.util
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -24,7 +24,7 @@ from typing import Any
 
 from indexers.errors import ConfigError, ModelError, missing
 from indexers.index import Index
-from indexers.index_dir import sha256_file
+from indexers.index_dir import commit_staging, sha256_file, staging_dir
 from indexers.ingest import doc_id_of
 from indexers.models import get_spec, package_files, set_threads
 from indexers.types import Hit
@@ -374,9 +374,7 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
     if params.max_pairs is not None and len(pairs) > params.max_pairs:
         pairs = random.Random(params.seed).sample(pairs, params.max_pairs)
     model, tok, stats = train_cross_encoder(pairs, params, progress)
-    tmp = out.parent / f".{out.name}.incomplete-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_dir(out)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
@@ -387,13 +385,7 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
                     "metrics": stats, "interpolation": interpolation, "heldout_qids": heldout,
                     "seconds": round(time.perf_counter() - t0, 1), "sha256": _file_hashes(tmp)}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        commit_staging(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

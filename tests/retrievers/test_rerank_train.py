@@ -147,7 +147,7 @@ def test_manifest_records_split_params_and_checksums(trained, judged):
     assert "model.safetensors" in manifest["sha256"] and (out / "config.json").exists()
     assert 0.0 <= manifest["interpolation"]["weight"] <= 1.0
     assert verify_reranker_dir(out)["sha256"] == manifest["sha256"]
-    assert not list(out.parent.glob(".*incomplete*"))  # the tmp dir was renamed into place
+    assert not list(out.parent.glob("*incomplete*"))  # the staging dir was swapped into place
 
 
 def test_corrupt_weights_are_refused_on_load(trained, tmp_path):
