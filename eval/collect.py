@@ -30,15 +30,19 @@ def split_of(qid: str, heldout_share: float = 0.3) -> str:
 
 def collect(data: str | Path, index: str | Path, out: str | Path, *, generator: str = "qwen-0.5b",
             limit: int | None = None, shard: tuple[int, int] = (0, 1), threads: int | None = 1, k: int = 4,
-            max_steps: int = 3, step_tokens: int = 24, answer_tokens: int = 32, progress: bool = True
-            ) -> dict[str, Any]:
-    """Answer each question with every mode (rag.modes) and append one outcome line per question."""
-    from rag.modes import MODE_NAMES, ModeContext, run_mode
+            max_steps: int = 3, step_tokens: int = 24, answer_tokens: int = 32, progress: bool = True,
+            batch: int = 0) -> dict[str, Any]:
+    """Answer each question with every mode (rag.modes) and append one outcome line per question.
+    `batch` > 0 takes the questions `batch` at a time and decodes the `none`/`one_shot` answers of a group
+    together (rag.modes.run_mode_batch; iterative/chain stay per question); a kill loses at most one group."""
+    from rag.modes import MODE_NAMES, ModeContext, run_mode_batch
     from rag.sdk import RAG
 
     i, n = shard
     if not (0 <= i < n):
         raise ConfigError(f"shard must be i/n with 0 <= i < n, got {i}/{n}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 0:
+        raise ConfigError(f"batch must be an int >= 0 (0 = one question at a time), got {batch!r}")
     examples = [ex for ex in load_qa(data, limit=limit) if zlib.crc32(ex.id.encode()) % n == i]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,17 +56,23 @@ def collect(data: str | Path, index: str | Path, out: str | Path, *, generator: 
 
     with RAG.open(index, generator=generator, threads=threads) as rag, open(path, "a", encoding="utf-8") as f:
         ctx = ModeContext.from_rag(rag, k=k, max_steps=max_steps, step_tokens=step_tokens,
-                                   answer_tokens=answer_tokens)
-        for ex in tqdm(todo, disable=not progress, desc="collect", unit="q"):
-            arms = {}
-            for mode in MODE_NAMES:
-                r = run_mode(mode, ex.question, ctx)
-                arms[mode] = {"prediction": r.answer, "em": exact_match(r.answer, ex.answers),
-                              "f1": f1_score(r.answer, ex.answers), "retrieval_calls": r.retrieval_calls,
-                              "n_prompt_tokens": r.n_prompt_tokens, "n_new_tokens": r.n_new_tokens,
-                              "seconds": r.seconds, "passages": [h.id for h in r.passages]}
-            rec = {"id": ex.id, "question": ex.question, "answers": list(ex.answers), "split": split_of(ex.id),
-                   "arms": arms}
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                                   answer_tokens=answer_tokens, batch_size=batch)
+        bar = tqdm(total=len(todo), disable=not progress, desc="collect", unit="q")
+        for s in range(0, len(todo), max(1, batch)):
+            group = todo[s:s + max(1, batch)]
+            results = {mode: run_mode_batch(mode, [ex.question for ex in group], ctx) for mode in MODE_NAMES}
+            for j, ex in enumerate(group):
+                f.write(json.dumps(_record(ex, {m: results[m][j] for m in MODE_NAMES}), ensure_ascii=False) + "\n")
             f.flush()
+            bar.update(len(group))
+        bar.close()
     return {"cache": str(out), "file": str(path), "n": len(done) + len(todo), "added": len(todo)}
+
+
+def _record(ex: Any, results: dict[str, Any]) -> dict[str, Any]:
+    """One cache line: the question, its split and each mode's outcome (prediction, EM, F1, costs, passages)."""
+    arms = {mode: {"prediction": r.answer, "em": exact_match(r.answer, ex.answers),
+                   "f1": f1_score(r.answer, ex.answers), "retrieval_calls": r.retrieval_calls,
+                   "n_prompt_tokens": r.n_prompt_tokens, "n_new_tokens": r.n_new_tokens,
+                   "seconds": r.seconds, "passages": [h.id for h in r.passages]} for mode, r in results.items()}
+    return {"id": ex.id, "question": ex.question, "answers": list(ex.answers), "split": split_of(ex.id), "arms": arms}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,6 +250,84 @@ class Generator:
         finally:
             stream.close()
         return stream.result
+
+    def generate_batch(self, prompts: Sequence[Messages], max_new_tokens: int = 64, *,
+                       batch_size: int = 8) -> list[Generation]:
+        """Greedy completions of several prompts, decoded together in left-padded batches (one forward per token
+        for up to `batch_size` rows: on this CPU a bf16 forward over 8 rows costs about one 1-row forward).
+        Same text as `generate` up to logit near-ties (padding changes kernel shapes; rarer in float32). Each
+        Generation's `seconds` is its batch's wall time divided by the rows in it (its share)."""
+        import torch
+
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if isinstance(prompts, (str, dict)):
+            raise ConfigError("prompts must be a list of prompts (each a str or a list of messages)")
+        if self.threads is not None:
+            set_threads(self.threads)
+        seqs = [self.encode(p)[0].tolist() for p in prompts]
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
+        out: list[Generation | None] = [None] * len(seqs)
+        for s in range(0, len(order), batch_size):
+            rows = order[s:s + batch_size]
+            started = time.perf_counter()
+            new = _greedy_batch(self.model, [seqs[i] for i in rows], max_new_tokens, self.stop_token_ids,
+                                self._pad_id(), torch)
+            share = (time.perf_counter() - started) / len(rows)
+            for i, ids in zip(rows, new):
+                text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+                out[i] = Generation(text, len(seqs[i]), len(ids), share,
+                                    DecodeStats(draft="batch", tokens=len(ids), seconds=share))
+        return out  # type: ignore[return-value]  # every row filled above
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else self.stop_token_ids[0]
+
+
+def _greedy_batch(model: Any, seqs: list[list[int]], max_new_tokens: int, stop_ids: Sequence[int], pad: int,
+                  torch: Any) -> list[list[int]]:
+    """Plain greedy decoding of left-padded rows with one KV cache; a row leaves the batch at a stop token or the
+    budget (stop tokens excluded, as in rag.speculative.decode)."""
+    from transformers import DynamicCache
+
+    stops = set(int(t) for t in stop_ids)
+    width = max(map(len, seqs))
+    dev = model.device
+    ids = torch.tensor([[pad] * (width - len(q)) + q for q in seqs], device=dev)
+    mask = torch.tensor([[0] * (width - len(q)) + [1] * len(q) for q in seqs], device=dev)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    live = list(range(len(seqs)))  # original row of each batch row still decoding
+    outs: list[list[int]] = [[] for _ in seqs]
+    with torch.inference_mode():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                       use_cache=True, logits_to_keep=1).logits[:, -1]
+        while True:
+            nxt = torch.argmax(logits.float(), dim=-1).tolist()
+            keep = []
+            for b, t in enumerate(nxt):
+                row = live[b]
+                if t in stops:
+                    continue
+                outs[row].append(int(t))
+                if len(outs[row]) < max_new_tokens:
+                    keep.append(b)
+            if not keep:
+                break
+            if len(keep) < len(live):  # finished rows leave the batch (and the cache)
+                sel = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(sel)
+                mask, pos = mask[sel], pos[sel]
+                nxt = [nxt[b] for b in keep]
+                live = [live[b] for b in keep]
+            mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype, device=dev)], dim=1)
+            pos = pos[:, -1:] + 1
+            logits = model(input_ids=torch.tensor([[t] for t in nxt], device=dev), attention_mask=mask,
+                           position_ids=pos, past_key_values=cache, use_cache=True).logits[:, -1]
+    return outs
 
 
 class TokenStream:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from indexers.errors import ConfigError
@@ -29,7 +29,8 @@ from rag.prompts import (
     subquery_messages,
 )
 
-__all__ = ["MODE_NAMES", "Mode", "ModeContext", "ModeResult", "chain", "iterative", "none", "one_shot", "run_mode"]
+__all__ = ["BATCHED_MODES", "MODE_NAMES", "Mode", "ModeContext", "ModeResult", "chain", "iterative", "none",
+           "one_shot", "run_mode", "run_mode_batch"]
 
 Mode = Literal["none", "one_shot", "iterative", "chain"]
 
@@ -55,6 +56,7 @@ class ModeContext:
     answer_tokens: int = 48  # the final answer
     max_passages: int = 6  # evidence kept in the final prompt (accumulating modes), best first
     should_stop: Callable[[str, str], bool] | None = None  # iterative: (question, draft) -> stop retrieving now
+    generate_batch: Callable[[list[Any], int], Sequence[_Generation]] | None = None  # final answers, batched
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "step_tokens", "answer_tokens", "max_passages"):
@@ -63,10 +65,15 @@ class ModeContext:
                 raise ConfigError(f"ModeContext.{name} must be a positive int, got {v!r}")
         if self.should_stop is not None and not callable(self.should_stop):
             raise ConfigError("ModeContext.should_stop must be a function (question, draft) -> bool, or None")
+        if self.generate_batch is not None and not callable(self.generate_batch):
+            raise ConfigError("ModeContext.generate_batch must be a function (prompts, max_new_tokens) -> "
+                              "generations, or None")
 
     @classmethod
-    def from_rag(cls, rag: Any, *, k: int = 4, store: str | None = None, **limits: Any) -> ModeContext:
-        """Bind to an opened `rag.RAG`: `RAG.evidence` when the SDK has it, else the retriever's top `k`."""
+    def from_rag(cls, rag: Any, *, k: int = 4, store: str | None = None, batch_size: int = 0,
+                 **limits: Any) -> ModeContext:
+        """Bind to an opened `rag.RAG`: `RAG.evidence` when the SDK has it, else the retriever's top `k`.
+        `batch_size` > 0 lets `run_mode_batch` decode final answers of several questions together."""
         evidence = getattr(rag, "evidence", None)
         if callable(evidence):
             def retrieve(query: str) -> list[Hit]:
@@ -78,7 +85,12 @@ class ModeContext:
         def generate(messages, max_new_tokens: int, *, final: bool = False):
             return rag.generator.generate(messages, max_new_tokens=max_new_tokens)
 
-        return cls(retrieve=retrieve, generate=generate, **limits)
+        batched = None
+        if batch_size > 0:
+            def batched(prompts: list[Any], max_new_tokens: int):
+                return rag.generator.generate_batch(prompts, max_new_tokens, batch_size=batch_size)
+
+        return cls(retrieve=retrieve, generate=generate, generate_batch=batched, **limits)
 
 
 @dataclass(frozen=True)
@@ -238,3 +250,38 @@ def run_mode(name: str, question: str, ctx: ModeContext) -> ModeResult:
     if not isinstance(question, str) or not question.strip():
         raise ConfigError("question is empty: pass the question text")
     return fn(question, ctx)
+
+
+BATCHED_MODES: tuple[str, ...] = ("none", "one_shot")
+"""Modes whose one generation is the final answer, so questions batch; iterative/chain decide each next step
+from the previous generation, so they stay per question."""
+
+
+def run_mode_batch(name: str, questions: Sequence[str], ctx: ModeContext) -> list[ModeResult]:
+    """`run_mode` over several questions; `none`/`one_shot` decode their answers together when
+    `ctx.generate_batch` is set (same ModeResults; each answer step's seconds is its share of the batch)."""
+    if name not in BATCHED_MODES or ctx.generate_batch is None:
+        return [run_mode(name, q, ctx) for q in questions]
+    if any(not isinstance(q, str) or not q.strip() for q in questions):
+        raise ConfigError("a question is empty: pass the question texts")
+    traces: list[list[dict[str, Any]]] = [[] for _ in questions]
+    hits: list[list[Hit]] = [[] for _ in questions]
+    prompts = []
+    for i, q in enumerate(questions):
+        if name == "none":
+            prompts.append(closed_book_messages(q))
+        else:
+            hits[i] = _retrieve(ctx, q, traces[i])
+            prompts.append(grounded_messages(q, _triples(hits[i])))
+    t = time.perf_counter()
+    outs = list(ctx.generate_batch(prompts, ctx.answer_tokens))
+    if len(outs) != len(prompts):
+        raise ConfigError(f"generate_batch returned {len(outs)} generations for {len(prompts)} prompts")
+    share = (time.perf_counter() - t) / max(1, len(prompts))
+    results = []
+    for i, (q, out) in enumerate(zip(questions, outs)):
+        traces[i].append({"kind": "answer", "text": out.text, "prompt_tokens": int(out.n_prompt_tokens),
+                          "new_tokens": int(out.n_new_tokens), "seconds": share})
+        r = _result(name, q, out.text, hits[i], traces[i], t)
+        results.append(replace(r, seconds=sum(s["seconds"] for s in traces[i])))  # its retrieval + its share
+    return results

@@ -243,7 +243,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
 
         i, _, n = a.shard.partition("/")
         obj = collect(a.data, a.index, a.out, generator=a.generator, limit=a.limit, shard=(int(i), int(n or 1)),
-                      threads=a.threads, max_steps=a.max_steps, progress=not a.json)
+                      threads=a.threads, max_steps=a.max_steps, progress=not a.json, batch=a.batch)
         human = f"cached {obj['n']} questions ({obj['added']} new) in {obj['file']}"
     elif a.controller_command == "train":
         from eval.controller_replay import train_from_cache
@@ -433,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--generator", default="qwen-0.5b")
     cc.add_argument("--shard", default="0/1", help="i/n: this process takes the questions with crc32 %% n == i")
     cc.add_argument("--max-steps", type=int, default=3)
+    cc.add_argument("--batch", type=int, default=0, help="decode the none/one_shot answers of this many questions "
+                    "together (0: one question at a time)")
     common(cc)
     tr = cts.add_parser("train", help="fit a bandit policy by replaying a collect cache's train split")
     tr.add_argument("--cache", required=True, type=Path)

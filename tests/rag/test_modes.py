@@ -7,7 +7,7 @@ import pytest
 
 from indexers.errors import ConfigError
 from indexers.types import Hit
-from rag.modes import MODE_NAMES, ModeContext, run_mode
+from rag.modes import BATCHED_MODES, MODE_NAMES, ModeContext, run_mode, run_mode_batch
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,63 @@ def test_bad_names_and_limits_are_clear_errors():
     with pytest.raises(ConfigError, match="max_steps"):
         _ctx([], CORPUS, max_steps=0)
     assert MODE_NAMES == ("none", "one_shot", "iterative", "chain")
+
+
+def _batch_ctx(replies_by_question, corpus, **limits):
+    """A context whose generator answers by question (the prompt's last message names it), batched or not."""
+    calls = {"batch": [], "gen": 0}
+
+    def reply(messages):
+        content = messages[-1]["content"]
+        return Gen(next(r for q, r in replies_by_question.items() if q in content))
+
+    def generate(messages, max_new_tokens, *, final=False):
+        calls["gen"] += 1
+        return reply(messages)
+
+    def generate_batch(prompts, max_new_tokens):
+        calls["batch"].append((len(prompts), max_new_tokens))
+        return [reply(p) for p in prompts]
+
+    def retrieve(query):
+        return [Hit(id=pid, score=1.0, title=pid, text=text) for pid, text in corpus.get(query, [])]
+
+    return ModeContext(retrieve=retrieve, generate=generate, generate_batch=generate_batch, **limits), calls
+
+
+def test_batched_none_and_one_shot_give_the_per_question_results():
+    q2 = "Who directed Titanic?"
+    replies = {Q: "Suzy Amis [1]", q2: "James Cameron [1]"}
+    ctx, calls = _batch_ctx(replies, CORPUS, answer_tokens=7)
+    for mode in BATCHED_MODES:
+        batched = run_mode_batch(mode, [Q, q2], ctx)
+        single = [run_mode(mode, q, ctx) for q in (Q, q2)]
+        for b, s in zip(batched, single):
+            assert (b.mode, b.question, b.answer, b.raw_text, b.retrieval_calls, b.n_prompt_tokens,
+                    b.n_new_tokens) == (s.mode, s.question, s.answer, s.raw_text, s.retrieval_calls,
+                                        s.n_prompt_tokens, s.n_new_tokens)
+            assert [h.id for h in b.passages] == [h.id for h in s.passages]
+            assert [st["kind"] for st in b.trace] == [st["kind"] for st in s.trace]
+    assert calls["batch"] == [(2, 7), (2, 7)]  # one batched call per mode, with the answer budget
+    assert batched[0].answer == "Suzy Amis" and [h.id for h in batched[1].passages] == ["p1"]
+
+
+def test_stepwise_modes_and_contexts_without_a_batch_function_run_per_question():
+    ctx, calls = _batch_ctx({Q: "So the answer is: Suzy Amis."}, CORPUS, max_steps=2)
+    r = run_mode_batch("iterative", [Q], ctx)
+    assert r[0].answer == "Suzy Amis" and calls["batch"] == [] and calls["gen"] == 2
+    plain, _ = _ctx(["Suzy Amis"], CORPUS)
+    assert run_mode_batch("none", [Q], plain)[0].answer == "Suzy Amis"
+
+
+def test_batch_errors_are_clear():
+    ctx, _ = _batch_ctx({Q: "x"}, CORPUS)
+    with pytest.raises(ConfigError, match="unknown search mode"):
+        run_mode_batch("nope", [Q], ctx)
+    with pytest.raises(ConfigError, match="empty"):
+        run_mode_batch("none", [Q, " "], ctx)
+    short = ModeContext(retrieve=ctx.retrieve, generate=ctx.generate, generate_batch=lambda p, n: [])
+    with pytest.raises(ConfigError, match="returned 0 generations for 1"):
+        run_mode_batch("none", [Q], short)
+    with pytest.raises(ConfigError, match="generate_batch"):
+        ModeContext(retrieve=ctx.retrieve, generate=ctx.generate, generate_batch="yes")
