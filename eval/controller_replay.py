@@ -18,6 +18,7 @@ from eval.qa_runner import read_predictions
 from indexers.errors import ConfigError
 from rag.controller import (
     correct,
+    cross_validate,
     ips_value,
     load_policy,
     policy_kind,
@@ -28,7 +29,7 @@ from rag.controller import (
 )
 from rag.modes import MODE_NAMES
 
-__all__ = ["read_cache", "replay_table", "train_from_cache", "train_probe_from_cache", "write_markdown"]
+__all__ = ["CV_GRID", "read_cache", "replay_table", "train_from_cache", "train_probe_from_cache", "write_markdown"]
 
 
 def read_cache(cache: str | Path) -> list[dict[str, Any]]:
@@ -70,20 +71,29 @@ def train_probe_from_cache(cache: str | Path, out: str | Path, *, generator: str
             **pol.meta}
 
 
+CV_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"ridge": r, "pca_dims": p} for r in (1.0, 3.0, 10.0, 30.0, 100.0) for p in (0, 4, 8, 16))
+"""`train --cv`: ridge strength x embedding PCA dims, chosen by 5-fold replay on the train split."""
+
+
 def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, kind: str = "linucb",
                      lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0,
-                     generator: str | None = None, threads: int | None = 1, feedback: str = "full") -> dict[str, Any]:
-    """Fit a bandit (linucb, thompson) or a probe on the cache's train split and save it as a policy directory."""
+                     generator: str | None = None, threads: int | None = 1, feedback: str = "full",
+                     cv: bool = False) -> dict[str, Any]:
+    """Fit a bandit (linucb, thompson) or a probe on the cache's train split and save it as a policy directory.
+    `cv` picks the bandit's ridge and PCA dims from CV_GRID by cross-validation on the train split only."""
     if kind == "probe":
         return train_probe_from_cache(cache, out, generator=generator, lam=lam, f1_threshold=f1_threshold,
                                       threads=threads, seed=seed)
     recs = [r for r in read_cache(cache) if r["split"] == "train"]
     cheap, emb = _features(index, [r["question"] for r in recs])
-    pol, log = train_bandit(cheap, emb, recs, kind=kind, lam=lam, f1_threshold=f1_threshold, epochs=epochs,
-                            seed=seed, feedback=feedback)
+    fixed = {"kind": kind, "lam": lam, "f1_threshold": f1_threshold, "epochs": epochs, "feedback": feedback}
+    table = cross_validate(cheap, emb, recs, CV_GRID, seed=seed, **fixed) if cv else []
+    params = table[0]["params"] if table else {}
+    pol, log = train_bandit(cheap, emb, recs, seed=seed, **fixed, **params)
     meta = {"cache": str(Path(cache).resolve()), "n_train": len(recs), "feedback": feedback,
             "epochs": epochs if feedback == "bandit" else 1, "seed": seed,
-            "replay_arm_counts": dict(Counter(e["arm"] for e in log))}
+            "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params, "cv": table}
     save_policy(pol, out, meta=meta)
     return {"policy": str(out), **meta}
 

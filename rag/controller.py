@@ -23,7 +23,7 @@ from indexers.index_dir import adarag_version, commit_staging, sha256_file, stag
 from rag.modes import MODE_NAMES
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
-           "correct", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
+           "correct", "cross_validate", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
            "train_bandit", "write_policy_dir"]
 
 POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
@@ -170,6 +170,34 @@ def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
             for u in (range(len(arms)) if feedback == "full" else (a,)):
                 pol.update(X[i], u, R[i, u])
     return pol, log
+
+
+def cross_validate(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], grid: Sequence[dict[str, Any]], *,
+                   folds: int = 5, seed: int = 0, **fixed: Any) -> list[dict[str, Any]]:
+    """Each `train_bandit` parameter set in `grid` (e.g. {"ridge": 10, "pca_dims": 4}) scored by k-fold replay on
+    `records` alone (call it on the train split only): mean reward and EM of the greedy pick on the left-out folds.
+    Returns one row per set, best mean reward first (ties: the earlier set in `grid`)."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(records):
+        raise ConfigError(f"folds must be an int in [2, {len(records)}] (the number of records), got {folds!r}")
+    if not grid:
+        raise ConfigError("grid is empty: pass at least one parameter set, e.g. [{'ridge': 1.0}]")
+    lam, f1_threshold = fixed.get("lam", 0.1), fixed.get("f1_threshold", 0.5)
+    fold = np.random.default_rng(seed).permutation(len(records)) % folds
+    R = _outcome_matrix(records, fixed.get("arms", MODE_NAMES), lam, f1_threshold)
+    em = np.array([[r["arms"][a]["em"] for a in fixed.get("arms", MODE_NAMES)] for r in records])
+    rows = []
+    for g, params in enumerate(grid):
+        picks = np.empty(len(records), dtype=int)
+        for k in range(folds):
+            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+            pol, _ = train_bandit(cheap[tr], emb[tr], [records[i] for i in tr], seed=seed, **{**fixed, **params})
+            X = pol.context(cheap[te], emb[te])
+            picks[te] = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
+        idx = np.arange(len(records))
+        rows.append({"params": dict(params), "reward": float(R[idx, picks].mean()), "em": float(em[idx, picks].mean()),
+                     "order": g})
+    rows.sort(key=lambda r: (-r["reward"], r["order"]))
+    return [{k: v for k, v in r.items() if k != "order"} for r in rows]
 
 
 def ips_value(choices: Sequence[int], logged_arms: Sequence[int], propensities: Sequence[float],

@@ -249,7 +249,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
         from eval.controller_replay import train_from_cache
 
         obj = train_from_cache(a.cache, a.index, a.out, kind=a.kind, lam=a.lam, epochs=a.epochs,
-                               generator=a.generator, threads=a.threads or 1, feedback=a.feedback)
+                               generator=a.generator, threads=a.threads or 1, feedback=a.feedback, cv=a.cv)
         human = f"trained a {a.kind} policy on {obj['n_train']} cached questions: {a.out}"
     else:
         from eval.controller_replay import replay_table, write_markdown
@@ -450,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--feedback", choices=["full", "bandit"], default="full",
                     help="full: every arm learns from every cached outcome (default); bandit: MBA-RAG replay, only "
                          "the picked arm's reward is seen")
+    tr.add_argument("--cv", action="store_true", help="bandit: pick ridge and embedding PCA dims by 5-fold "
+                    "cross-validation on the train split")
     common(tr, threads=False)
     rp_ = cts.add_parser("replay", help="held-out table of fixed modes and policies from a collect cache")
     rp_.add_argument("--cache", required=True, type=Path)

@@ -91,3 +91,14 @@ def test_quality_bar_against_the_best_fixed_mode():
     assert bar["equal"]["passes"] and abs(bar["equal"]["calls_share"] - 0.6) < 1e-12  # = EM at 60% of the calls
     assert not bar["costly"]["passes"] and abs(bar["costly"]["calls_share"] - 0.65) < 1e-12  # 65% > 60%
     assert not bar["weak"]["passes"] and bar["weak"]["calls_share"] == 0.25  # cheap but below the best EM
+
+
+def test_cv_training_picks_parameters_from_the_train_split_only(tmp_path, hash_index):
+    from eval.controller_replay import CV_GRID
+
+    cache = _cache(tmp_path)
+    info = train_from_cache(cache, hash_index, tmp_path / "pol", cv=True)
+    assert len(info["cv"]) == len(CV_GRID) and info["params"] == info["cv"][0]["params"]
+    assert info["cv"][0]["reward"] >= info["cv"][-1]["reward"]
+    assert info["cv"][0]["reward"] == pytest.approx(0.95)  # none on the 15 Temple questions, one_shot on the rest
+    assert replay_table(cache, hash_index, {"b": tmp_path / "pol"})["b"]["em"] == 1.0

@@ -10,6 +10,7 @@ from rag.controller import (
     Controller,
     cheap_features,
     correct,
+    cross_validate,
     ips_value,
     load_policy,
     reward,
@@ -141,3 +142,18 @@ def test_full_feedback_learns_each_arms_mean():
     assert np.allclose(theta, R.mean(0) * n / (n + 1), atol=0.05)
     with pytest.raises(ConfigError, match="feedback"):
         train_bandit(cheap, emb, recs, feedback="partial")
+
+
+def test_cross_validation_prefers_the_parameters_that_keep_the_signal():
+    """The signal lives in the embedding: PCA 0 drops it (then one_shot everywhere is the best guess)."""
+    cheap, emb, recs, knows = _synthetic(n=80)
+    grid = [{"pca_dims": 0}, {"pca_dims": 4, "ridge": 1.0}]
+    rows = cross_validate(cheap, emb, recs, grid, folds=4, lam=0.3)
+    assert rows[0]["params"] == {"pca_dims": 4, "ridge": 1.0} and len(rows) == 2
+    # the right arm on ~every question: none where known (reward 1), one_shot elsewhere (0.7)
+    assert rows[0]["reward"] == pytest.approx(knows.mean() * 1.0 + (1 - knows.mean()) * 0.7, abs=0.05)
+    assert rows[0]["em"] >= 0.95 and rows[1]["reward"] == pytest.approx(0.7)  # one_shot: 1 - 0.3
+    with pytest.raises(ConfigError, match="folds"):
+        cross_validate(cheap, emb, recs, grid, folds=1)
+    with pytest.raises(ConfigError, match="grid is empty"):
+        cross_validate(cheap, emb, recs, [])
