@@ -23,7 +23,7 @@ def fq_dir(tmp_path_factory):
 
 def test_writes_the_standard_layout_with_every_judged_doc_in_the_corpus(fq_dir):
     root, n = fq_dir
-    assert n == {"n_docs": 10033, "n_queries": 540}
+    assert n == {"n_docs": 10033, "n_queries": 540, "n_qa": 491, "n_qa_answerable": 75}
     data = load_beir(root)
     docs = load_corpus(root)
     ids = {d.id for d in docs}
@@ -65,3 +65,20 @@ def test_2cr_reproduces_fanoutqa_leaf_dense_and_fused(tmp_path, fq_dir):
 
     grades = check_2cr(only=["fanoutqa-leaf-dense", "fanoutqa-leaf-fused"], work_dir=tmp_path)
     assert all(g.grade == "OK" for g in grades), "\n" + format_grades(grades)
+
+
+def test_qa_jsonl_is_the_shared_layout_over_the_corpus_ids(fq_dir):
+    from eval.qa_data import load_qa
+
+    root, n = fq_dir
+    ids = {d.id for d in load_corpus(root)}
+    qa = load_qa(root / "qa.jsonl")
+    answerable = load_qa(root / "qa-answerable.jsonl")
+    assert len(qa) == n["n_qa"] and len(answerable) == n["n_qa_answerable"]
+    assert {ex.id for ex in answerable} <= {ex.id for ex in qa}
+    assert all(len(ex.answers) == 1 and ex.supporting_ids and set(ex.supporting_ids) <= ids for ex in qa)
+    from indexers.text import plain_words
+
+    docs = {d.id: plain_words(d.text) for d in load_corpus(root)}
+    assert all(plain_words(ex.answers[0]) in docs[ex.supporting_ids[0]] for ex in answerable)
+    assert sum(plain_words(ex.answers[0]) in docs[ex.supporting_ids[0]] for ex in qa) == len(answerable)
