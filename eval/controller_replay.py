@@ -110,11 +110,15 @@ def _row(recs: list[dict], arms: list[str]) -> dict[str, Any]:
             "mode_counts": dict(Counter(arms)), "n": n}
 
 
-def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str | Path]) -> dict[str, Any]:
-    """Held-out rows for each fixed mode and each policy (name -> policy dir), plus IPS checks."""
-    recs = [r for r in read_cache(cache) if r["split"] == "heldout"]
+def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str | Path], *,
+                 split: str = "heldout") -> dict[str, Any]:
+    """Rows for each fixed mode and each policy (name -> policy dir) on one split, plus IPS checks. `split="all"`
+    replays every cached question: for a QA set no policy was trained on (e.g. FanOutQA under HotpotQA policies)."""
+    if split not in ("heldout", "train", "all"):
+        raise ConfigError(f"unknown split {split!r}: use heldout, train or all")
+    recs = [r for r in read_cache(cache) if split == "all" or r["split"] == split]
     if not recs:
-        raise ConfigError(f"{cache} has no held-out questions yet: collect more")
+        raise ConfigError(f"{cache} has no {split} questions yet: collect more")
     rows = {m: _row(recs, [m] * len(recs)) for m in MODE_NAMES}
     cheap, emb = _features(index, [r["question"] for r in recs])
     rng = np.random.default_rng(0)

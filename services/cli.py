@@ -255,7 +255,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
         from eval.controller_replay import replay_table, write_markdown
 
         named = dict((p.split("=", 1) if "=" in p else (Path(p).name, p)) for p in a.policy)
-        obj = replay_table(a.cache, a.index, {name: Path(p) for name, p in named.items()})
+        obj = replay_table(a.cache, a.index, {name: Path(p) for name, p in named.items()}, split=a.split)
         human = f"wrote {write_markdown(obj, a.out, note='Replay of cached per-arm outcomes (not a live run).')}"
     _emit(obj, a.json, human)
     return 0
@@ -458,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp_.add_argument("--index", required=True, type=Path)
     rp_.add_argument("--policy", action="append", default=[], help="[NAME=]policy directory (repeatable)")
     rp_.add_argument("--out", required=True, type=Path, help="report directory")
+    rp_.add_argument("--split", choices=["heldout", "train", "all"], default="heldout",
+                     help="all: every cached question (a QA set the policies were not trained on)")
     common(rp_, threads=False)
     ct.set_defaults(fn=_cmd_controller)
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from eval.collect import split_of
+from indexers.errors import ConfigError
 from eval.controller_replay import read_cache, replay_table, train_from_cache
 from services.cli import main
 
@@ -102,3 +103,13 @@ def test_cv_training_picks_parameters_from_the_train_split_only(tmp_path, hash_i
     assert info["cv"][0]["reward"] >= info["cv"][-1]["reward"]
     assert info["cv"][0]["reward"] == pytest.approx(0.95)  # none on the 15 Temple questions, one_shot on the rest
     assert replay_table(cache, hash_index, {"b": tmp_path / "pol"})["b"]["em"] == 1.0
+
+
+def test_replay_all_questions_of_a_set_no_policy_saw(tmp_path, hash_index):
+    cache = _cache(tmp_path)
+    train_from_cache(cache, hash_index, tmp_path / "pol")
+    rows = replay_table(cache, hash_index, {"b": tmp_path / "pol"}, split="all")
+    assert rows["none"]["n"] == rows["b"]["n"] == 40
+    assert replay_table(cache, hash_index, {}, split="train")["one_shot"]["n"] == 30
+    with pytest.raises(ConfigError, match="unknown split"):
+        replay_table(cache, hash_index, {}, split="test")
