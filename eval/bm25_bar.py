@@ -5,7 +5,8 @@
 Every system ranks whole documents of DATA/corpus.jsonl (title + text) for the judged queries, 100 deep, and
 is scored by eval.beir.evaluate_run (pytrec_eval). adarag is measured as built by default (200-word passages,
 50 overlap, documents ranked by their best passage: MaxP) and unsplit (one passage per document), so the
-cost of passage splitting is visible apart from the scoring function.
+cost of passage splitting is visible apart from the scoring function, each with Okapi (rank-bm25's idf with its
+epsilon floor, the default) and Lucene idf log(1 + (N - n + .5)/(n + .5)) (bm25s, Anserini).
 """
 from __future__ import annotations
 
@@ -32,15 +33,16 @@ def _top(scores: np.ndarray, ids: list[str], k: int) -> dict[str, float]:
     return {ids[i]: float(scores[i]) for i in order if scores[i] > 0}
 
 
-def _adarag(passage_words: int) -> Callable:
+def _adarag(passage_words: int, variant: str = "okapi") -> Callable:
     def run(docs, queries, k) -> Run:
+        from indexers.bm25 import BM25Params
         from indexers.index import BuildParams, build_index, open_index
         from indexers.ingest import passages_to_documents
         from retrievers.search import Retriever
 
         with tempfile.TemporaryDirectory() as tmp:
-            build_index(docs, Path(tmp) / "ix", BuildParams(stores=("bm25",), passage_words=passage_words),
-                        progress=False)
+            params = BuildParams(stores=("bm25",), passage_words=passage_words, bm25=BM25Params(variant=variant))
+            build_index(docs, Path(tmp) / "ix", params, progress=False)
             with open_index(Path(tmp) / "ix") as ix:
                 rows = Retriever(ix).rows_batch(list(queries.values()), "bm25", 2 * k)
                 return {q: dict(passages_to_documents([(str(ix.ids[r]), float(s)) for r, s in zip(rr, ss)])[:k])
@@ -76,6 +78,8 @@ def _bm25s(docs, queries, k) -> Run:
 SYSTEMS: dict[str, Callable] = {
     "adarag (200-word passages, MaxP)": _adarag(200),
     "adarag (unsplit)": _adarag(10**6),
+    "adarag Lucene idf (200-word passages, MaxP)": _adarag(200, "lucene"),
+    "adarag Lucene idf (unsplit)": _adarag(10**6, "lucene"),
     "rank-bm25, adarag analyzer": _rank_bm25(tokenize),
     "rank-bm25, whitespace": _rank_bm25(lambda s: s.lower().split()),
     "bm25s (Lucene, stopwords, stemmed)": _bm25s,

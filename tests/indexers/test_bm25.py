@@ -90,6 +90,23 @@ def test_lucene_variant_formula():
     np.testing.assert_allclose(scores, [expect[d] for d in ids.tolist()], rtol=1e-12)
 
 
+def test_lucene_equals_bm25s_on_hotpotqa():
+    """The Lucene variant scores like bm25s' Lucene BM25 on the same tokens (bm25s sums float32, hence rtol)."""
+    bm25s = pytest.importorskip("bm25s", reason="needs adarag[bench]")
+    texts, queries = _hotpotqa()
+    corpus = [tokenize(t) for t in texts]
+    qs = [q for q in (tokenize(q) for q in queries[:50]) if q]
+    index = build_bm25(corpus, BM25Params(variant="lucene"))
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(t for d in corpus for t in d))}
+    sb = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    sb.index(bm25s.tokenization.Tokenized(ids=[[vocab[t] for t in d] for d in corpus], vocab=vocab),
+             show_progress=False)
+    for q, (ids, scores) in zip(qs, index.search_batch(qs, 10)):
+        ref = sb.get_scores([t for t in q if t in vocab])
+        np.testing.assert_allclose(scores, ref[ids], rtol=1e-5)
+        assert scores[0] == pytest.approx(float(np.max(ref)), rel=1e-5)  # same best document score
+
+
 def test_search_edges():
     index = build_bm25([["a", "b"], [], ["b", "b", "c"], ["a", "b"]])
     assert [len(x) for x in index.search([], 5)] == [0, 0]
