@@ -280,7 +280,7 @@ class CrossEncoderReranker(_Base):
     cut to the model's max length, the query never (a query too long for the model is a ConfigError).
     A dir trained by `adarag reranker train` is checksum-verified on load; `interpolate` = w ranks by
     w * CE + (1 - w) * first-stage score (each min-max scaled per query); None takes the weight the trainer
-    tuned on its tuning queries (1.0, CE alone, when there is none).
+    tuned on its tuning queries (1.0, CE alone, when there is none), and max_length None its training length.
     """
 
     def __init__(self, path: str | Path, *, threads: int | None = None, batch_size: int = 32,
@@ -318,6 +318,8 @@ class CrossEncoderReranker(_Base):
             self.manifest = verify_reranker_dir(self.path)
             if self.interpolate is None:
                 self.interpolate = (self.manifest.get("interpolation") or {}).get("weight")
+            if self.max_length is None:  # score at the length it was trained and its weight tuned at
+                self.max_length = (self.manifest.get("params") or {}).get("max_length")
 
         set_threads(self.threads)
         try:

@@ -35,10 +35,11 @@ from retrievers.rerank import (
     interpolate_scores,
     load_reranker,
 )
+from retrievers.ict import Group, ict_groups, listwise_loss, qrels_groups
 from retrievers.search import Retriever
 
 __all__ = ["BASE_MODEL", "FORMAT", "FORMAT_VERSION", "MANIFEST_FILE", "Pair", "TrainParams", "qrels_pairs",
-           "split_queries", "teacher_pairs", "train_cross_encoder", "train_reranker", "train_summary",
+           "split_queries", "teacher_pairs", "train_cross_encoder", "train_listwise", "train_reranker", "train_summary",
            "verify_reranker_dir"]
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ MANIFEST_FILE = "adarag_reranker.json"
 FORMAT = "adarag-cross-encoder"
 FORMAT_VERSION = 1
 BASE_MODEL = "minilm"
+LOSSES = ("bce", "listwise")
 QUESTION_PROMPT = "Write one short question that the passage answers. Reply with the question only."
 
 
@@ -81,6 +83,10 @@ class TrainParams:
     seed: int = 0
     threads: int | None = None
     teacher_candidates: int = 8
+    loss: str = "bce"  # bce (pointwise) | listwise (softmax over 1 positive + hard_negatives)
+    pseudo_queries: int = 0  # ICT groups from the corpus trained on first (listwise), before any qrels
+    ict_epochs: int = 1
+    ict_first_stage: str = "bm25"  # mines the ICT hard negatives
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_length", "candidate_depth", "tune_depth", "teacher_candidates"):
@@ -97,6 +103,14 @@ class TrainParams:
             raise ConfigError("train_fraction must be in (0, 1] and tune_fraction in [0, 1)")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {list(LOSSES)}")
+        if not isinstance(self.pseudo_queries, int) or self.pseudo_queries < 0 or self.ict_epochs < 1:
+            raise ConfigError("pseudo_queries must be an int >= 0 and ict_epochs >= 1")
+        if self.pseudo_queries and self.loss != "listwise":
+            raise ConfigError("ICT pseudo-queries train listwise: pass --loss listwise with --pseudo-queries")
+        if self.loss == "listwise" and self.hard_negatives < 1:
+            raise ConfigError("the listwise loss needs hard_negatives >= 1 per group")
 
 
 def split_queries(qids: Sequence[str], seed: int = 0, train_fraction: float = 0.5) -> tuple[list[str], list[str]]:
@@ -225,23 +239,15 @@ def _torch_transformers() -> tuple[Any, Any]:
 
 def train_cross_encoder(pairs: Sequence[Pair], params: TrainParams, progress: bool = False) -> tuple[Any, Any, dict]:
     """(model, tokenizer, stats): MiniLM encoder + fresh head trained with BCE (soft targets allowed)."""
-    torch, transformers = _torch_transformers()
+    torch, _ = _torch_transformers()
     if not pairs:
         raise ConfigError("no training pairs: check that the qrels' relevant documents are in the index")
     from tqdm import tqdm
 
-    set_threads(params.threads)
-    (base_dir,) = package_files(get_spec(BASE_MODEL))
-    torch.manual_seed(params.seed)
-    tok = transformers.AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1,
-                                                                           local_files_only=True)
-    model.train()
+    model, tok = _base_model(params)
     steps_per_epoch = math.ceil(len(pairs) / params.batch_size)
     total = steps_per_epoch * params.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=0.01)
-    warm = max(1, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm + 1))))
+    opt, sched = _optimizer(model, params.lr, total)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     rng = random.Random(params.seed)
     order = list(range(len(pairs)))
@@ -270,6 +276,81 @@ def train_cross_encoder(pairs: Sequence[Pair], params: TrainParams, progress: bo
     tail = losses[-max(1, steps_per_epoch):]
     stats = {"steps": total, "train_seconds": round(secs, 1), "pairs_per_s": round(len(pairs) * params.epochs / secs, 1),
              "first_loss": round(losses[0], 4), "last_epoch_loss": round(sum(tail) / len(tail), 4)}
+    return model, tok, stats
+
+
+def _base_model(params: TrainParams) -> tuple[Any, Any]:
+    """(MiniLM + fresh 1-logit head in train mode, its tokenizer), seeded, on `params.threads` threads."""
+    torch, transformers = _torch_transformers()
+    set_threads(params.threads)
+    (base_dir,) = package_files(get_spec(BASE_MODEL))
+    torch.manual_seed(params.seed)
+    tok = transformers.AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1,
+                                                                           local_files_only=True)
+    return model.train(), tok
+
+
+def _optimizer(model: Any, lr: float, total: int) -> tuple[Any, Any]:
+    """AdamW (weight decay 0.01) with 10% linear warm-up then linear decay to 0 over `total` steps."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm + 1))))
+    return opt, sched
+
+
+def train_listwise(stages: Sequence[tuple[str, Sequence[Group], int]], params: TrainParams,
+                   progress: bool = False) -> tuple[Any, Any, dict]:
+    """(model, tokenizer, stats): MiniLM + fresh head trained on (name, groups, epochs) stages in order (e.g. ICT
+    then qrels), each with its own warm-up/decay schedule, by `listwise_loss` over 1 positive + negatives."""
+    torch, _ = _torch_transformers()
+    stages = [(name, list(groups), epochs) for name, groups, epochs in stages if groups]
+    if not stages:
+        raise ConfigError("no training groups: check the qrels' relevant documents are in the index, or pass "
+                          "--pseudo-queries N")
+    from tqdm import tqdm
+
+    model, tok = _base_model(params)
+    rng = random.Random(params.seed)
+    stats: dict[str, Any] = {"loss": "listwise"}
+    t0 = time.perf_counter()
+    for name, groups, epochs in stages:
+        size = 1 + min(len(g.negatives) for g in groups)
+        per_step = max(1, params.batch_size // size)  # groups per optimizer step
+        steps_per_epoch = math.ceil(len(groups) / per_step)
+        total = steps_per_epoch * epochs
+        opt, sched = _optimizer(model, params.lr, total)
+        losses: list[float] = []
+        order = list(range(len(groups)))
+        bar = tqdm(total=total, desc=f"training ({name})", unit="step", disable=not progress)
+        t1 = time.perf_counter()
+        for _ in range(epochs):
+            rng.shuffle(order)
+            for start in range(0, len(order), per_step):
+                batch = [groups[i] for i in order[start:start + per_step]]
+                texts = [t for g in batch for t in (g.positive, *g.negatives[: size - 1])]
+                enc = tok([g.query for g in batch for _ in range(size)], texts, truncation="only_second",
+                          max_length=params.max_length, padding=True, return_tensors="pt")
+                loss = listwise_loss(model(**enc).logits[:, 0].view(len(batch), size))  # [g, size]
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        bar.close()
+        tail = losses[-max(1, steps_per_epoch):]
+        stats[name] = {"groups": len(groups), "group_size": size, "epochs": epochs, "steps": total,
+                       "seconds": round(time.perf_counter() - t1, 1), "first_loss": round(losses[0], 4),
+                       "last_epoch_loss": round(sum(tail) / len(tail), 4),
+                       "uniform_loss": round(math.log(size), 4)}
+    model.eval()
+    stats["train_seconds"] = round(time.perf_counter() - t0, 1)
     return model, tok, stats
 
 
@@ -338,17 +419,24 @@ class _Data:
 def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] | None = None,
                    qrels: Mapping[str, Mapping[str, int]] | None = None, teacher: str | None = None,
                    params: TrainParams = TrainParams(), force: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Mine pairs (qrels or teacher), train, tune the first-stage interpolation weight (qrels only), and write
-    `out` atomically. Returns the manifest (what `adarag reranker train --json` prints)."""
+    """Mine pairs (qrels, teacher, and/or ICT pseudo-queries from the corpus), train, tune the first-stage
+    interpolation weight (qrels only), and write `out` atomically. Returns the manifest (what `adarag reranker
+    train --json` prints)."""
     out = Path(out)
-    if (qrels is None) == (teacher is None):
-        raise ConfigError("give exactly one source of pairs: qrels (with queries) or a teacher (llm[:MODEL])")
+    if qrels is not None and teacher is not None:
+        raise ConfigError("give one source of labels: qrels (with queries) or a teacher (llm[:MODEL]), not both")
+    if qrels is None and teacher is None and not params.pseudo_queries:
+        raise ConfigError("no training data: give qrels (with queries), a teacher (llm[:MODEL]) or "
+                          "pseudo_queries > 0 (--pseudo-queries N --loss listwise)")
+    if teacher is not None and params.loss != "bce":
+        raise ConfigError("teacher distillation trains pointwise on soft labels: use --loss bce with --teacher")
     if out.exists() and not force:
         raise ConfigError(f"{out} exists: pass --force (force=True) to replace it, or choose another --out")
     _torch_transformers()
     t0 = time.perf_counter()
     heldout: list[str] = []
     tune: list[str] = []
+    fit: list[str] = []
     candidates: dict[str, list[Hit]] = {}
     if qrels is not None:
         queries = dict(queries or {})
@@ -365,15 +453,31 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
         kinds = {k: sum(p.kind == k for p in pairs) for k in ("positive", "hard", "random")}
         data = _Data(pairs, {"source": "qrels", "queries": len(judged), "train_queries": len(fit),
                              "tune_queries": len(tune), "heldout_queries": len(heldout), **kinds})
-    else:
+    elif teacher is not None:
         max_pairs = params.max_pairs or 256
         pairs, info = teacher_pairs(index, teacher, params, max_pairs, progress)
         data = _Data(pairs, {"source": "teacher", **info, "mean_label": round(sum(p.label for p in pairs)
                                                                                 / max(1, len(pairs)), 4)})
-    pairs = data.pairs
-    if params.max_pairs is not None and len(pairs) > params.max_pairs:
-        pairs = random.Random(params.seed).sample(pairs, params.max_pairs)
-    model, tok, stats = train_cross_encoder(pairs, params, progress)
+    else:
+        data = _Data([], {"source": "ict"})
+    if params.loss == "listwise":
+        stages: list[tuple[str, Sequence[Group], int]] = []
+        if params.pseudo_queries:
+            ict = ict_groups(index, params.pseudo_queries, params.hard_negatives, first_stage=params.ict_first_stage,
+                             seed=params.seed, threads=params.threads)
+            stages.append(("ict", ict, params.ict_epochs))
+        if qrels is not None:
+            stages.append(("qrels", qrels_groups(candidates, queries or {}, qrels, fit, params.hard_negatives,
+                                                 params.seed), params.epochs))
+        model, tok, stats = train_listwise(stages, params, progress)
+        data.summary.update({f"{name}_groups": len(groups) for name, groups, _ in stages})
+        n_pairs = sum(1 + len(g.negatives) for _, groups, _ in stages for g in groups)
+    else:
+        pairs = data.pairs
+        if params.max_pairs is not None and len(pairs) > params.max_pairs:
+            pairs = random.Random(params.seed).sample(pairs, params.max_pairs)
+        model, tok, stats = train_cross_encoder(pairs, params, progress)
+        n_pairs = len(pairs)
     tmp = staging_dir(out)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -381,7 +485,7 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
         interpolation = _tune_weight(tmp, candidates, queries or {}, qrels or {}, tune, params) if tune else None
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "base_model": BASE_MODEL,
                     "index": str(index.root), "index_fingerprint": index.manifest.corpus_fingerprint,
-                    "params": asdict(params), "data": {**data.summary, "pairs": len(pairs)},
+                    "params": asdict(params), "data": {**data.summary, "pairs": n_pairs},
                     "metrics": stats, "interpolation": interpolation, "heldout_qids": heldout,
                     "seconds": round(time.perf_counter() - t0, 1), "sha256": _file_hashes(tmp)}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

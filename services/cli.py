@@ -274,7 +274,8 @@ def _cmd_reranker(a: argparse.Namespace) -> int:
     params = TrainParams(epochs=a.epochs, batch_size=a.batch_size, max_length=a.max_length, lr=a.lr,
                          hard_negatives=a.hard_negatives, random_negatives=a.random_negatives,
                          first_stage=a.first_stage, max_pairs=a.max_pairs, split_seed=a.split_seed,
-                         train_fraction=a.train_fraction, threads=a.threads)
+                         train_fraction=a.train_fraction, threads=a.threads, loss=a.loss,
+                         pseudo_queries=a.pseudo_queries, ict_epochs=a.ict_epochs)
     with open_index(a.index) as index:
         obj = train_summary(train_reranker(index, a.out, queries=queries, qrels=qrels, teacher=a.teacher,
                                            params=params, force=a.force, progress=not a.json))
@@ -467,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     rrs = rr.add_subparsers(dest="reranker_command", required=True)
     rt = rrs.add_parser("train", help="train a MiniLM cross-encoder from qrels or by distilling the LLM judge")
     rt.add_argument("--index", required=True, type=Path)
-    src = rt.add_mutually_exclusive_group(required=True)
+    src = rt.add_mutually_exclusive_group()
     src.add_argument("--qrels", type=Path, help="BEIR qrels tsv (positives; hard negatives from the index)")
     src.add_argument("--teacher", help="llm or llm:MODEL: label pseudo-queries with the judge's P(yes)")
     rt.add_argument("--queries", type=Path, help="queries.jsonl (default: next to the qrels/ folder)")
@@ -483,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--max-pairs", type=int, default=None, help="cap on training pairs (teacher default 256)")
     rt.add_argument("--split-seed", type=int, default=0)
     rt.add_argument("--train-fraction", type=float, default=0.5, help="judged queries trained on; rest held out")
+    rt.add_argument("--loss", choices=("bce", "listwise"), default="bce",
+                    help="bce: pointwise; listwise: softmax over 1 positive + --hard-negatives per query")
+    rt.add_argument("--pseudo-queries", type=int, default=0,
+                    help="ICT groups from the corpus trained on first (a sentence finds its passage; listwise)")
+    rt.add_argument("--ict-epochs", type=int, default=1)
     common(rt)
     rr.set_defaults(fn=_cmd_reranker)
 

@@ -162,6 +162,40 @@ def test_corrupt_weights_are_refused_on_load(trained, tmp_path):
         load_reranker(f"cross-encoder:{bad}", threads=1).warm_up()
 
 
+def test_listwise_ict_then_qrels_ranks_ict_positives_first_better_than_untrained(hash_index, judged, tmp_path):
+    """ICT groups from the corpus, then the qrels groups, listwise: the trained model puts each ICT positive
+    (the passage a sentence was cut from) above its hard negatives more often than the fresh head does."""
+    _needs()
+    import torch
+    import transformers
+
+    from indexers.models import get_spec, package_files
+    from retrievers.ict import ict_groups
+
+    queries, qrels = judged
+    params = TrainParams(**{**TINY, "hard_negatives": 3, "epochs": 1}, loss="listwise", pseudo_queries=24,
+                         ict_epochs=3, train_fraction=0.8, tune_fraction=0.25)
+    with open_index(hash_index) as ix:
+        manifest = train_reranker(ix, tmp_path / "lw", queries=queries, qrels=qrels, params=params)
+        groups = ict_groups(ix, 24, 3, seed=0)  # the same seeded groups it trained on
+    m = manifest["metrics"]
+    assert manifest["data"]["ict_groups"] == 24 and manifest["data"]["qrels_groups"] > 0
+    assert m["ict"]["group_size"] == 4 and m["ict"]["last_epoch_loss"] < m["ict"]["uniform_loss"]
+    assert manifest["data"]["pairs"] == 4 * (24 + manifest["data"]["qrels_groups"])
+
+    def top1(ce: CrossEncoderReranker) -> float:
+        return float(np.mean([int(np.argmax(ce.score(g.query, [g.positive, *g.negatives]))) == 0 for g in groups]))
+
+    (base,) = package_files(get_spec("minilm"))
+    torch.manual_seed(0)
+    fresh = transformers.AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, local_files_only=True)
+    fresh.save_pretrained(tmp_path / "fresh")
+    transformers.AutoTokenizer.from_pretrained(base, local_files_only=True).save_pretrained(tmp_path / "fresh")
+    before = top1(CrossEncoderReranker(tmp_path / "fresh", threads=1, max_length=64))
+    after = top1(load_reranker(f"cross-encoder:{tmp_path / 'lw'}", threads=1))
+    assert after >= before + 0.25 and after >= 0.6, (before, after)
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -173,8 +207,12 @@ def test_bad_inputs_get_clear_errors(trained, hash_index, judged):
             train_reranker(ix, out, queries=queries, qrels=qrels)
         with pytest.raises(ConfigError, match="none of the .* judged query ids"):
             train_reranker(ix, out.parent / "x", queries={"nope": "who?"}, qrels=qrels)
-        with pytest.raises(ConfigError, match="exactly one source"):
+        with pytest.raises(ConfigError, match="no training data"):
             train_reranker(ix, out.parent / "y")
+        with pytest.raises(ConfigError, match="not both"):
+            train_reranker(ix, out.parent / "y", queries=queries, qrels=qrels, teacher="llm")
+        with pytest.raises(ConfigError, match="--loss bce with --teacher"):
+            train_reranker(ix, out.parent / "y", teacher="llm", params=TrainParams(loss="listwise"))
         with pytest.raises(ConfigError, match="unknown teacher"):
             teacher_pairs(ix, "monot5", TrainParams(**TINY), 4)
     empty = SimpleNamespace(ids=np.array([], dtype=object), root=Path("empty-index"))
@@ -182,6 +220,10 @@ def test_bad_inputs_get_clear_errors(trained, hash_index, judged):
         qrels_pairs(empty, queries, qrels, list(queries), TrainParams(**TINY))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_length"):
         TrainParams(max_length=8)
+    with pytest.raises(ConfigError, match="unknown loss"):
+        TrainParams(loss="hinge")
+    with pytest.raises(ConfigError, match="--loss listwise"):
+        TrainParams(pseudo_queries=10)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -233,5 +275,9 @@ def test_interpolation_is_a_reranker_option(trained):
     tuned = CrossEncoderReranker(out, threads=1)
     tuned.warm_up()
     assert tuned.interpolate == manifest["interpolation"]["weight"]  # None: the weight tuned at training time
+    assert tuned.max_length == manifest["params"]["max_length"] == 64  # None: the length it was trained at
+    explicit = CrossEncoderReranker(out, threads=1, max_length=48)
+    explicit.warm_up()
+    assert explicit.max_length == 48  # an explicit length wins
     with pytest.raises(ConfigError, match="interpolate"):
         CrossEncoderReranker(out, interpolate=2.0)
