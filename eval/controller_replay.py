@@ -93,7 +93,11 @@ def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, k
     pol, log = train_bandit(cheap, emb, recs, seed=seed, **fixed, **params)
     meta = {"cache": str(Path(cache).resolve()), "n_train": len(recs), "feedback": feedback,
             "epochs": epochs if feedback == "bandit" else 1, "seed": seed,
-            "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params, "cv": table}
+            "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params, "cv": table,
+            "fixed_arm_train_reward": {a: float(np.mean([reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"],
+                                                                        f1_threshold=f1_threshold),
+                                                                r["arms"][a]["retrieval_calls"], lam=lam)
+                                                         for r in recs])) for a in MODE_NAMES}}
     save_policy(pol, out, meta=meta)
     return {"policy": str(out), **meta}
 

@@ -173,29 +173,36 @@ def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
 
 
 def cross_validate(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], grid: Sequence[dict[str, Any]], *,
-                   folds: int = 5, seed: int = 0, **fixed: Any) -> list[dict[str, Any]]:
+                   folds: int = 5, repeats: int = 3, seed: int = 0, **fixed: Any) -> list[dict[str, Any]]:
     """Each `train_bandit` parameter set in `grid` (e.g. {"ridge": 10, "pca_dims": 4}) scored by k-fold replay on
-    `records` alone (call it on the train split only): mean reward and EM of the greedy pick on the left-out folds.
-    Returns one row per set, best mean reward first (ties: the earlier set in `grid`)."""
+    `records` alone (call it on the train split only): mean reward and EM of the greedy pick on the left-out folds,
+    averaged over `repeats` fold splits (one split's noise decides little). Best mean reward first (ties: the
+    earlier set in `grid`)."""
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(records):
         raise ConfigError(f"folds must be an int in [2, {len(records)}] (the number of records), got {folds!r}")
     if not grid:
         raise ConfigError("grid is empty: pass at least one parameter set, e.g. [{'ridge': 1.0}]")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"repeats must be an int >= 1, got {repeats!r}")
     lam, f1_threshold = fixed.get("lam", 0.1), fixed.get("f1_threshold", 0.5)
-    fold = np.random.default_rng(seed).permutation(len(records)) % folds
+    rng = np.random.default_rng(seed)
+    splits = [rng.permutation(len(records)) % folds for _ in range(repeats)]
     R = _outcome_matrix(records, fixed.get("arms", MODE_NAMES), lam, f1_threshold)
     em = np.array([[r["arms"][a]["em"] for a in fixed.get("arms", MODE_NAMES)] for r in records])
     rows = []
+    idx = np.arange(len(records))
     for g, params in enumerate(grid):
-        picks = np.empty(len(records), dtype=int)
-        for k in range(folds):
-            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            pol, _ = train_bandit(cheap[tr], emb[tr], [records[i] for i in tr], seed=seed, **{**fixed, **params})
-            X = pol.context(cheap[te], emb[te])
-            picks[te] = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
-        idx = np.arange(len(records))
-        rows.append({"params": dict(params), "reward": float(R[idx, picks].mean()), "em": float(em[idx, picks].mean()),
-                     "order": g})
+        rewards, ems = [], []
+        for fold in splits:
+            picks = np.empty(len(records), dtype=int)
+            for k in range(folds):
+                tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+                pol, _ = train_bandit(cheap[tr], emb[tr], [records[i] for i in tr], seed=seed, **{**fixed, **params})
+                X = pol.context(cheap[te], emb[te])
+                picks[te] = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
+            rewards.append(R[idx, picks].mean())
+            ems.append(em[idx, picks].mean())
+        rows.append({"params": dict(params), "reward": float(np.mean(rewards)), "em": float(np.mean(ems)), "order": g})
     rows.sort(key=lambda r: (-r["reward"], r["order"]))
     return [{k: v for k, v in r.items() if k != "order"} for r in rows]
 

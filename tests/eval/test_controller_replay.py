@@ -102,6 +102,7 @@ def test_cv_training_picks_parameters_from_the_train_split_only(tmp_path, hash_i
     assert len(info["cv"]) == len(CV_GRID) and info["params"] == info["cv"][0]["params"]
     assert info["cv"][0]["reward"] >= info["cv"][-1]["reward"]
     assert info["cv"][0]["reward"] == pytest.approx(0.95)  # none on the 15 Temple questions, one_shot on the rest
+    assert info["fixed_arm_train_reward"]["one_shot"] == pytest.approx(0.9)  # the bar CV must beat to matter
     assert replay_table(cache, hash_index, {"b": tmp_path / "pol"})["b"]["em"] == 1.0
 
 

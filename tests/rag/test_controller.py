@@ -155,5 +155,7 @@ def test_cross_validation_prefers_the_parameters_that_keep_the_signal():
     assert rows[0]["em"] >= 0.95 and rows[1]["reward"] == pytest.approx(0.7)  # one_shot: 1 - 0.3
     with pytest.raises(ConfigError, match="folds"):
         cross_validate(cheap, emb, recs, grid, folds=1)
+    with pytest.raises(ConfigError, match="repeats"):
+        cross_validate(cheap, emb, recs, grid, repeats=0)
     with pytest.raises(ConfigError, match="grid is empty"):
         cross_validate(cheap, emb, recs, [])
