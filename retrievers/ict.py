@@ -21,7 +21,7 @@ from indexers.types import Hit
 from retrievers.rerank import hit_text
 from retrievers.search import Retriever
 
-__all__ = ["Group", "split_sentences", "ict_example", "ict_groups", "qrels_groups", "listwise_loss"]
+__all__ = ["Group", "ict_example", "ict_groups", "listwise_loss", "qrels_groups", "split_sentences"]
 
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[A-Z0-9\"'(\[])")
 MIN_QUERY_WORDS, MAX_QUERY_WORDS = 5, 30

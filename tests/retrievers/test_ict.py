@@ -8,7 +8,14 @@ import pytest
 from indexers.errors import ConfigError
 from indexers.index import open_index
 from indexers.ingest import doc_id_of
-from retrievers.ict import Group, ict_example, ict_groups, listwise_loss, qrels_groups, split_sentences
+from retrievers.ict import (
+    Group,
+    ict_example,
+    ict_groups,
+    listwise_loss,
+    qrels_groups,
+    split_sentences,
+)
 from retrievers.rerank import hit_text
 
 
