@@ -10,7 +10,7 @@ product's grounded prompt, rag.prompts.grounded_messages: a few words + a citati
 one supporting sentence quoted from the passages: the regime REST / prompt lookup report on). Not a pytest file.
     ADARAG_CACHE_DIR=/tmp/adarag_cache taskset -c 0 python bench/specdec.py [--questions 30] [--generator qwen-1.5b]
         [--draft-model qwen-0.5b] [--drafts none,model,copy,copy+model] [--workload short|long]
-        [--max-new-tokens 48] [--threads 1] [--dtype bfloat16|float32] [--no-prefix-cache]
+        [--max-new-tokens 48] [--threads 1] [--dtype bfloat16|float32] [--no-prefix-cache] [--no-batch-invariant]
 """
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--float32", action="store_true", help="same as --dtype float32")
     ap.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     ap.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt from scratch")
+    ap.add_argument("--no-batch-invariant", action="store_true",
+                    help="stock attention/GEMM kernels (bf16 verification may then differ at near-ties)")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     a = ap.parse_args()
     import torch
@@ -91,7 +93,8 @@ def main() -> None:
     if drafts[0] != "none":
         drafts.insert(0, "none")
     gen = Generator.load(a.generator, threads=a.threads, device="cpu", draft_model=a.draft_model,
-                         copy_candidates=a.copy_candidates, dtype=dtype)
+                         copy_candidates=a.copy_candidates, dtype=dtype,
+                         batch_invariant=not a.no_batch_invariant)
     gen.copy_lengths = tuple(int(x) for x in a.copy_lengths.split(","))
     if any("model" in d for d in drafts):
         gen.draft_lm()  # load before timing

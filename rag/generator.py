@@ -14,6 +14,7 @@ import numpy as np
 from indexers.errors import ConfigError
 from indexers.model_cache import load_causal_lm
 from indexers.models import set_threads
+from rag.batch_invariant import make_batch_invariant
 from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.speculative import DRAFTS, DecodeStats, decode, make_drafts
 
@@ -46,9 +47,11 @@ class Generator:
     def __init__(
         self, model: Any, tokenizer: Any, name: str = "", threads: int | None = None, *,
         draft_model: str | None = None, draft_lm: Any = None, cache_dir: str | os.PathLike[str] | None = None,
-        copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = False,
-        copy_lengths: tuple[int, int] = (8, 32),
+        copy_candidates: int = 1, dtype: Any = None, prefix_cache: bool = True,
+        copy_lengths: tuple[int, int] = (8, 32), batch_invariant: bool = True,
     ) -> None:
+        if batch_invariant:  # a token's logits must not depend on how many tokens share its forward (exact drafts)
+            make_batch_invariant(model)
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -73,21 +76,24 @@ class Generator:
         draft_model: str | None = None,
         copy_candidates: int = 1,
         dtype: Any = None,
-        prefix_cache: bool = False,
+        prefix_cache: bool = True,
+        batch_invariant: bool = True,
     ) -> Generator:
         """Load a registered model ("qwen-1.5b", "qwen-0.5b", "smollm-135m") or a local path; converts once.
         `draft_model` (default: qwen-0.5b for qwen-1.5b) loads lazily, only when a model draft is used. `dtype`
         (default bfloat16, where a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
-        results/specdec/README.md; float32 costs ~k/2x, so drafting barely pays there, but its logit ties, whose argmax
-        depends on kernel shapes, are rarer). `prefix_cache` keeps the KV of the messages before the last one (system
-        prompt + worked example) for the next prompt that starts with them; off by default because prefilling the head
-        apart moves bf16 rounding, which can flip a near-tie against an unsplit prefill (results/specdec/README.md)."""
+        results/specdec/README.md; in float32 any multi-row forward costs ~2x a one-row GEMV one, and batch invariance
+        runs one-row GEMMs as four rows, so plain float32 decoding gets ~2x slower with it). `prefix_cache` keeps the
+        KV of the messages before the last one (system prompt + worked example) for the next prompt that starts with them (a hit computes the same numbers as a
+        miss). `batch_invariant` (rag/batch_invariant.py) makes a token's logits independent of how many tokens share
+        its forward, so verifying k drafts in one forward reproduces plain decoding bit for bit, also in bf16."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
             name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype
         )
         return cls(model, tokenizer, name=os.fspath(name_or_path), threads=threads, draft_model=draft_model,
-                   cache_dir=cache_dir, copy_candidates=copy_candidates, dtype=dtype, prefix_cache=prefix_cache)
+                   cache_dir=cache_dir, copy_candidates=copy_candidates, dtype=dtype, prefix_cache=prefix_cache,
+                   batch_invariant=batch_invariant)
 
     @property
     def device(self) -> Any:

@@ -91,12 +91,15 @@ def test_reload_comes_from_the_cache(smollm: Generator, model_cache: Path) -> No
 
 def test_default_dtype_is_the_one_where_drafts_pay(smollm: Generator) -> None:
     """bfloat16 by default: there a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
-    while float32 pays ~2-3x for k = 2..8 (results/specdec/README.md); the prefix cache is opt-in."""
+    while float32 pays ~2-3x for k = 2..8 (results/specdec/README.md); batch-invariant kernels and the prompt-head
+    cache are on by default (both keep drafts exact), and can be switched off."""
     import torch
 
-    assert smollm.model.dtype == torch.bfloat16
-    assert smollm.prefix_cache is None
-    assert Generator(smollm.model, smollm.tokenizer, prefix_cache=True).prefix_cache is not None
+    from rag.batch_invariant import is_batch_invariant
+
+    assert smollm.model.dtype == torch.bfloat16 and is_batch_invariant(smollm.model)
+    assert smollm.prefix_cache is not None
+    assert Generator(smollm.model, smollm.tokenizer, prefix_cache=False).prefix_cache is None
 
 
 def test_qwen_draft_answers_from_context_with_a_citation(model_cache: Path) -> None:
