@@ -118,14 +118,7 @@ def train_cross_encoder(pairs: Sequence[Pair], params: TrainParams, progress: bo
                       max_length=params.max_length, padding=True, return_tensors="pt")
             logits = model(**enc).logits[:, 0]  # [b]
             loss = loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            losses.append(_step(model, loss, opt, sched, bar))
     bar.close()
     model.eval()
     secs = time.perf_counter() - t0
@@ -158,11 +151,26 @@ def _optimizer(model: Any, lr: float, total: int) -> tuple[Any, Any]:
     return opt, sched
 
 
+def _step(model: Any, loss: Any, opt: Any, sched: Any, bar: Any) -> float:
+    """One optimizer step on `loss` (gradients clipped to norm 1), the schedule advanced, the bar ticked; its value."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+    value = loss.item()
+    bar.update(1)
+    bar.set_postfix(loss=f"{value:.3f}")
+    return value
+
+
 def train_listwise(stages: Sequence[tuple[str, Sequence[Group], int]], params: TrainParams,
                    progress: bool = False) -> tuple[Any, Any, dict]:
     """(model, tokenizer, stats): MiniLM + fresh head trained on (name, groups, epochs) stages in order (e.g. ICT
     then qrels), each with its own warm-up/decay schedule, by `listwise_loss` over 1 positive + negatives."""
-    torch, _ = _torch_transformers()
+    _torch_transformers()  # a missing dependency is reported before the groups are checked
     stages = [(name, list(groups), epochs) for name, groups, epochs in stages if groups]
     if not stages:
         raise ConfigError("no training groups: check the qrels' relevant documents are in the index, or pass "
@@ -191,14 +199,7 @@ def train_listwise(stages: Sequence[tuple[str, Sequence[Group], int]], params: T
                 enc = tok([g.query for g in batch for _ in range(size)], texts, truncation="only_second",
                           max_length=params.max_length, padding=True, return_tensors="pt")
                 loss = listwise_loss(model(**enc).logits[:, 0].view(len(batch), size))  # [g, size]
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad()
-                losses.append(loss.item())
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                losses.append(_step(model, loss, opt, sched, bar))
         bar.close()
         tail = losses[-max(1, steps_per_epoch):]
         stats[name] = {"groups": len(groups), "group_size": size, "epochs": epochs, "steps": total,
