@@ -19,7 +19,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ATTENTION", "ROWWISE_MAX", "is_batch_invariant", "make_batch_invariant", "min_gemm_rows", "rowwise_attention"]
+__all__ = ["ATTENTION", "ROWWISE_MAX", "is_batch_invariant", "make_batch_invariant", "min_gemm_rows",
+           "rowwise_attention"]
 
 ATTENTION = "adarag_rowwise"
 _registered = False
@@ -73,8 +74,8 @@ def min_gemm_rows(linear: Any, probe_rows: int = 40) -> int | None:
     measured on random inputs (oneDNN bf16: 2, MKL fp32: 4 on this CPU); None if no count up to 8 does."""
     import torch
 
-    torch.manual_seed(0)
-    x = torch.randn(probe_rows, linear.in_features, dtype=linear.weight.dtype, device=linear.weight.device)
+    seeded = torch.Generator().manual_seed(0)  # a private generator: loading a model must not reseed the caller's
+    x = torch.randn(probe_rows, linear.in_features, generator=seeded).to(linear.weight.dtype).to(linear.weight.device)
     with torch.inference_mode():
         ref = linear(x)
         for m in (1, 2, 3, 4, 6, 8):
@@ -90,7 +91,7 @@ def _padded_linear(forward: Any, rows: int) -> Any:
 
     def run(x: Any) -> Any:
         n = x.numel() // x.shape[-1]
-        if n >= rows:
+        if n >= rows or n == 0:
             return forward(x)
         flat = x.reshape(n, x.shape[-1])
         flat = torch.cat([flat, flat[-1:].expand(rows - n, -1)])  # repeat the last row up to the invariant count

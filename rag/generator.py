@@ -84,9 +84,10 @@ class Generator:
         (default bfloat16, where a forward over k <= 8 draft tokens costs about one 1-token forward on this CPU,
         results/specdec/README.md; in float32 any multi-row forward costs ~2x a one-row GEMV one, and batch invariance
         runs one-row GEMMs as four rows, so plain float32 decoding gets ~2x slower with it). `prefix_cache` keeps the
-        KV of the messages before the last one (system prompt + worked example) for the next prompt that starts with them (a hit computes the same numbers as a
-        miss). `batch_invariant` (rag/batch_invariant.py) makes a token's logits independent of how many tokens share
-        its forward, so verifying k drafts in one forward reproduces plain decoding bit for bit, also in bf16."""
+        KV of the messages before the last one (system prompt + worked example) for the next prompt that starts
+        with them (a hit computes the same numbers as a miss). `batch_invariant` (rag/batch_invariant.py) makes a
+        token's logits independent of how many tokens share its forward, so verifying k drafts in one forward
+        reproduces plain decoding bit for bit, also in bf16."""
         threads = set_threads(threads)
         model, tokenizer = load_causal_lm(
             name_or_path, cache=cache_dir, threads=threads, device=device, dtype=dtype

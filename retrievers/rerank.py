@@ -50,9 +50,10 @@ separates the same probes 0.97 vs 0.50 / 0.50 (its nDCG is not measured yet: ~4.
 
 DEFAULT_RERANKER = "none"
 """What a bare `--rerank` uses: none, because nothing measured beats fused. On 150 held-out HotpotQA queries
-(results/reranker-train): fused nDCG@10 0.836; + adarag's own cross-encoder trained on 120 queries 0.353 (@20),
-interpolated with fused (w=0.1 tuned on train-split queries) 0.831; + qwen-0.5b judge 0.577 vs fused 0.829 on 10
-of them at 0.27 passages/s. A trained cross-encoder is per-corpus (a path), so it could not be the default anyway."""
+(results/reranker-train, depth 20): fused nDCG@10 0.836; adarag's own cross-encoder (ICT pseudo-queries + listwise,
+then 120 judged queries) alone 0.418, interpolated with fused 0.836 (tuned weight 0, i.e. fused) or 0.835 (w=0.1);
++ qwen-0.5b judge 0.577 vs fused 0.829 on 10 of them at 0.27 passages/s. A trained cross-encoder is per-corpus (a
+path), so it could not be the default anyway."""
 
 JUDGE_INSTRUCTION = "Does the passage contain the answer to the question? Answer Yes or No."
 _PLACEHOLDER = "\x00PASSAGE\x00"

@@ -117,3 +117,12 @@ def test_make_batch_invariant_is_idempotent(smollm) -> None:
     before = linear.forward
     make_batch_invariant(smollm.model)
     assert linear.forward is before and smollm.model.config._attn_implementation == ATTENTION
+
+
+def test_probing_the_gemm_leaves_the_callers_random_state_alone() -> None:
+    lin = torch.nn.Linear(64, 32)
+    torch.manual_seed(7)
+    want = torch.rand(3)
+    torch.manual_seed(7)
+    min_gemm_rows(lin)
+    assert torch.equal(torch.rand(3), want)
