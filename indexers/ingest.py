@@ -44,7 +44,7 @@ _ICONV_HINT = "the file must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t ut
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Word-window passage splitting: windows of `max_words` words, consecutive windows share `overlap` words."""
+    """Word-window passage splitting: windows of `max_words` words, consecutive windows share >= `overlap` words."""
 
     max_words: int = 200
     overlap: int = 50
@@ -278,24 +278,26 @@ _READERS: dict[str, Callable[[Path, Path], Iterator[tuple[Document, str]]]] = {
 
 
 def split_passages(doc: Document, max_words: int = 200, overlap: int = 50) -> list[Passage]:
-    """Cut `doc` into windows of `max_words` words sharing `overlap` words, on whitespace boundaries.
+    """Cut `doc` into windows of exactly `max_words` words, spread evenly, consecutive ones sharing at least
+    `overlap` words, on whitespace boundaries.
 
     A document that fits keeps its id and whole text; otherwise passages are `DOCID#0`, `DOCID#1`, ... and
-    `doc.text[p.start:p.end] == p.text` (each window runs from its first word's start to its last word's end).
+    `doc.text[p.start:p.end] == p.text`. There is no short tail window: BM25's length normalisation would give
+    a long document's last few words a bonus over whole paragraphs (results/bm25-bar/README.md measures it).
     """
     SplitConfig(max_words, overlap)  # validates
     spans = [m.span() for m in _WORD.finditer(doc.text)]
-    if len(spans) <= max_words:
+    n = len(spans)
+    if n <= max_words:
         return [Passage(id=doc.id, doc_id=doc.id, text=doc.text, title=doc.title, start=0, end=len(doc.text))]
-    passages: list[Passage] = []
     stride = max_words - overlap
-    for first in range(0, len(spans), stride):
-        last = min(first + max_words, len(spans)) - 1
-        start, end = spans[first][0], spans[last][1]
-        passages.append(Passage(id=f"{doc.id}#{len(passages)}", doc_id=doc.id, text=doc.text[start:end],
+    gaps = -(-(n - max_words) // stride)  # windows - 1: the fewest at which no gap between starts exceeds stride
+    passages: list[Passage] = []
+    for i in range(gaps + 1):
+        first = i * (n - max_words) // gaps  # floor keeps starts strictly increasing (spacing >= 1)
+        start, end = spans[first][0], spans[first + max_words - 1][1]
+        passages.append(Passage(id=f"{doc.id}#{i}", doc_id=doc.id, text=doc.text[start:end],
                                 title=doc.title, start=start, end=end))
-        if last == len(spans) - 1:
-            break
     return passages
 
 

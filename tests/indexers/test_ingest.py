@@ -208,6 +208,13 @@ def test_long_document_windows() -> None:
     assert ps[1].text == "w2\n\nw3 w4"
 
 
+def test_long_document_has_no_short_tail() -> None:
+    """8 words in windows of 3 (stride 2) need 4 windows; they are spread evenly and all full, where a plain
+    stride would end on a two-word tail ("w6 w7" after "w4 w5 w6") that BM25 rewards for its shortness."""
+    ps = split_passages(Document("d", " ".join(f"w{i}" for i in range(8))), max_words=3, overlap=1)
+    assert [p.text for p in ps] == ["w0 w1 w2", "w1 w2 w3", "w3 w4 w5", "w5 w6 w7"]
+
+
 @pytest.mark.parametrize(("max_words", "overlap"), [(0, 0), (-1, 0), (3, -1), (3, 3), (3, 4)])
 def test_bad_split_params(max_words: int, overlap: int) -> None:
     with pytest.raises(ConfigError):
@@ -249,11 +256,13 @@ def test_split_offsets_cover_and_ids(text: str, max_words: int, data: st.DataObj
     for i, p in enumerate(ps):
         n = len(re.findall(r"\S+", p.text))
         assert p.start in starts and p.end in ends  # cut on whitespace boundaries
-        assert n == max_words or i == len(ps) - 1
-        if i:  # consecutive windows share exactly `overlap` words
+        assert n == max_words  # every window is full: no short tail
+        if i:  # consecutive windows advance and share at least `overlap` words
             shared = [w for w in words if ps[i - 1].start <= w[0] and w[1] <= ps[i - 1].end
                       and p.start <= w[0] and w[1] <= p.end]
-            assert len(shared) == overlap
+            assert ps[i - 1].start < p.start and overlap <= len(shared) < max_words
+    stride = max_words - overlap  # the fewest windows that cover the words at this stride
+    assert len(ps) == 1 + -(-(len(words) - max_words) // stride)
     for s, e in words:  # every word lies inside some passage
         assert any(p.start <= s and e <= p.end for p in ps)
     assert ps[0].start == words[0][0] and ps[-1].end == words[-1][1]
