@@ -1,7 +1,8 @@
-"""Example: adarag retrievers and the passage selector in a Haystack 3.x pipeline, saved to YAML and reloaded.
+"""Example: an adarag retriever, reranker and passage selector in a Haystack 3.x pipeline, saved to YAML and
+reloaded.
 
-    python docs/haystack_pipeline.py                      # tiny built-in corpus, BM25, qwen-0.5b tokenizer
-    python docs/haystack_pipeline.py --index IDX --retriever fused --query "..." --budget 300
+    python docs/haystack_pipeline.py                      # tiny built-in corpus, BM25, ltr, qwen-0.5b tokenizer
+    python docs/haystack_pipeline.py --index IDX --retriever fused --reranker none --query "..." --budget 300
 
 Needs the [haystack] extra (and [generate] for the generator's tokenizer; --tokenizer none counts words).
 """
@@ -25,6 +26,7 @@ from retrievers.components import (  # noqa: E402
     AdaragFusedRetriever,
     AdaragNgramRetriever,
     AdaragPassageSelector,
+    AdaragReranker,
 )
 
 RETRIEVERS = {"bm25": AdaragBM25Retriever, "dense": AdaragDenseRetriever, "ngram": AdaragNgramRetriever,
@@ -39,12 +41,16 @@ TINY = [
 ]
 
 
-def build_pipeline(index: str, retriever: str, top_k: int, budget: int, tokenizer: str | None) -> Pipeline:
-    """retriever -> selector: the selector keeps a variable number of the retrieved passages within `budget`."""
+def build_pipeline(index: str, retriever: str, top_k: int, budget: int, tokenizer: str | None,
+                   reranker: str = "ltr") -> Pipeline:
+    """retriever -> reranker -> selector: the selector keeps a variable number of the reranked passages within
+    `budget`."""
     p = Pipeline()
     p.add_component("retriever", RETRIEVERS[retriever](index=index, top_k=top_k))
+    p.add_component("reranker", AdaragReranker(reranker=reranker))
     p.add_component("selector", AdaragPassageSelector(budget_tokens=budget, tokenizer=tokenizer))
-    p.connect("retriever.documents", "selector.documents")
+    p.connect("retriever.documents", "reranker.documents")
+    p.connect("reranker.documents", "selector.documents")
     return p
 
 
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--retriever", choices=sorted(RETRIEVERS), default="bm25")
     ap.add_argument("--query", default="When was the tower in Paris completed?")
     ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--reranker", default="ltr", help="reranker spec: ltr (bundled), none, llm, cross-encoder:PATH")
     ap.add_argument("--budget", type=int, default=60, help="token budget of the selected passages")
     ap.add_argument("--tokenizer", default="qwen-0.5b", help="generator whose tokenizer counts the budget, or none")
     a = ap.parse_args(argv)
@@ -63,10 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
         if index is None:
             index = str(Path(tmp) / "index")
             build_index(TINY, index, BuildParams(stores=("bm25",)), progress=False)
-        yaml = build_pipeline(index, a.retriever, a.top_k, a.budget, tokenizer).dumps()
+        yaml = build_pipeline(index, a.retriever, a.top_k, a.budget, tokenizer, a.reranker).dumps()
         # what a YAML-configured deployment does; Haystack 3 loads only allow-listed component modules
         pipeline = Pipeline.loads(yaml, allowed_modules=["retrievers.components"])
-        out = pipeline.run({"retriever": {"query": a.query}})["selector"]
+        out = pipeline.run({"retriever": {"query": a.query}, "reranker": {"query": a.query}})["selector"]
     result = {"chosen": [[d.id, round(d.score, 4), d.content] for d in out["documents"]],
               "dropped": [[d.id, d.meta["drop_reason"]] for d in out["dropped"]],
               "tokens_used": out["tokens_used"]}

@@ -261,9 +261,11 @@ def _check_config(config: object) -> str:
 
 
 def _split_rerank(config: str, rerank: str | None) -> tuple[str, str | None]:
-    """`fused+rerank` -> ("fused", spec); the spec is `rerank`, else the judge (`llm`); `rerank` alone also works."""
+    """`fused+rerank` -> ("fused", spec); the spec is `rerank`, else DEFAULT_RERANKER; `rerank` alone also works."""
     if config.endswith("+rerank"):
-        return config[: -len("+rerank")], rerank or "llm"
+        from retrievers.rerank import DEFAULT_RERANKER
+
+        return config[: -len("+rerank")], rerank or DEFAULT_RERANKER
     return config, rerank if rerank not in (None, "none") else None
 
 

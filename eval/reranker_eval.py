@@ -1,5 +1,6 @@
-"""Held-out table for a trained cross-encoder: fused vs fused + CE (pure and interpolated, several depths) vs
-fused + LLM judge, on the queries `adarag reranker train` held out (ids in its manifest).
+"""Held-out table for a trained reranker, on the queries `adarag reranker train` held out (ids in its manifest):
+a cross-encoder: fused vs fused + CE (pure and interpolated, several depths) vs fused + LLM judge; a feature
+reranker (--kind ltr): fused vs fused + LTR, and a refit without each feature (the ablation).
 
     python -m eval.reranker_eval --data DATA --index INDEX --model CE_DIR --out results/reranker-train \
         [--depths 20,50] [--judge qwen-0.5b --judge-queries 10 --judge-depth 10] [--threads 1]
@@ -32,7 +33,7 @@ from retrievers.rerank import (
 from retrievers.rerank_train import verify_reranker_dir
 from retrievers.search import Retriever
 
-__all__ = ["evaluate_reranker"]
+__all__ = ["evaluate_ltr", "evaluate_reranker"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,54 @@ def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path
             "rows": rows}
 
 
+def evaluate_ltr(data: str | Path, index_dir: str | Path, model: str | Path, *, all_queries: bool = False,
+                 ablate: bool = True, threads: int | None = 1) -> dict[str, Any]:
+    """Held-out table for a feature reranker (`adarag reranker train --kind ltr`): the first stage, + LTR, and
+    (`ablate`) + LTR refit on the same train split without each feature in turn. `all_queries` scores every
+    judged query instead of the held-out ones (a transfer test on data the model never saw; no ablation)."""
+    import numpy as np
+
+    from retrievers.ltr import FEATURES, LTRReranker, features, fit_weights, load_ltr, standardize
+
+    info = load_ltr(model)["info"]
+    beir = load_beir(data, "test")
+    judged = [q for q in beir.queries if q in beir.qrels]
+    held = judged if all_queries else [q for q in info["heldout_qids"] if q in beir.qrels]
+    train = [] if all_queries or not ablate else [q for q in judged if q not in set(info["heldout_qids"])]
+    ltr = LTRReranker(model)
+    ltr.warm_up()
+    depth = ltr.trained_depth or 20
+    store = info["first_stage"]
+    with open_index(index_dir) as index:
+        retriever = Retriever(index, threads=threads)
+        t = time.perf_counter()
+        ranked = dict(zip(held + train, retriever.search_batch([beir.queries[q] for q in held + train], store, 200)))
+        t_first = time.perf_counter() - t
+    note = "all judged queries" if all_queries else "held-out queries"
+    rows = [_row(store, beir.qrels, {q: _docs(ranked[q]) for q in held}, None, len(held),
+                 f"{note}; first stage {len(held + train) / t_first:.1f} q/s")]
+    t = time.perf_counter()
+    run = {q: _docs(ltr.rerank(beir.queries[q], ranked[q], depth)) for q in held}
+    per_s = round(len(held) * depth / (time.perf_counter() - t), 1)
+    rows.append(_row(f"{store} + LTR @{depth}", beir.qrels, run, per_s, len(held), note))
+    if train:
+        x = {q: standardize(features(beir.queries[q], ranked[q][:depth])) for q in held + train}
+        y = {q: np.array([float(beir.qrels[q].get(h.doc_id, 0) > 0) for h in ranked[q][:depth]]) for q in train}
+        for j, name in enumerate(FEATURES):
+            keep = [i for i in range(len(FEATURES)) if i != j]
+            w = fit_weights([(x[q][:, keep], y[q]) for q in train], info["l2"])
+            run = {}
+            for q in held:
+                order = np.argsort(-(x[q][:, keep] @ w), kind="stable")
+                head = [ranked[q][i] for i in order]
+                run[q] = _docs(rerank_hits(head + ranked[q][depth:], list(np.linspace(1, 0.5, len(head))),
+                                           len(head)))
+            rows.append(_row(f"{store} + LTR without {name} (refit)", beir.qrels, run, None, len(held), note))
+    return {"model": str(model), "data": str(data), "index": str(index_dir), "store": store, "depth": depth,
+            "weights": dict(zip(FEATURES, load_ltr(model)["weights"])), "train_queries": info["train_queries"],
+            "rows": rows}
+
+
 def _markdown(res: dict[str, Any]) -> str:
     lines = ["| config | queries | nDCG@10 | Recall@100 | MRR@10 | passages/s | note |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['config']} | {r['n_queries']} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr@10']:.4f} "
@@ -137,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--index", required=True, type=Path)
-    p.add_argument("--model", required=True, type=Path, help="a dir made by `adarag reranker train`")
+    p.add_argument("--model", required=True, type=Path, help="a dir made by `adarag reranker train [--kind ltr]`")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--depths", default="20,50")
     p.add_argument("--judge", default=None, help="also rank with this LLM judge (e.g. qwen-0.5b)")
@@ -147,10 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--judge-only", action="store_true", help="skip the cross-encoder rows (run the judge alone)")
     p.add_argument("--limit", type=int, default=None, help="only the first N held-out queries (smoke runs)")
     p.add_argument("--name", default=None, help="output file stem (default: the model dir's name)")
+    p.add_argument("--all-queries", action="store_true",
+                   help="LTR models: score every judged query of --data (a transfer test), not the held-out ids")
     a = p.parse_args(argv)
-    res = evaluate_reranker(a.data, a.index, a.model, depths=[int(d) for d in a.depths.split(",")], judge=a.judge,
-                            judge_queries=a.judge_queries, judge_depth=a.judge_depth, threads=a.threads,
-                            judge_only=a.judge_only, limit=a.limit)
+    if (a.model / "adarag_ltr.json").exists():
+        res = evaluate_ltr(a.data, a.index, a.model, all_queries=a.all_queries, threads=a.threads)
+    else:
+        res = evaluate_reranker(a.data, a.index, a.model, depths=[int(d) for d in a.depths.split(",")],
+                                judge=a.judge, judge_queries=a.judge_queries, judge_depth=a.judge_depth,
+                                threads=a.threads, judge_only=a.judge_only, limit=a.limit)
     a.out.mkdir(parents=True, exist_ok=True)
     name = a.name or a.model.name
     (a.out / f"{name}.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")

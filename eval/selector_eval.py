@@ -39,8 +39,9 @@ def prefix_top_k(cands: Sequence[Candidate], budget: int, count: Callable[[str],
 
 def compare(index_dir: str | Path, qa_path: str | Path, store: str = "fused", depth: int = 20,
             budgets: Sequence[int] = BUDGETS, tokenizer: str = "qwen-0.5b", limit: int | None = None,
-            threads: int | None = 1) -> list[dict]:
-    """Rows of (budget, strategy, support recall, mean passages, mean tokens) over the questions of `qa_path`."""
+            threads: int | None = 1, rerank: str | None = None, ids: Sequence[str] | None = None) -> list[dict]:
+    """Rows of (budget, strategy, support recall, mean passages, mean tokens) over the questions of `qa_path`
+    (only those whose id is in `ids`, when given); `rerank` re-scores the candidates first (a reranker spec)."""
     from indexers.index import open_index
     from indexers.ngram import NgramParams, ngram_tokenizer
     from retrievers.search import Retriever
@@ -54,9 +55,17 @@ def compare(index_dir: str | Path, qa_path: str | Path, store: str = "fused", de
         return cache[text]
 
     qa = [json.loads(line) for line in Path(qa_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if ids is not None:
+        keep = set(ids)
+        qa = [q for q in qa if q["id"] in keep]
     qa = qa[:limit]
     with open_index(index_dir) as ix:
         hits = Retriever(ix, threads=threads).search_batch([q["question"] for q in qa], store, depth)
+    if rerank:
+        from retrievers.rerank import load_reranker
+
+        reranker = load_reranker(rerank, threads=threads)
+        hits = [reranker.rerank(q["question"], hs, depth) for q, hs in zip(qa, hits)]
     strategies: dict[str, Callable] = {
         "top-k prefix": lambda c, b: prefix_top_k(c, b, count),
         "top-4": lambda c, b: prefix_top_k(c, b, count, 4),
@@ -87,9 +96,18 @@ def main() -> None:
     ap.add_argument("--store", default="fused")
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--rerank", default=None, metavar="SPEC", help="rerank the candidates first (e.g. ltr)")
+    ap.add_argument("--heldout-of", type=Path, default=None, metavar="LTR_DIR",
+                    help="only the questions this `adarag reranker train --kind ltr` model held out")
     a = ap.parse_args()
-    rows = compare(a.index, a.qa, a.store, a.depth, limit=a.limit)
-    print(f"{a.store} top-{a.depth} candidates, {rows[0]['n']} questions, qwen-0.5b tokens")
+    ids = None
+    if a.heldout_of is not None:
+        from retrievers.ltr import load_ltr
+
+        ids = load_ltr(a.heldout_of)["info"]["heldout_qids"]
+    rows = compare(a.index, a.qa, a.store, a.depth, limit=a.limit, rerank=a.rerank, ids=ids)
+    print(f"{a.store} top-{a.depth} candidates{' reranked by ' + a.rerank if a.rerank else ''}, "
+          f"{rows[0]['n']} questions, qwen-0.5b tokens")
     print("| budget | strategy | support recall | passages | tokens |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['budget']} | {r['strategy']} | {r['support_recall']:.4f} | {r['passages']} | {r['tokens']} |")

@@ -17,6 +17,7 @@ from indexers.errors import Cancelled, ConfigError, NotFoundError
 from indexers.index import Index, build_index, open_index
 from indexers.text import plain_words
 from indexers.types import Document, Hit
+from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
 from retrievers.selector import Candidate, select_passages
 
@@ -166,7 +167,7 @@ class RAG:
     """
 
     def __init__(self, index: Index, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
-                 max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
+                 max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
                  budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
                  controller: str = "auto") -> None:
         if not isinstance(controller, str):
@@ -196,7 +197,7 @@ class RAG:
 
     @classmethod
     def open(cls, index_dir: str | Path, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
-             verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = "none",
+             verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
              budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
              controller: str = "auto") -> "RAG":
         """Open (and by default checksum-verify) an index built by `adarag index`.
@@ -280,7 +281,8 @@ class RAG:
         timings = {"retrieve": time.perf_counter() - t}
         if rerank:
             if self.reranker is None:
-                raise ConfigError("rerank needs a reranker: open with reranker='llm' or 'cross-encoder:PATH'")
+                raise ConfigError("rerank needs a reranker: open with reranker='ltr', 'llm' or "
+                                  "'cross-encoder:PATH'")
             t = time.perf_counter()
             hits = self.reranker.rerank(query, hits, depth=max(k, self.depth))[:k]
             timings["rerank"] = time.perf_counter() - t

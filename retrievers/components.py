@@ -265,10 +265,11 @@ class AdaragPassageSelector:
 class AdaragReranker:
     """Re-score the top `depth` documents with `retrievers.rerank.load_reranker(reranker)`; scores in [0, 1].
 
-    `reranker` is a spec: none, llm, llm:MODEL or cross-encoder:PATH; `depth` None uses the reranker's default.
+    `reranker` is a spec: none, ltr (the default), ltr:DIR, llm, llm:MODEL or cross-encoder:PATH; `depth` None
+    uses the reranker's default.
     """
 
-    def __init__(self, reranker: str = "llm", depth: int | None = None, top_k: int | None = None,
+    def __init__(self, reranker: str = "ltr", depth: int | None = None, top_k: int | None = None,
                  threads: int | None = None, batch_size: int | None = None) -> None:
         if not isinstance(reranker, str) or not reranker.strip():
             raise ConfigError(f"reranker must be a spec such as 'llm' or 'cross-encoder:PATH', got {reranker!r}")

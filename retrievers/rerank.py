@@ -1,12 +1,15 @@
 """Second-stage rerankers: re-score a retriever's top hits with a model that reads query and passage together.
 
-Three backends behind one `load_reranker(spec)`:
-- ``none``: keeps the retriever's order (the cheap default, see DEFAULT_RERANKER);
+Four backends behind one `load_reranker(spec)`:
+- ``none``: keeps the retriever's order;
 - ``llm[:MODEL]``: a causal LM as a pointwise judge, P(Yes) for "does the passage contain the answer?";
   the instruction+question prefix is run once per query and its KV cache expanded over each batch of passages;
 - ``cross-encoder:PATH``: any Hugging Face sequence-classification / sentence-transformers CrossEncoder
-  directory (adarag's own, trained by `adarag reranker train`, is one); only the passage is ever truncated.
-Scores are in [0, 1] (P(yes), sigmoid or softmax of the logits) so the passage selector can use them as is.
+  directory (adarag's own, trained by `adarag reranker train`, is one); only the passage is ever truncated;
+- ``ltr[:DIR]``: a linear model over cheap features of the first-stage head (retrievers.ltr; the default, see
+  DEFAULT_RERANKER), trained on judged queries by `adarag reranker train --kind ltr` in seconds.
+Scores are in [0, 1] (P(yes), sigmoid or softmax of the logits or of the linear score) so the passage selector
+can use them as is.
 """
 from __future__ import annotations
 
@@ -45,15 +48,17 @@ DEFAULT_DEPTH = 20
 DEFAULT_JUDGE = "qwen-1.5b"
 """The judge of spec ``llm``. qwen-0.5b is no judge: on probes P(yes) 0.29 (answer) vs 0.27 / 0.29 (unrelated),
 and as fused+rerank (depth 10) it cut nDCG@10 from 0.794 to 0.631 on 15 held-out HotpotQA queries; qwen-1.5b
-separates the same probes 0.97 vs 0.50 / 0.50 (its nDCG is not measured yet: ~4.5 s per passage on 2 busy cores).
+separates the same probes 0.97 vs 0.50 / 0.50, but ranks worse than fused: on the first 10 held-out HotpotQA
+queries, depth 10, nDCG@10 0.765 vs fused 0.828 (and `ltr` 0.881 at depth 10), at 0.3 passages/s on one core
+(results/reranker-ltr/judge-qwen-1.5b.md).
 """
 
-DEFAULT_RERANKER = "none"
-"""What a bare `--rerank` uses: none, because nothing measured beats fused. On 150 held-out HotpotQA queries
-(results/reranker-train, depth 20): fused nDCG@10 0.836; adarag's own cross-encoder (ICT pseudo-queries + listwise,
-then 120 judged queries) alone 0.418, interpolated with fused 0.836 (tuned weight 0, i.e. fused) or 0.835 (w=0.1);
-+ qwen-0.5b judge 0.577 vs fused 0.829 on 10 of them at 0.27 passages/s. A trained cross-encoder is per-corpus (a
-path), so it could not be the default anyway."""
+DEFAULT_RERANKER = "ltr"
+"""What `ask`, the SDK and a bare `--rerank` use: the bundled feature reranker (retrievers.ltr), the only backend
+measured to beat fused, and the cheapest (~7,000 passages/s, no model). Held out (results/reranker-ltr): HotpotQA
+nDCG@10 0.836 -> 0.896 (150 queries), FanOutQA-leaf (never trained on) 0.815 -> 0.887; the passage selector's
+supporting-paragraph recall at 300 / 600 tokens 0.667 / 0.833 -> 0.773 / 0.903. The cross-encoder adarag trains
+on this CPU reaches 0.418 alone and adds nothing interpolated (results/reranker-train); qwen-0.5b as judge 0.577."""
 
 JUDGE_INSTRUCTION = "Does the passage contain the answer to the question? Answer Yes or No."
 _PLACEHOLDER = "\x00PASSAGE\x00"
@@ -370,7 +375,8 @@ class CrossEncoderReranker(_Base):
 
 def load_reranker(spec: str, *, threads: int | None = None, batch_size: int | None = None,
                   device: str | None = None) -> Reranker:
-    """A reranker from a spec: ``none``, ``llm``, ``llm:MODEL`` (registry name or path), ``cross-encoder:PATH``.
+    """A reranker from a spec: ``none``, ``llm``, ``llm:MODEL`` (registry name or path), ``cross-encoder:PATH``,
+    ``ltr`` (the bundled feature weights) or ``ltr:DIR``.
 
     Cheap: nothing loads until `warm_up()` or the first `score()`.
     """
@@ -386,5 +392,10 @@ def load_reranker(spec: str, *, threads: int | None = None, batch_size: int | No
         return LLMJudge(arg or DEFAULT_JUDGE, **kw)
     if kind in ("cross-encoder", "adarag") and arg:
         return CrossEncoderReranker(arg, **kw)
-    raise ConfigError(f"unknown reranker {spec!r}: use none, llm, llm:MODEL (e.g. llm:qwen-1.5b) or "
-                      "cross-encoder:PATH (a local sequence-classification model dir)")
+    if kind == "ltr":
+        from retrievers.ltr import LTRReranker
+
+        return LTRReranker(arg or None)
+    raise ConfigError(f"unknown reranker {spec!r}: use none, llm, llm:MODEL (e.g. llm:qwen-1.5b), "
+                      "cross-encoder:PATH (a local sequence-classification model dir), ltr (bundled feature "
+                      "weights) or ltr:DIR (a feature reranker from `adarag reranker train --kind ltr`)")

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from indexers.errors import ConfigError, ModelError
 from indexers.index import Index
 from indexers.index_dir import commit_staging, sha256_file, staging_dir
@@ -47,8 +49,8 @@ from retrievers.rerank import (
 from retrievers.search import Retriever
 
 __all__ = ["BASE_MODEL", "FORMAT", "FORMAT_VERSION", "LOSSES", "MANIFEST_FILE", "Pair", "TrainParams", "qrels_pairs",
-           "split_queries", "teacher_pairs", "train_cross_encoder", "train_listwise", "train_reranker", "train_summary",
-           "verify_reranker_dir"]
+           "split_queries", "teacher_pairs", "train_cross_encoder", "train_listwise", "train_ltr", "train_reranker",
+           "train_summary", "verify_reranker_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -320,3 +322,48 @@ def train_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {"out": manifest.get("out"), "format": manifest["format"], "base_model": manifest["base_model"],
             "data": manifest["data"], "metrics": manifest["metrics"], "interpolation_weight": interp.get("weight"),
             "heldout_queries": len(manifest.get("heldout_qids", [])), "seconds": manifest["seconds"]}
+
+
+def train_ltr(index: Index, out: str | Path, *, queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
+              first_stage: str = "fused", depth: int = 20, l2: float = 0.01, split_seed: int = 0,
+              train_fraction: float = 0.5, threads: int | None = None, force: bool = False,
+              progress: bool = False) -> dict[str, Any]:
+    """Fit the feature reranker (retrievers.ltr) on the train split of the judged queries: each query's
+    first-stage top `depth` hits, labelled by their document's relevance. Writes DIR/adarag_ltr.json; returns
+    its payload plus the held-out ids and the train-split nDCG@10 before/after (what the CLI prints)."""
+    from tqdm import tqdm
+
+    from retrievers.ltr import FEATURES, features, fit_weights, save_ltr, standardize
+
+    if depth < 2:
+        raise ConfigError(f"depth must be >= 2 (a ranking of one hit has nothing to learn), got {depth}")
+    judged = [q for q in qrels if q in queries]
+    if not judged:
+        raise ConfigError(f"none of the {len(qrels)} judged query ids is in the queries given "
+                          f"({len(queries)} queries): pass the queries.jsonl that belongs to the qrels")
+    t0 = time.perf_counter()
+    train, heldout = split_queries(judged, split_seed, train_fraction)
+    retriever, store = _first_stage(index, first_stage, threads)
+    groups, heads = [], []
+    for start in tqdm(range(0, len(train), 32), desc="first stage", unit="batch", disable=not progress):
+        batch = train[start:start + 32]
+        for qid, hits in zip(batch, retriever.search_batch([queries[q] for q in batch], store, depth)):
+            y = np.array([float(qrels[qid].get(h.doc_id, 0) > 0) for h in hits])
+            groups.append((standardize(features(queries[qid], hits)), y))
+            heads.append((qid, hits))
+    w = fit_weights(groups, l2)
+
+    def mean_ndcg(order_of) -> float:
+        return sum(_ndcg10([h.doc_id for h in order_of(x, hits)], {d for d, g in qrels[q].items() if g > 0})
+                   for (q, hits), (x, _) in zip(heads, groups)) / max(1, len(heads))
+
+    before = mean_ndcg(lambda x, hits: hits)
+    after = mean_ndcg(lambda x, hits: [hits[i] for i in np.argsort(-(x @ w), kind="stable")])
+    info = {"index": str(index.root), "index_fingerprint": index.manifest.corpus_fingerprint,
+            "first_stage": first_stage, "l2": l2, "split_seed": split_seed, "train_fraction": train_fraction,
+            "train_queries": len(train), "heldout_qids": heldout,
+            "train_ndcg@10": {"first_stage": round(before, 4), "reranked": round(after, 4)}}
+    save_ltr(out, w.tolist(), depth=depth, info=info, force=force)
+    return {"out": str(out), "format": "adarag-ltr", "weights": dict(zip(FEATURES, np.round(w, 4).tolist())),
+            "depth": depth, "train_queries": len(train), "heldout_queries": len(heldout),
+            "train_ndcg@10": info["train_ndcg@10"], "seconds": round(time.perf_counter() - t0, 1)}

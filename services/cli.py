@@ -219,8 +219,17 @@ def _cmd_data(a: argparse.Namespace) -> int:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from eval.report import write_report
+    from eval.beir import METRICS_FILE
 
+    beir = [(d / METRICS_FILE).exists() and not (d / "config.json").exists() for d in a.run_dirs]
+    if any(beir) and not all(beir):
+        from indexers.errors import ConfigError
+
+        raise ConfigError("give either `adarag eval beir` run directories or `adarag eval qa` ones, not a mix")
+    if all(beir):
+        from eval.beir_report import write_beir_report as write_report
+    else:
+        from eval.report import write_report
     md, html = write_report(a.run_dirs, a.out or a.run_dirs[0])
     _emit({"markdown": str(md), "html": str(html)}, a.json, f"wrote {md} and {html}")
     return 0
@@ -271,6 +280,23 @@ def _cmd_reranker(a: argparse.Namespace) -> int:
 
         qrels = load_qrels(a.qrels)
         queries = load_queries(a.queries or a.qrels.resolve().parent.parent / "queries.jsonl")
+    if a.kind == "ltr":
+        from retrievers.rerank_train import train_ltr
+
+        if qrels is None:
+            from indexers.errors import ConfigError
+
+            raise ConfigError("--kind ltr learns from judged queries: pass --qrels FILE (and --queries if the "
+                              "queries.jsonl is not next to the qrels/ folder)")
+        with open_index(a.index) as index:
+            obj = train_ltr(index, a.out, queries=queries or {}, qrels=qrels, first_stage=a.first_stage,
+                            depth=a.depth, l2=a.l2, split_seed=a.split_seed, train_fraction=a.train_fraction,
+                            threads=a.threads, force=a.force, progress=not a.json)
+        nd = obj["train_ndcg@10"]
+        _emit(obj, a.json, f"trained a feature reranker on {obj['train_queries']} queries in {obj['seconds']} s "
+                           f"(train nDCG@10 {nd['first_stage']} -> {nd['reranked']}): {a.out} "
+                           f"(use --rerank ltr:{a.out})")
+        return 0
     params = TrainParams(epochs=a.epochs, batch_size=a.batch_size, max_length=a.max_length, lr=a.lr,
                          hard_negatives=a.hard_negatives, random_negatives=a.random_negatives,
                          first_stage=a.first_stage, max_pairs=a.max_pairs, split_seed=a.split_seed,
@@ -309,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--embedder", default="minilm", help="dense model: minilm, minilm-int8, e5-small or a path")
     ix.add_argument("--dense-index", choices=["flat", "hnsw"], default="flat")
     ix.add_argument("--passage-words", type=int, default=200)
-    ix.add_argument("--passage-overlap", type=int, default=50)
+    ix.add_argument("--passage-overlap", type=int, default=50,
+                    help="least words shared by consecutive windows of a long document")
     ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
     common(ix)
     ix.set_defaults(fn=_cmd_index)
@@ -324,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--run-out", type=Path, default=None, help="TREC run file to write with --queries")
     se.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     se.add_argument("--rerank", nargs="?", const=DEFAULT_RERANKER, default=None, metavar="SPEC",
-                    help=f"rerank the hits: none, llm, llm:MODEL or cross-encoder:PATH (bare: {DEFAULT_RERANKER})")
+                    help=f"rerank the hits: none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH "
+                         f"(bare: {DEFAULT_RERANKER})")
     se.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="hits the reranker re-scores")
     common(se)
     se.set_defaults(fn=_cmd_search)
@@ -338,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fixed number of passages in the prompt (default: the selector chooses under --budget)")
     ak.add_argument("--budget", type=int, default=DEFAULT_BUDGET_TOKENS,
                     help="evidence token budget, in generator tokens")
-    ak.add_argument("--reranker", default="none", help="none, llm, llm:MODEL or cross-encoder:PATH")
+    ak.add_argument("--reranker", default=DEFAULT_RERANKER,
+                    help=f"none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH (default {DEFAULT_RERANKER})")
     ak.add_argument("--max-new-tokens", type=int, default=48)
     ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
     common(ak)
@@ -393,12 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--split", default="test")
     be.add_argument("-k", type=int, default=100)
     be.add_argument("--rerank", default=None, metavar="SPEC",
-                    help="reranker for X+rerank configs: llm (default), llm:MODEL or cross-encoder:PATH")
+                    help=f"reranker for X+rerank configs: {DEFAULT_RERANKER} (default), ltr:DIR, llm, llm:MODEL or "
+                         "cross-encoder:PATH")
     be.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="passages the reranker re-scores")
     common(be)
     be.set_defaults(fn=_cmd_eval_beir)
 
-    rp = sub.add_parser("report", help="Markdown + HTML report comparing run directories")
+    rp = sub.add_parser("report", help="Markdown + HTML report comparing run directories (QA or BEIR runs)")
     rp.add_argument("run_dirs", nargs="+", type=Path)
     rp.add_argument("--out", type=Path, default=None, help="default: the first run directory")
     common(rp, threads=False)
@@ -464,10 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(rp_, threads=False)
     ct.set_defaults(fn=_cmd_controller)
 
-    rr = sub.add_parser("reranker", help="adarag's own cross-encoder reranker")
+    rr = sub.add_parser("reranker", help="train adarag's own rerankers (cross-encoder or feature LTR)")
     rrs = rr.add_subparsers(dest="reranker_command", required=True)
-    rt = rrs.add_parser("train", help="train a MiniLM cross-encoder from qrels or by distilling the LLM judge")
+    rt = rrs.add_parser("train", help="train a MiniLM cross-encoder (from qrels or by distilling the LLM judge) "
+                                      "or, with --kind ltr, a feature reranker from qrels")
     rt.add_argument("--index", required=True, type=Path)
+    rt.add_argument("--kind", choices=("cross-encoder", "ltr"), default="cross-encoder",
+                    help="ltr: a linear model over first-stage and title features (seconds; needs --qrels)")
+    rt.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="ltr: first-stage hits per query it ranks")
+    rt.add_argument("--l2", type=float, default=0.01, help="ltr: L2 penalty on the weights")
     src = rt.add_mutually_exclusive_group()
     src.add_argument("--qrels", type=Path, help="BEIR qrels tsv (positives; hard negatives from the index)")
     src.add_argument("--teacher", help="llm or llm:MODEL: label pseudo-queries with the judge's P(yes)")

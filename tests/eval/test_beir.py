@@ -233,3 +233,19 @@ def test_run_beir_rerank_config_records_the_reranker(beir_dir, bm25_index, tmp_p
     assert meta["reranked_passages_per_s"] > 0 and got["n_queries"] == 2
     with pytest.raises(ConfigError, match="no first stage"):
         run_beir(beir_dir, bm25_index, "rerank", tmp_path / "bad", report=False)
+
+
+def test_report_compares_beir_runs_and_refuses_a_mix(tmp_path, beir_dir, bm25_index, capsys) -> None:
+    """`adarag report` on `adarag eval beir` run directories writes the BEIR comparison (one row per run)."""
+    from eval.beir import run_beir
+    from services.cli import main
+
+    for c in ("bm25", "bm25+rerank"):
+        run_beir(beir_dir, bm25_index, c, tmp_path / c, report=False)
+    assert main(["report", str(tmp_path / "bm25"), str(tmp_path / "bm25+rerank"), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| bm25 |" in md and "| bm25+rerank |" in md and (tmp_path / "r" / "beir_metrics.png").exists()
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / "config.json").write_text("{}")
+    assert main(["report", str(tmp_path / "bm25"), str(tmp_path / "qa")]) != 0
+    assert "not a mix" in capsys.readouterr().err

@@ -49,3 +49,33 @@ def test_fused_row_matches_eval_beir_and_weight_zero_is_the_first_stage(tiny_ce,
     assert rows["fused"]["ndcg@10"] == pytest.approx(want, abs=1e-4)
     assert rows["fused + CE interpolated w=0.0 @5"]["ndcg@10"] == rows["fused"]["ndcg@10"]
     assert rows["fused + CE @5"]["passages_per_s"] > 0
+
+
+def test_ltr_table_on_held_out_queries_with_ablation(tmp_path, hotpot_dir, hash_index):
+    """The LTR table: the fused row over the model's held-out ids, the LTR row equal to reranking with the
+    saved model by hand, and one refit row per feature; --all-queries scores every judged query."""
+    from eval.beir import load_beir
+    from eval.reranker_eval import _docs, _row, evaluate_ltr
+    from retrievers.ltr import FEATURES, LTRReranker, load_ltr
+    from retrievers.rerank_train import train_ltr
+    from retrievers.search import Retriever
+
+    data = load_beir(hotpot_dir)
+    with open_index(hash_index) as ix:
+        docs = {str(p) for p in ix.ids}
+        qids = [q for q, rel in data.qrels.items() if set(rel) <= docs]
+        train_ltr(ix, tmp_path / "m", queries={q: data.queries[q] for q in qids},
+                  qrels={q: data.qrels[q] for q in qids}, first_stage="fused", depth=10)
+        held = load_ltr(tmp_path / "m")["info"]["heldout_qids"]
+        ranked = Retriever(ix).search_batch([data.queries[q] for q in held], "fused", 200)
+    res = evaluate_ltr(hotpot_dir, hash_index, tmp_path / "m")
+    rows = {r["config"]: r for r in res["rows"]}
+    assert rows["fused"]["n_queries"] == len(held) > 0
+    r = LTRReranker(tmp_path / "m")
+    by_hand = _row("", data.qrels, {q: _docs(r.rerank(data.queries[q], hs, 10)) for q, hs in zip(held, ranked)},
+                   None, len(held))
+    assert rows["fused + LTR @10"]["ndcg@10"] == by_hand["ndcg@10"]
+    assert sum(c.startswith("fused + LTR without") for c in rows) == len(FEATURES)
+    every = evaluate_ltr(hotpot_dir, hash_index, tmp_path / "m", all_queries=True)
+    assert every["rows"][0]["n_queries"] == len([q for q in data.qrels if q in data.queries])
+    assert len(every["rows"]) == 2
