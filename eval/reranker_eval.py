@@ -132,19 +132,16 @@ def evaluate_ltr(data: str | Path, index_dir: str | Path, model: str | Path, *, 
     """Held-out table for a feature reranker (`adarag reranker train --kind ltr`): the first stage, + LTR, and
     (`ablate`) + LTR refit on the same train split without each feature in turn. `all_queries` scores every
     judged query instead of the held-out ones (a transfer test on data the model never saw; no ablation)."""
-    import numpy as np
+    from retrievers.ltr import FEATURES, LTRReranker, fit_weights, labelled_group, load_ltr, unit_scores
 
-    from retrievers.ltr import FEATURES, LTRReranker, features, fit_weights, load_ltr, standardize
-
-    info = load_ltr(model)["info"]
+    saved = load_ltr(model)
+    info, depth, store = saved["info"], saved["depth"], saved["info"]["first_stage"]
     beir = load_beir(data, "test")
     judged = [q for q in beir.queries if q in beir.qrels]
+    heldout_ids = set(info["heldout_qids"])
     held = judged if all_queries else [q for q in info["heldout_qids"] if q in beir.qrels]
-    train = [] if all_queries or not ablate else [q for q in judged if q not in set(info["heldout_qids"])]
+    train = [] if all_queries or not ablate else [q for q in judged if q not in heldout_ids]
     ltr = LTRReranker(model)
-    ltr.warm_up()
-    depth = ltr.trained_depth or 20
-    store = info["first_stage"]
     with open_index(index_dir) as index:
         retriever = Retriever(index, threads=threads)
         t = time.perf_counter()
@@ -158,20 +155,14 @@ def evaluate_ltr(data: str | Path, index_dir: str | Path, model: str | Path, *, 
     per_s = round(len(held) * depth / (time.perf_counter() - t), 1)
     rows.append(_row(f"{store} + LTR @{depth}", beir.qrels, run, per_s, len(held), note))
     if train:
-        x = {q: standardize(features(beir.queries[q], ranked[q][:depth])) for q in held + train}
-        y = {q: np.array([float(beir.qrels[q].get(h.doc_id, 0) > 0) for h in ranked[q][:depth]]) for q in train}
+        xy = {q: labelled_group(beir.queries[q], ranked[q][:depth], beir.qrels[q]) for q in held + train}
         for j, name in enumerate(FEATURES):
             keep = [i for i in range(len(FEATURES)) if i != j]
-            w = fit_weights([(x[q][:, keep], y[q]) for q in train], info["l2"])
-            run = {}
-            for q in held:
-                order = np.argsort(-(x[q][:, keep] @ w), kind="stable")
-                head = [ranked[q][i] for i in order]
-                run[q] = _docs(rerank_hits(head + ranked[q][depth:], list(np.linspace(1, 0.5, len(head))),
-                                           len(head)))
+            w = fit_weights([(xy[q][0][:, keep], xy[q][1]) for q in train], info["l2"])
+            run = {q: _docs(rerank_hits(ranked[q], unit_scores(xy[q][0][:, keep] @ w), depth)) for q in held}
             rows.append(_row(f"{store} + LTR without {name} (refit)", beir.qrels, run, None, len(held), note))
     return {"model": str(model), "data": str(data), "index": str(index_dir), "store": store, "depth": depth,
-            "weights": dict(zip(FEATURES, load_ltr(model)["weights"])), "train_queries": info["train_queries"],
+            "weights": dict(zip(FEATURES, saved["weights"])), "train_queries": info["train_queries"],
             "rows": rows}
 
 

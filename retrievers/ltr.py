@@ -27,9 +27,10 @@ import numpy as np
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.text import tokenize
 from indexers.types import Hit
+from retrievers.rerank import DEFAULT_DEPTH, _Base, _check_depth, _check_texts, rerank_hits
 
 __all__ = ["BUNDLED", "FEATURES", "FILE", "FORMAT", "FORMAT_VERSION", "LTRReranker", "features", "fit_weights",
-           "listwise_loss", "load_ltr", "save_ltr", "standardize"]
+           "labelled_group", "listwise_loss", "load_ltr", "save_ltr", "standardize", "unit_scores"]
 
 FILE = "adarag_ltr.json"
 BUNDLED = Path(__file__).resolve().parent / "models" / "ltr-hotpotqa"
@@ -84,6 +85,18 @@ def standardize(x: np.ndarray) -> np.ndarray:
         return x
     sd = x.std(axis=0)
     return np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0), 0.0)
+
+
+def labelled_group(query: str, hits: Sequence[Hit], qrel: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One training group: the standardised features of `hits` and their labels (1 if the hit's document is
+    judged relevant in `qrel`, else 0)."""
+    y = np.array([float(qrel.get(h.doc_id, 0) > 0) for h in hits])
+    return standardize(features(query, hits)), y
+
+
+def unit_scores(raw: Sequence[float] | np.ndarray) -> list[float]:
+    """Linear model scores mapped into (0, 1) by a logistic (clipped at +-50), as rerankers report them."""
+    return [1.0 / (1.0 + math.exp(-min(50.0, max(-50.0, float(s))))) for s in raw]
 
 
 def listwise_loss(w: np.ndarray, groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float
@@ -173,7 +186,7 @@ def load_ltr(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-class LTRReranker:
+class LTRReranker(_Base):
     """Re-scores the top `depth` hits with the learned linear model; spec ``ltr:DIR``, or ``ltr`` for BUNDLED."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -196,21 +209,13 @@ class LTRReranker:
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Texts alone have no first-stage order or titles: scored as untitled hits in the given order."""
-        from retrievers.rerank import _check_texts
-
         texts = _check_texts(query, texts)
         return self.score_hits(query, [Hit(id=str(i), score=0.0, text=t) for i, t in enumerate(texts)])
 
-    def rerank(self, query: str, hits: Sequence[Hit], depth: int = 20) -> list[Hit]:
-        """The top `depth` hits re-scored and sorted (scores mapped into (0, 1] by a logistic), the rest after."""
-        from retrievers.rerank import _check_depth, _check_texts, rerank_hits
-
+    def rerank(self, query: str, hits: Sequence[Hit], depth: int = DEFAULT_DEPTH) -> list[Hit]:
+        """The top `depth` hits re-scored (features need the hits, not just their texts) and sorted, scores in
+        (0, 1) (`unit_scores`), the rest after."""
         depth = _check_depth(depth)
         _check_texts(query, [])
-        head = list(hits[:depth])
-        raw = self.score_hits(query, head)
-        return rerank_hits(hits, [1.0 / (1.0 + math.exp(-min(50.0, max(-50.0, s)))) for s in raw], depth)
-
-    def __repr__(self) -> str:
-        return f"LTRReranker({self.name!r})"
+        return rerank_hits(hits, unit_scores(self.score_hits(query, list(hits[:depth]))), depth)
 

@@ -333,7 +333,7 @@ def train_ltr(index: Index, out: str | Path, *, queries: Mapping[str, str], qrel
     its payload plus the held-out ids and the train-split nDCG@10 before/after (what the CLI prints)."""
     from tqdm import tqdm
 
-    from retrievers.ltr import FEATURES, features, fit_weights, save_ltr, standardize
+    from retrievers.ltr import FEATURES, FORMAT, fit_weights, labelled_group, save_ltr
 
     if depth < 2:
         raise ConfigError(f"depth must be >= 2 (a ranking of one hit has nothing to learn), got {depth}")
@@ -348,22 +348,19 @@ def train_ltr(index: Index, out: str | Path, *, queries: Mapping[str, str], qrel
     for start in tqdm(range(0, len(train), 32), desc="first stage", unit="batch", disable=not progress):
         batch = train[start:start + 32]
         for qid, hits in zip(batch, retriever.search_batch([queries[q] for q in batch], store, depth)):
-            y = np.array([float(qrels[qid].get(h.doc_id, 0) > 0) for h in hits])
-            groups.append((standardize(features(queries[qid], hits)), y))
+            groups.append(labelled_group(queries[qid], hits, qrels[qid]))
             heads.append((qid, hits))
     w = fit_weights(groups, l2)
-
-    def mean_ndcg(order_of) -> float:
-        return sum(_ndcg10([h.doc_id for h in order_of(x, hits)], {d for d, g in qrels[q].items() if g > 0})
-                   for (q, hits), (x, _) in zip(heads, groups)) / max(1, len(heads))
-
-    before = mean_ndcg(lambda x, hits: hits)
-    after = mean_ndcg(lambda x, hits: [hits[i] for i in np.argsort(-(x @ w), kind="stable")])
+    before = after = 0.0
+    for (q, hits), (x, _) in zip(heads, groups):
+        relevant = {d for d, g in qrels[q].items() if g > 0}
+        before += _ndcg10([h.doc_id for h in hits], relevant) / len(heads)
+        after += _ndcg10([hits[i].doc_id for i in np.argsort(-(x @ w), kind="stable")], relevant) / len(heads)
     info = {"index": str(index.root), "index_fingerprint": index.manifest.corpus_fingerprint,
             "first_stage": first_stage, "l2": l2, "split_seed": split_seed, "train_fraction": train_fraction,
             "train_queries": len(train), "heldout_qids": heldout,
             "train_ndcg@10": {"first_stage": round(before, 4), "reranked": round(after, 4)}}
     save_ltr(out, w.tolist(), depth=depth, info=info, force=force)
-    return {"out": str(out), "format": "adarag-ltr", "weights": dict(zip(FEATURES, np.round(w, 4).tolist())),
+    return {"out": str(out), "format": FORMAT, "weights": dict(zip(FEATURES, np.round(w, 4).tolist())),
             "depth": depth, "train_queries": len(train), "heldout_queries": len(heldout),
             "train_ndcg@10": info["train_ndcg@10"], "seconds": round(time.perf_counter() - t0, 1)}

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from indexers.errors import RagError
+from indexers.errors import ConfigError, RagError
 
 __all__ = ["main", "build_parser"]
 
@@ -223,8 +223,6 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
     beir = [(d / METRICS_FILE).exists() and not (d / "config.json").exists() for d in a.run_dirs]
     if any(beir) and not all(beir):
-        from indexers.errors import ConfigError
-
         raise ConfigError("give either `adarag eval beir` run directories or `adarag eval qa` ones, not a mix")
     if all(beir):
         from eval.beir_report import write_beir_report as write_report
@@ -284,8 +282,6 @@ def _cmd_reranker(a: argparse.Namespace) -> int:
         from retrievers.rerank_train import train_ltr
 
         if qrels is None:
-            from indexers.errors import ConfigError
-
             raise ConfigError("--kind ltr learns from judged queries: pass --qrels FILE (and --queries if the "
                               "queries.jsonl is not next to the qrels/ folder)")
         with open_index(a.index) as index:
