@@ -4,6 +4,7 @@ from __future__ import annotations
 __all__ = [
     "RagError",
     "IndexFormatError",
+    "IndexBusyError",
     "CorpusError",
     "MissingDependencyError",
     "ConfigError",
@@ -20,6 +21,10 @@ class RagError(Exception):
 
 class IndexFormatError(RagError):
     """An index directory is missing, corrupt, incomplete or of another format version."""
+
+
+class IndexBusyError(RagError):
+    """Another writer holds the index's write lock and did not finish within the wait."""
 
 
 class CorpusError(RagError, ValueError):

@@ -1,9 +1,10 @@
 """Build an index directory from documents (SQL + BM25 + dense stores) and open it again.
 
-A build always goes through a staging directory (see indexers.index_dir): the previous index stays loadable
-until the new one is complete. Building into an existing index adds/updates documents incrementally: the SQL
-store is copied and upserted (not rebuilt), unchanged passages keep their embeddings, and BM25 statistics are
-recomputed (they are global, and cheap).
+A build holds the index's write lock (indexers.lock) and writes a new generation that is published by one
+atomic manifest replace (indexers.index_dir): the previous generation stays loadable until the new one is
+complete. Building into an existing index adds/updates documents incrementally: the SQL store is copied and
+upserted (not rebuilt), unchanged passages keep their embeddings, and BM25 statistics are recomputed (they
+are global, and cheap).
 """
 from __future__ import annotations
 
@@ -15,21 +16,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.engine import URL
 
 from indexers.bm25 import BM25Index, BM25Params, build_bm25, load_bm25
 from indexers.dense import DenseIndex, DenseParams
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index_dir import (
     Manifest,
-    commit_staging,
+    clean_leftovers,
+    data_dir,
+    index_state,
+    manifest_stamp,
+    new_stage,
+    publish,
     read_manifest,
-    staging_dir,
+    recover_swap,
     verify_index,
-    write_manifest,
 )
+from indexers.lock import DEFAULT_LOCK_WAIT, WriteLock
 from indexers.ingest import SplitConfig, passage_hash
 from indexers.ngram import NgramIndex, NgramParams, build_ngram, encode, load_ngram, ngram_text, ngram_tokenizer
-from indexers.sql_store import SQLStore
+from indexers.sql_store import SQLStore, copy_sqlite
 from indexers.text import DEFAULT_ANALYZER, tokenize
 from indexers.types import Document, Hit, Passage
 
@@ -80,21 +87,54 @@ def _embed_text(p: Passage) -> str:
 
 
 def _params_from_manifest(m: Manifest) -> BuildParams:
+    """The build parameters a manifest records; any missing or ill-typed one is an IndexFormatError."""
     p = dict(m.params)
-    return BuildParams(
-        stores=tuple(p["stores"]),
-        passage_words=p["passage_words"],
-        passage_overlap=p["passage_overlap"],
-        bm25=BM25Params(**p["bm25"]),
-        dense=DenseParams(**p["dense"]),
-        ngram=NgramParams(**p["ngram"]) if "ngram" in p else NgramParams(),
-        sql_url=p.get("sql_url"),
-        sql_namespace=p.get("sql_namespace", ""),
-    )
+    try:
+        return BuildParams(
+            stores=tuple(p["stores"]),
+            passage_words=p["passage_words"],
+            passage_overlap=p["passage_overlap"],
+            bm25=BM25Params(**p["bm25"]),
+            dense=DenseParams(**p["dense"]),
+            ngram=NgramParams(**p["ngram"]) if "ngram" in p else NgramParams(),
+            sql_url=p.get("sql_url"),
+            sql_namespace=p.get("sql_namespace", ""),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise IndexFormatError(f"the manifest of this index has bad build parameters ({type(e).__name__}: {e}); "
+                               "rebuild it with `adarag index CORPUS --out INDEX --rebuild`") from None
 
 
-def _sql_url(root: Path, params: BuildParams) -> str:
-    return params.sql_url or f"sqlite:///{root / _SQLITE}"
+def _sql_url(data: Path, params: BuildParams) -> str | URL:
+    """The SQL store's URL: the user's, or the SQLite file in `data` (built with URL.create, so a `?` or `%`
+    in the path stays part of the file name instead of becoming a URL query)."""
+    return params.sql_url or URL.create("sqlite", database=str(data / _SQLITE))
+
+
+def _writable_state(out: Path) -> str:
+    """index_state(out), refusing a folder that holds anything but an adarag index (nothing else is written over)."""
+    state = index_state(out)
+    if state == "foreign":
+        raise ConfigError(
+            f"{out} is not empty and not an adarag index: adarag never writes over other files. Give --out a new "
+            "or empty folder (or an existing adarag index to add to)"
+        )
+    return state
+
+
+def _open_out(out: str | Path) -> tuple[Path, bool]:
+    """Resolve `out` (a symlinked index keeps working) and create it; (path, whether this call created it)."""
+    out = Path(out).expanduser().resolve()
+    recover_swap(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: give a folder for the index (new, empty, or an adarag index)")
+    _writable_state(out)  # before the lock file is made in it
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the index folder {out}: {e.strerror or e}; choose a writable path") from None
+    return out, created
 
 
 def build_index(
@@ -107,29 +147,51 @@ def build_index(
     progress: bool = True,
     embedder=None,
     delete: Sequence[str] = (),
+    lock_wait: float | None = DEFAULT_LOCK_WAIT,
 ) -> BuildReport:
     """Index `documents` into `out`, adding to an existing index there unless `rebuild`.
 
     When `out` already holds an index its build parameters are kept (pass `rebuild=True` to change them).
-    `delete` names documents to remove in the same atomic step (unknown ids are ignored).
+    `delete` names documents to remove in the same atomic step (unknown ids are ignored). `out` must be new,
+    empty or an adarag index: nothing else is ever written over. The write holds the index's lock (waiting
+    up to `lock_wait` seconds for another writer) and publishes a new generation atomically (indexers.index_dir).
     `embedder` overrides loading the model named in `params.dense.embedder` (tests use a hash embedder).
     """
-    out = Path(out)
     if isinstance(delete, str):
         raise ConfigError("delete must be a list of document ids, not one string")
+    out, created = _open_out(out)
+    published = False
+    try:
+        with WriteLock(out, wait=lock_wait):
+            rep = _build_locked(documents, out, params, rebuild, threads, progress, embedder, delete)
+            published = True
+            return rep
+    finally:
+        if created and not published and index_state(out) == "empty":  # a failed first build leaves no folder
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _build_locked(documents, out: Path, params, rebuild, threads, progress, embedder, delete) -> BuildReport:
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
+    state = _writable_state(out)
     old: Manifest | None = None
-    if out.exists() and not rebuild:
+    if state == "index" and not rebuild:
         old = verify_index(out)
         if params is not None and params != _params_from_manifest(old):
             log.warning("%s exists: keeping its build parameters (use rebuild to change them)", out)
         params = _params_from_manifest(old)
+    elif state == "index":  # rebuild: the old generation only needs naming, so a corrupt one is no obstacle
+        try:
+            old = read_manifest(out)
+        except IndexFormatError as e:
+            log.warning("rebuilding over an unreadable index (%s)", e)
     params = params or BuildParams()
-    stage = staging_dir(out)
+    clean_leftovers(out, old)
+    stage = new_stage(out)
     try:
-        if old is not None and params.sql_url is None:
-            shutil.copy2(out / _SQLITE, stage / _SQLITE)
+        if old is not None and not rebuild and params.sql_url is None:
+            copy_sqlite(data_dir(out, old) / _SQLITE, stage / _SQLITE)
         store = SQLStore(_sql_url(stage, params), namespace=params.sql_namespace)
         try:
             docs = list(documents)
@@ -152,6 +214,10 @@ def build_index(
         hashes = np.array([passage_hash(p) for p in passages])
         np.save(stage / _IDS, ids, allow_pickle=False)
         np.save(stage / _HASHES, hashes, allow_pickle=False)
+        saved = np.load(stage / _IDS, allow_pickle=False)
+        if saved.tolist() != [p.id for p in passages]:  # the row -> id map every store relies on must round-trip
+            bad = next(p.id for p, s in zip(passages, saved.tolist()) if p.id != s)
+            raise CorpusError(f"passage id {bad!r} does not survive being saved (control characters?): rename it")
 
         if "bm25" in params.stores:
             t = time.perf_counter()
@@ -174,24 +240,18 @@ def build_index(
         n_embedded = 0
         if "dense" in params.stores:
             t = time.perf_counter()
-            vectors, n_embedded = _dense_vectors(
-                out if old is not None and "dense" in old.stores else None,
-                passages, hashes, params.dense, embedder, threads, progress,
-            )
+            reuse = data_dir(out, old) if old is not None and not rebuild and "dense" in old.stores else None
+            vectors, n_embedded = _dense_vectors(reuse, passages, hashes, params.dense, embedder, threads, progress)
             DenseIndex(vectors, params.dense).save(stage / "dense")
             seconds["dense"] = time.perf_counter() - t
 
-        manifest = write_manifest(
-            stage,
-            Manifest(
-                n_docs=n_docs,
-                n_passages=len(passages),
-                corpus_fingerprint=fingerprint,
-                stores=list(params.stores),
-                params={**asdict(params), "analyzer": DEFAULT_ANALYZER.name},
-            ),
-        )
-        commit_staging(stage, out)
+        manifest = publish(out, stage, Manifest(
+            n_docs=n_docs,
+            n_passages=len(passages),
+            corpus_fingerprint=fingerprint,
+            stores=list(params.stores),
+            params={**asdict(params), "analyzer": DEFAULT_ANALYZER.name},
+        ), old)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -201,14 +261,14 @@ def build_index(
     )
 
 
-def _dense_vectors(old_root, passages, hashes, params: DenseParams, embedder, threads, progress):
+def _dense_vectors(old_data, passages, hashes, params: DenseParams, embedder, threads, progress):
     """Embeddings for `passages`, reusing the old index's vectors for unchanged (id, content) pairs."""
     reuse: dict[tuple[str, str], int] = {}
     old_vecs = None
-    if old_root is not None:
-        old_ids = np.load(old_root / _IDS, allow_pickle=False)
-        old_hashes = np.load(old_root / _HASHES, allow_pickle=False)
-        old_vecs = np.load(old_root / "dense" / "embeddings.npy", mmap_mode="r")
+    if old_data is not None:
+        old_ids = np.load(old_data / _IDS, allow_pickle=False)
+        old_hashes = np.load(old_data / _HASHES, allow_pickle=False)
+        old_vecs = np.load(old_data / "dense" / "embeddings.npy", mmap_mode="r")
         reuse = {(str(i), str(h)): r for r, (i, h) in enumerate(zip(old_ids, old_hashes))}
     todo = [r for r, p in enumerate(passages) if (p.id, str(hashes[r])) not in reuse]
     if embedder is None:
@@ -218,7 +278,7 @@ def _dense_vectors(old_root, passages, hashes, params: DenseParams, embedder, th
     vectors = np.empty((len(passages), embedder.dim), dtype=np.float32)  # [n_passages, dim]
     if old_vecs is not None:
         if old_vecs.shape[1] != embedder.dim:
-            raise IndexFormatError(f"{old_root} has {old_vecs.shape[1]}-d embeddings, {embedder.name} makes "
+            raise IndexFormatError(f"{old_data} has {old_vecs.shape[1]}-d embeddings, {embedder.name} makes "
                                    f"{embedder.dim}-d; rebuild the index")
         for r, p in enumerate(passages):
             j = reuse.get((p.id, str(hashes[r])))
@@ -233,9 +293,11 @@ class Index:
     """An opened, verified index directory: the SQL store plus whichever of BM25, dense and n-gram it has."""
 
     def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
-                 bm25: BM25Index | None, dense: DenseIndex | None, ngram: NgramIndex | None = None) -> None:
+                 bm25: BM25Index | None, dense: DenseIndex | None, ngram: NgramIndex | None = None,
+                 stamp: tuple[int, int, int] | None = None) -> None:
         self.root = root
         self.manifest = manifest
+        self.stamp = stamp  # manifest_stamp at open: a different one on disk means a newer generation
         self.params = _params_from_manifest(manifest)
         self.store = store
         self.ids = ids  # [n_passages] str: row -> passage id, shared by every store
@@ -248,6 +310,15 @@ class Index:
     @property
     def stores(self) -> tuple[str, ...]:
         return self.params.stores
+
+    @property
+    def generation(self) -> int:
+        """The published generation this object serves (0 for a format-1 index)."""
+        return self.manifest.generation
+
+    def is_stale(self) -> bool:
+        """True when another writer has published a newer generation since this index was opened (one stat)."""
+        return manifest_stamp(self.root) != self.stamp
 
     def embedder(self, threads: int | None = None):
         """The query embedder matching the one the index was built with (loaded on first use)."""
@@ -266,6 +337,13 @@ class Index:
     def ngram_tokens(self, text: str) -> list[int]:
         """Token ids of a query as the n-gram store sees text (same leading-space convention as the build)."""
         return encode(self.ngram_tokenizer(), [ngram_text(text)])[0]
+
+    def share_models(self, other: "Index") -> None:
+        """Reuse `other`'s loaded query embedder and tokenizer when they are the ones this index needs."""
+        if other.params.dense.embedder == self.params.dense.embedder and self._embedder is None:
+            self._embedder = other._embedder
+        if other.params.ngram == self.params.ngram and self._ngram_tokenizer is None:
+            self._ngram_tokenizer = other._ngram_tokenizer
 
     def set_embedder(self, embedder) -> None:
         """Use an already loaded embedder (it must be the model the index was built with)."""
@@ -296,32 +374,50 @@ class Index:
 
 
 def open_index(root: str | Path, *, verify: bool = True) -> Index:
-    """Open an index directory; `verify` checks every file's sha256 against the manifest first."""
-    root = Path(root)
+    """Open the index's published generation; `verify` checks every file's sha256 against the manifest first.
+
+    A writer publishing while this opens can remove the generation being read; the open then retries on the
+    new one.
+    """
+    root = Path(root).expanduser().resolve()
+    recover_swap(root)
+    for attempt in range(3):
+        stamp = manifest_stamp(root)
+        try:
+            return _open(root, stamp, verify)
+        except IndexFormatError:
+            if attempt == 2 or manifest_stamp(root) == stamp:
+                raise
+            log.info("%s changed while opening it: opening the new generation", root)
+    raise AssertionError("unreachable")
+
+
+def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index:
     manifest = verify_index(root) if verify else read_manifest(root)
-    try:
-        params = _params_from_manifest(manifest)
-    except (KeyError, TypeError) as e:
-        raise IndexFormatError(f"{root}/manifest.json has incomplete build parameters ({e}); rebuild the index") from e
+    params = _params_from_manifest(manifest)
     analyzer = manifest.params.get("analyzer")
     if "bm25" in params.stores and analyzer != DEFAULT_ANALYZER.name:
         raise IndexFormatError(f"index {root} was tokenized with analyzer {analyzer!r}, this adarag uses "
                                f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {root} --rebuild`")
-    ids = np.load(root / _IDS, allow_pickle=False)
+    data = data_dir(root, manifest)
+    try:
+        ids = np.load(data / _IDS, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{data / _IDS}: cannot read ({e}); rebuild the index") from e
     if len(ids) != manifest.n_passages:
-        raise IndexFormatError(f"{root / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "
+        raise IndexFormatError(f"{data / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "
                                "rebuild the index")
-    bm25 = load_bm25(root / "bm25") if "bm25" in params.stores else None
-    dense = DenseIndex.load(root / "dense") if "dense" in params.stores else None
-    ngram = load_ngram(root / "ngram") if "ngram" in params.stores else None
+    bm25 = load_bm25(data / "bm25") if "bm25" in params.stores else None
+    dense = DenseIndex.load(data / "dense") if "dense" in params.stores else None
+    ngram = load_ngram(data / "ngram") if "ngram" in params.stores else None
     for name, n in (("bm25", bm25 and bm25.n_docs), ("dense", dense and len(dense)), ("ngram", ngram and ngram.n_docs)):
         if n is not None and n != len(ids):
             raise IndexFormatError(f"the {name} store of {root} has {n} rows, the index {len(ids)}; rebuild the index")
-    store = SQLStore(_sql_url(root, params), namespace=params.sql_namespace)
+    store = SQLStore(_sql_url(data, params), namespace=params.sql_namespace)
     if params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
         store.close()
         raise IndexFormatError(
             f"the SQL store at {params.sql_url} no longer matches index {root} (documents changed outside adarag "
             f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
         )
-    return Index(root, manifest, store, ids, bm25, dense, ngram)
+    return Index(root, manifest, store, ids, bm25, dense, ngram, stamp)

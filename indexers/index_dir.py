@@ -1,15 +1,18 @@
-"""The on-disk index directory: `manifest.json` + store files, written atomically, verified on load.
+"""The on-disk index directory: generations of store files behind one self-checksummed `manifest.json`.
 
-Layout of an index directory (format `adarag-index`, version FORMAT_VERSION)::
+Layout of an index directory (format `adarag-index`, version 2)::
 
-    manifest.json        format, version, adarag version, build params, corpus fingerprint, n_docs,
-                         n_passages, stores, sha256 + size of every other file
-    docs.sqlite          the SQL store (absent when the index uses an external SQL URL)
-    bm25/...             sparse store arrays (.npy) + vocab.json + params.json
-    dense/...            FAISS index + row ids + embeddings (.npy)
+    manifest.json        format, version, generation, data dir, build params, corpus fingerprint, n_docs,
+                         n_passages, stores, sha256 + size of every data file, and its own sha256 (`checksum`)
+    write.lock           the writers' lock (indexers.lock)
+    gen-000007/          the live generation: docs.sqlite, ids.npy, passage_hashes.npy, bm25/, dense/, ngram/
+    gen-000006/          the previous generation, kept for readers still on it; removed by the next write
 
-A build writes everything into the sibling `<dir>.incomplete/`, fsyncs it, then swaps it into place, so a
-process killed mid-build never leaves a directory that loads as valid and never damages the previous index.
+A write builds a new generation in `.staging-<pid>-<hex>/` inside the index, fsyncs it, renames it to its
+`gen-NNNNNN` name and then publishes it by atomically replacing `manifest.json`: the one step that changes what
+readers see. There is no window in which the index is missing, a writer killed at any moment leaves the last
+published generation loadable, and the index directory itself is never moved or deleted. Format 1 (the store
+files directly in the index directory) still loads; the next write turns it into format 2.
 """
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -33,9 +38,16 @@ __all__ = [
     "MANIFEST",
     "Manifest",
     "sha256_file",
-    "write_manifest",
     "read_manifest",
     "verify_index",
+    "data_dir",
+    "manifest_stamp",
+    "manifest_checksum",
+    "index_state",
+    "recover_swap",
+    "new_stage",
+    "publish",
+    "clean_leftovers",
     "staging_dir",
     "commit_staging",
     "adarag_version",
@@ -45,10 +57,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "adarag-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_INCOMPLETE = ".incomplete"
+_READS = (1, 2)
+_GEN = re.compile(r"gen-(\d{6,})")
+_STAGE_PREFIX = ".staging-"
+_SQLITE_SIDE = ("docs.sqlite-wal", "docs.sqlite-shm", "docs.sqlite-journal")  # SQLite's own, never listed
+_LEFTOVER = re.compile(r"(\.staging-.*|manifest\.json\.tmp.*|write\.lock)")
+_INCOMPLETE = ".incomplete"  # format 1's sibling staging directory, and the artifacts' (see staging_dir)
 _PREVIOUS = ".previous"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def adarag_version() -> str:
@@ -63,7 +81,11 @@ def adarag_version() -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What `manifest.json` holds; `files` maps relative path -> {"sha256", "bytes"}."""
+    """What `manifest.json` holds; `files` maps a path relative to `data` -> {"sha256", "bytes"}.
+
+    `data` is the generation directory (`gen-000007`), "" for a format-1 index whose files lie in the root;
+    `previous` is the generation before it, kept until the next write for readers still on it.
+    """
 
     n_docs: int
     n_passages: int
@@ -75,6 +97,16 @@ class Manifest:
     version: int = FORMAT_VERSION
     adarag_version: str = field(default_factory=adarag_version)
     created: float = field(default_factory=time.time)
+    generation: int = 0
+    data: str = ""
+    previous: str = ""
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "n_docs": (int,), "n_passages": (int,), "corpus_fingerprint": (str,), "stores": (list,), "params": (dict,),
+    "files": (dict,), "format": (str,), "version": (int,), "adarag_version": (str,), "created": (int, float),
+    "generation": (int,), "data": (str,), "previous": (str,),
+}
 
 
 def sha256_file(path: Path, progress: bool = False, chunk: int = 8 << 20) -> str:
@@ -110,74 +142,118 @@ def load_arrays(directory: Path, want: dict[str, tuple[Any, tuple[int, ...]]]) -
     return out
 
 
-def _fsync_tree(root: Path) -> None:
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_manifest(root: Path, manifest: Manifest) -> Manifest:
-    """Checksum every file under `root` (except the manifest) into the manifest and write it last."""
-    files = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != MANIFEST:
-            rel = p.relative_to(root).as_posix()
-            files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-    done = Manifest(**{**asdict(manifest), "files": files})
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(asdict(done), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, root / MANIFEST)
-    return done
+# --------------------------------------------------------------------------- reading
 
 
 def _rebuild_hint(root: Path) -> str:
-    return f"rebuild it with `adarag index CORPUS --out {root}`"
+    return f"rebuild it with `adarag index CORPUS --out {root} --rebuild`"
+
+
+def manifest_checksum(raw: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without its own `checksum` key."""
+    body = {k: v for k, v in raw.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _safe_relpath(rel: object) -> bool:
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\x00" in rel:
+        return False
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
+    """Check every field's type and shape; any problem is an IndexFormatError naming the manifest."""
+    bad = f"{path} is corrupt"
+    known = {f.name for f in fields(Manifest)}
+    unknown = sorted(set(raw) - known - {"checksum"})
+    if unknown:
+        raise IndexFormatError(f"{bad}: unexpected field(s) {unknown}; {_rebuild_hint(root)}")
+    for name, types in _TYPES.items():
+        if name not in raw:
+            if name in ("generation", "data", "previous") and raw.get("version") == 1:
+                continue
+            raise IndexFormatError(f"{bad}: field {name!r} is missing; {_rebuild_hint(root)}")
+        v = raw[name]
+        if not isinstance(v, types) or isinstance(v, bool):
+            raise IndexFormatError(f"{bad}: field {name!r} has the wrong type ({type(v).__name__}); "
+                                   f"{_rebuild_hint(root)}")
+    if raw["n_docs"] < 0 or raw["n_passages"] < 0 or not all(isinstance(s, str) for s in raw["stores"]):
+        raise IndexFormatError(f"{bad}: negative counts or non-string store names; {_rebuild_hint(root)}")
+    for rel, meta in raw["files"].items():
+        ok = _safe_relpath(rel) and isinstance(meta, dict) and set(meta) == {"sha256", "bytes"} and \
+            isinstance(meta["sha256"], str) and _HEX64.fullmatch(meta["sha256"]) is not None and \
+            isinstance(meta["bytes"], int) and not isinstance(meta["bytes"], bool) and meta["bytes"] >= 0
+        if not ok:
+            raise IndexFormatError(f"{bad}: bad file entry {rel!r} (paths must be relative, inside the index, "
+                                   f"with a sha256 and a size); {_rebuild_hint(root)}")
+    if raw["version"] >= 2:
+        if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
+            raise IndexFormatError(f"{bad}: data directory {raw['data']!r} does not match generation "
+                                   f"{raw['generation']}; {_rebuild_hint(root)}")
+        if raw["previous"] and _GEN.fullmatch(raw["previous"]) is None:
+            raise IndexFormatError(f"{bad}: bad previous generation {raw['previous']!r}; {_rebuild_hint(root)}")
+        need = ["ids.npy", "passage_hashes.npy"] + (["docs.sqlite"] if not raw["params"].get("sql_url") else [])
+        missing = [f for f in need if f not in raw["files"]] + \
+            [s for s in raw["stores"] if not any(f.startswith(f"{s}/") for f in raw["files"])]
+        if missing:
+            raise IndexFormatError(f"{bad}: it lists no file for {missing}; {_rebuild_hint(root)}")
+    return Manifest(**{k: v for k, v in raw.items() if k != "checksum"})
 
 
 def read_manifest(root: Path) -> Manifest:
-    """Read and sanity-check `manifest.json` (format name and version); no checksums here."""
+    """Read `manifest.json` and check its own checksum, format, version and every field's shape.
+
+    Does not read the data files (verify_index does).
+    """
     root = Path(root)
     if not root.exists():
         prev = root.with_name(root.name + _PREVIOUS)
         extra = f" (a previous index was kept at {prev}: rename it back)" if prev.exists() else ""
         raise IndexFormatError(f"no index at {root}{extra}; build one with `adarag index CORPUS --out {root}`")
     if not root.is_dir():
-        raise IndexFormatError(f"{root} is not an index directory; {_rebuild_hint(root)}")
+        raise IndexFormatError(f"{root} is a file, not an index directory: give the index's folder")
     path = root / MANIFEST
-    if not path.exists():
+    if not path.is_file():
         raise IndexFormatError(
-            f"{root} has no {MANIFEST}: it is not an adarag index, or its build did not finish; {_rebuild_hint(root)}"
+            f"{root} has no {MANIFEST}: it is not an adarag index (or its first build did not finish); build an "
+            f"index into a new or empty folder: `adarag index CORPUS --out NEW_FOLDER`"
         )
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexFormatError(f"{path} is corrupt ({e}); {_rebuild_hint(root)}") from e
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise IndexFormatError(f"{path} is corrupt ({type(e).__name__}: {e}); {_rebuild_hint(root)}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{path} is not an {FORMAT_NAME} manifest; {_rebuild_hint(root)}")
+        raise IndexFormatError(f"{path} is not an {FORMAT_NAME} manifest; build an index into a new or empty "
+                               f"folder: `adarag index CORPUS --out NEW_FOLDER`")
     version = raw.get("version")
-    if version != FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise IndexFormatError(f"{path} is corrupt: bad format version {version!r}; {_rebuild_hint(root)}")
+    if version > FORMAT_VERSION:
         raise IndexFormatError(
-            f"index {root} is format {version}, this adarag ({adarag_version()}) reads format {FORMAT_VERSION}: "
-            f"{_rebuild_hint(root)}"
+            f"index {root} is format {version}, written by a newer adarag ({raw.get('adarag_version', '?')}); this "
+            f"adarag ({adarag_version()}) reads formats up to {FORMAT_VERSION}: upgrade adarag to read it"
         )
-    try:
-        return Manifest(**raw)
-    except TypeError as e:
-        raise IndexFormatError(f"{path} has unexpected fields ({e}); {_rebuild_hint(root)}") from e
+    if version not in _READS:
+        raise IndexFormatError(f"index {root} is format {version}, which no adarag reads; {_rebuild_hint(root)}")
+    if version >= 2 and raw.get("checksum") != manifest_checksum(raw):
+        raise IndexFormatError(f"{path} does not match its own checksum (corrupt or edited by hand); "
+                               f"{_rebuild_hint(root)}")
+    return _validate(raw, path, root)
+
+
+def data_dir(root: Path, manifest: Manifest) -> Path:
+    """Where the manifest's files lie: its generation directory (format 2) or the root (format 1)."""
+    return Path(root) / manifest.data if manifest.data else Path(root)
 
 
 def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
     """Check that every file the manifest lists exists with its size and sha256; raise IndexFormatError if not."""
     root = Path(root)
     manifest = manifest or read_manifest(root)
+    data = data_dir(root, manifest)
     for rel, meta in manifest.files.items():
-        p = root / rel
+        p = data / rel
         if not p.is_file():
             raise IndexFormatError(f"index {root} is missing {rel}; {_rebuild_hint(root)}")
         if p.stat().st_size != meta["bytes"] or sha256_file(p) != meta["sha256"]:
@@ -187,26 +263,174 @@ def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
     return manifest
 
 
-def staging_dir(root: Path) -> Path:
-    """A fresh, empty `<root>.incomplete/` to build into (a leftover from a killed build is removed)."""
+def manifest_stamp(root: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime ns, size) of `manifest.json`: changes whenever a write publishes, costs one stat."""
+    try:
+        st = os.stat(Path(root) / MANIFEST)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def index_state(root: Path) -> str:
+    """"absent", "empty" (nothing but adarag's own leftovers), "index" (has an adarag manifest) or "foreign"."""
     root = Path(root)
-    stage = root.with_name(root.name + _INCOMPLETE)
-    if stage.exists():
-        log.warning("removing %s left by an interrupted build", stage)
-        shutil.rmtree(stage)
+    if not root.exists():
+        return "absent"
+    if not root.is_dir():
+        return "foreign"
+    names = [p.name for p in root.iterdir()]
+    if MANIFEST in names:
+        try:
+            head = (root / MANIFEST).read_bytes()[:1 << 16]
+        except OSError:
+            return "foreign"
+        return "index" if f'"{FORMAT_NAME}"'.encode() in head else "foreign"
+    return "empty" if all(_LEFTOVER.fullmatch(n) for n in names) else "foreign"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    for d in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        _fsync_dir(d)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_stage(root: Path) -> Path:
+    """A fresh staging directory inside the index `root`, unique to this writer."""
+    stage = Path(root) / f"{_STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    return stage
+
+
+def _list_files(data: Path) -> dict[str, dict[str, Any]]:
+    return {p.relative_to(data).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(data.rglob("*")) if p.is_file() and p.name not in _SQLITE_SIDE}
+
+
+def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -> Manifest:
+    """Make the finished `stage` the index's next generation: checksum its files, fsync, rename it to
+    `gen-NNNNNN`, then atomically replace `manifest.json` (the only step readers see). Caller holds the lock."""
+    root = Path(root)
+    gen = (old.generation if old is not None else 0) + 1
+    name = f"gen-{gen:06d}"
+    files = _list_files(stage)
+    _fsync_tree(stage)
+    target = root / name
+    if target.exists():  # renamed by a writer killed before it published: never referenced
+        shutil.rmtree(target)
+    os.rename(stage, target)
+    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION, "generation": gen,
+                       "data": name, "previous": old.data if old is not None else ""})
+    raw = asdict(done)
+    raw["checksum"] = manifest_checksum(raw)
+    tmp = root / f"{MANIFEST}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(raw, indent=2, sort_keys=True))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, root / MANIFEST)
+    _fsync_dir(root)
+    if old is not None and old.version == 1:
+        _remove_format1_files(root, old)
+    clean_leftovers(root, done)
+    return done
+
+
+def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
+    """Remove what dead writers left (staging dirs, temp manifests) and generations older than the previous one.
+
+    Caller holds the write lock, so no live writer owns any of it. Nothing else in `root` is touched.
+    """
+    root = Path(root)
+    keep = {manifest.data, manifest.previous} - {""} if manifest is not None else set()
+    for p in root.iterdir():
+        if p.name.startswith(_STAGE_PREFIX) or (p.name.startswith(f"{MANIFEST}.tmp") and p.is_file()):
+            log.info("removing %s left by an interrupted write", p)
+        elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None:
+            log.debug("removing old generation %s", p)
+        else:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _remove_format1_files(root: Path, old: Manifest) -> None:
+    """After the first format-2 publish: the format-1 files the old manifest listed, and their emptied folders."""
+    dirs = set()
+    for rel in [*old.files, *_SQLITE_SIDE]:
+        p = root / rel
+        if p.is_file() and _safe_relpath(rel):
+            p.unlink()
+            dirs.update(q for q in p.relative_to(root).parents if q != Path("."))
+    for d in sorted(dirs, key=lambda q: -len(q.parts)):
+        try:
+            (root / d).rmdir()
+        except OSError:
+            pass  # not empty: something of the user's is in it
+
+
+def recover_swap(root: Path) -> None:
+    """Finish or undo a format-1 swap that a kill interrupted (`root` missing, `.incomplete` / `.previous`
+    beside it): a verified complete staging dir becomes the index, else the previous index comes back.
+
+    Never deletes either: what is not moved into place stays for the user to inspect.
+    """
+    root = Path(root)
+    if root.exists():
+        return
+    stage, prev = root.with_name(root.name + _INCOMPLETE), root.with_name(root.name + _PREVIOUS)
+    for cand, what in ((stage, "the interrupted build's finished index"), (prev, "the previous index")):
+        if not cand.is_dir():
+            continue
+        try:
+            verify_index(cand)
+        except IndexFormatError as e:
+            log.warning("not restoring %s: %s", cand, e)
+            continue
+        try:
+            os.rename(cand, root)
+        except OSError:
+            if root.exists():
+                return  # another process recovered it first
+            raise
+        left = f"; {prev} is kept: delete it once you are satisfied" if cand == stage and prev.exists() else ""
+        log.warning("%s was missing after an interrupted build: restored %s from %s%s", root, what, cand, left)
+        return
+
+
+def staging_dir(root: Path) -> Path:
+    """A fresh `<root>.incomplete-<pid>-<hex>/` beside an artifact directory (model, policy), unique per writer."""
+    root = Path(root)
+    stage = root.with_name(f"{root.name}{_INCOMPLETE}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     stage.mkdir(parents=True)
     return stage
 
 
 def commit_staging(stage: Path, root: Path) -> None:
-    """Swap a finished staging directory into place; the old index survives until the new one is in."""
+    """Swap a finished artifact staging directory into place; the old one is removed only once the new is in."""
     root = Path(root)
     _fsync_tree(stage)
-    prev = root.with_name(root.name + _PREVIOUS)
-    if prev.exists():
-        shutil.rmtree(prev)
+    prev = None
     if root.exists():
+        prev = root.with_name(f"{root.name}{_PREVIOUS}-{uuid.uuid4().hex[:8]}")
         os.replace(root, prev)
     os.replace(stage, root)
-    if prev.exists():
+    _fsync_dir(root.parent)
+    if prev is not None:
         shutil.rmtree(prev)

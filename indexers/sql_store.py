@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
+from pathlib import Path
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +21,7 @@ from indexers.errors import ConfigError, CorpusError, IndexFormatError, NotFound
 from indexers.ingest import SplitConfig, check_document, content_hash, corpus_fingerprint, passage_hash, split_passages
 from indexers.types import Document, Passage
 
-__all__ = ["SCHEMA_VERSION", "SQLStore", "WriteSummary", "NotFoundError"]
+__all__ = ["SCHEMA_VERSION", "SQLStore", "WriteSummary", "NotFoundError", "copy_sqlite"]
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +109,28 @@ def _doc_list(docs: Iterable[Document], what: str) -> list[Document]:
     return out
 
 
+def copy_sqlite(src: Path, dst: Path) -> None:
+    """Copy the SQLite database `src` to a new file `dst` with SQLite's online backup: consistent even while
+    readers have `src` open (a plain file copy could miss pages still in its write-ahead log)."""
+    source = sqlite3.connect(f"{Path(src).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(str(dst))
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    except sqlite3.Error as e:
+        raise IndexFormatError(f"cannot copy the document store {src}: {e}; rebuild the index") from None
+    finally:
+        source.close()
+
+
 class SQLStore:
     """Documents + their passages in one SQL database; `namespace` prefixes table names so several
     indexes can share one PostgreSQL database. Thread-safe: one Engine, a short-lived connection per call."""
 
-    def __init__(self, url: str, *, namespace: str = "", echo: bool = False) -> None:
-        if not isinstance(url, str):
+    def __init__(self, url: str | sa.URL, *, namespace: str = "", echo: bool = False) -> None:
+        if not isinstance(url, (str, sa.URL)):
             raise ConfigError(f"SQLStore url must be a str like 'sqlite:///docs.sqlite', got {type(url).__name__}")
         if not isinstance(namespace, str) or (namespace and not _NAMESPACE.match(namespace)):
             raise ConfigError(
@@ -123,7 +141,7 @@ class SQLStore:
         except sa.exc.ArgumentError as e:
             raise ConfigError(f"bad database URL {url!r} ({e}): use e.g. 'sqlite:///path/docs.sqlite'") from None
         except ImportError as e:
-            if "psycopg" in str(e) or url.startswith("postgresql"):
+            if "psycopg" in str(e) or str(url).startswith("postgresql"):
                 raise missing("postgres", "psycopg") from None
             raise
         if self._engine.dialect.name == "sqlite":

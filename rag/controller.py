@@ -222,7 +222,7 @@ _ARRAYS = ("mean", "std", "pca", "A", "b")
 def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,
                      meta: dict[str, Any] | None = None) -> Path:
     """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file),
-    staged in `<out>.incomplete` and swapped into place as indexes are, so a failed write keeps the old policy."""
+    staged in `<out>.incomplete-<pid>-<hex>` and swapped into place, so a failed write keeps the old policy."""
     out = Path(out)
     stage = staging_dir(out)
     files = {}

@@ -5,7 +5,7 @@ negatives), from an LLM teacher (it writes a question for a sampled passage, the
 the judge's P(yes) is the soft target: distillation), and/or from the corpus itself (ICT groups, retrievers.ict,
 trained listwise before the qrels groups). The output is a Hugging Face directory that
 `load_reranker("cross-encoder:DIR")` loads, plus MANIFEST_FILE (format, base model, data summary, metrics,
-held-out query ids, sha256 of every file), written to `<DIR>.incomplete` and swapped into place
+held-out query ids, sha256 of every file), written to `<DIR>.incomplete-<pid>-<hex>` and swapped into place
 (indexers.index_dir's staging, as for indexes).
 """
 from __future__ import annotations

@@ -7,6 +7,7 @@ from indexers.dense import DenseParams
 from indexers.embedders import HashEmbedder
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index import BuildParams, build_index, open_index
+from indexers.index_dir import data_dir, manifest_checksum, read_manifest
 from indexers.ingest import read_corpus
 from indexers.types import Document
 
@@ -14,6 +15,19 @@ from indexers.types import Document
 def _docs(n, prefix="d"):
     return [Document(id=f"{prefix}{i}", title=f"Title {i}", text=f"document number {i} about topic{i % 7}")
             for i in range(n)]
+
+
+def _data(root):
+    """The live generation's folder of the index at `root`."""
+    return data_dir(root, read_manifest(root))
+
+
+def _edit_manifest(root, edit):
+    """Change manifest.json as a tool would that knows the format (re-signs it), to test what is inside."""
+    m = json.loads((root / "manifest.json").read_text())
+    edit(m)
+    m["checksum"] = manifest_checksum(m)
+    (root / "manifest.json").write_text(json.dumps(m))
 
 
 def _build(docs, root, **kw):
@@ -35,7 +49,7 @@ def test_adding_documents_is_incremental(tmp_path):
     root = tmp_path / "ix"
     first = _build(_docs(20), root)
     assert (first.added, first.embedded) == (20, 20)
-    vec_before = np.load(root / "dense" / "embeddings.npy")
+    vec_before = np.load(_data(root) / "dense" / "embeddings.npy")
     changed = Document(id="d3", title="Title 3", text="completely new words here")
     rep = _build([changed] + _docs(2, prefix="new"), root)
     assert (rep.added, rep.updated, rep.embedded) == (2, 1, 3)  # only new/changed passages are embedded
@@ -52,7 +66,7 @@ def test_adding_documents_is_incremental(tmp_path):
 def test_delete_removes_documents_from_every_store_in_one_step(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(10), root)
-    vec_before = np.load(root / "dense" / "embeddings.npy")
+    vec_before = np.load(_data(root) / "dense" / "embeddings.npy")
     rep = _build([], root, delete=["d3", "d7", "no-such-doc"])
     assert (rep.deleted, rep.added, rep.embedded) == (2, 0, 0)
     with open_index(root) as ix:
@@ -89,7 +103,7 @@ def test_failed_build_keeps_the_previous_index(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         build_index(_docs(3, prefix="n"), root, embedder=_Boom(64), progress=False)
     assert json.loads((root / "manifest.json").read_text()) == before
-    assert not (tmp_path / "ix.incomplete").exists()
+    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", "manifest.json", "write.lock"]
     with open_index(root) as ix:
         assert ix.manifest.n_docs == 5
 
@@ -98,7 +112,7 @@ def test_bad_corpora_write_nothing(tmp_path):
     root = tmp_path / "ix"
     with pytest.raises(CorpusError):
         _build([], root)
-    assert not root.exists() and not (tmp_path / "ix.incomplete").exists()
+    assert not root.exists() and not list(tmp_path.iterdir())
     _build(_docs(3), root)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
@@ -111,14 +125,14 @@ def test_bad_corpora_write_nothing(tmp_path):
 def test_corrupt_index_file_is_refused(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(5), root)
-    p = next((root / "bm25").glob("*.npy"))
+    p = next((_data(root) / "bm25").glob("*.npy"))
     good = p.read_bytes()
     p.write_bytes(good[:-4] + bytes(b ^ 0xFF for b in good[-4:]))
     with pytest.raises(IndexFormatError, match="checksum"):
         open_index(root)
     p.write_bytes(good)
     open_index(root).close()
-    (root / "docs.sqlite").unlink()
+    (_data(root) / "docs.sqlite").unlink()
     with pytest.raises(IndexFormatError, match="missing docs.sqlite"):
         open_index(root, verify=True)
 
@@ -134,7 +148,7 @@ def test_external_sql_store_out_of_sync_is_detected(tmp_path):
     build_index(_docs(4), root, BuildParams(stores=("bm25", "dense"), sql_url=url,
                                             dense=DenseParams(embedder="hash", use_gpu=False)),
                 embedder=HashEmbedder(64), progress=False)
-    assert not (root / "docs.sqlite").exists()
+    assert not list(root.rglob("docs.sqlite"))
     open_index(root).close()
     from indexers.sql_store import SQLStore
 
@@ -190,9 +204,7 @@ def test_every_released_format_still_loads():
 def test_index_built_with_another_analyzer_is_refused(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(3), root)
-    m = json.loads((root / "manifest.json").read_text())
-    m["params"]["analyzer"] = "w+lower|stop=none|stem=none|v0"
-    (root / "manifest.json").write_text(json.dumps(m))
+    _edit_manifest(root, lambda m: m["params"].update(analyzer="w+lower|stop=none|stem=none|v0"))
     with pytest.raises(IndexFormatError, match="analyzer.*--rebuild"):
         open_index(root)
 

@@ -1,3 +1,6 @@
+"""The index directory format: generations published by an atomic manifest replace, a self-checksummed
+manifest, and the artifacts' staging swap."""
+import hashlib
 import json
 
 import pytest
@@ -8,60 +11,156 @@ from indexers.index_dir import (
     MANIFEST,
     Manifest,
     commit_staging,
+    data_dir,
+    index_state,
+    manifest_checksum,
+    manifest_stamp,
+    new_stage,
+    publish,
     read_manifest,
+    recover_swap,
     staging_dir,
     verify_index,
-    write_manifest,
 )
+
+_ZERO = "0" * 64
+
+
+def _files(extra=None):
+    base = {"ids.npy": {"sha256": _ZERO, "bytes": 0}, "passage_hashes.npy": {"sha256": _ZERO, "bytes": 0},
+            "docs.sqlite": {"sha256": _ZERO, "bytes": 0}, "bm25/a.bin": {"sha256": _ZERO, "bytes": 0}}
+    return {**base, **(extra or {})}
 
 
 def _make(root, payload=b"abc"):
-    stage = staging_dir(root)
-    (stage / "sub").mkdir()
-    (stage / "sub" / "a.bin").write_bytes(payload)
-    write_manifest(stage, Manifest(n_docs=1, n_passages=1, corpus_fingerprint="f", stores=["bm25"], params={}))
-    commit_staging(stage, root)
+    """Publish one generation holding the files every manifest must list plus bm25/a.bin = payload."""
+    root.mkdir(exist_ok=True)
+    old = read_manifest(root) if (root / MANIFEST).exists() else None
+    stage = new_stage(root)
+    (stage / "bm25").mkdir()
+    (stage / "bm25" / "a.bin").write_bytes(payload)
+    for name in ("ids.npy", "passage_hashes.npy", "docs.sqlite"):
+        (stage / name).write_bytes(b"")
+    return publish(root, stage, Manifest(n_docs=1, n_passages=1, corpus_fingerprint="f", stores=["bm25"],
+                                         params={}), old)
 
 
-def test_round_trip_lists_every_file_with_checksum(tmp_path):
+def _sign(root, raw):
+    raw["checksum"] = manifest_checksum(raw)
+    (root / MANIFEST).write_text(json.dumps(raw))
+
+
+def test_publish_lists_every_file_with_checksum_in_a_new_generation(tmp_path):
     root = tmp_path / "ix"
-    _make(root)
-    m = verify_index(root)
-    assert m.version == FORMAT_VERSION and set(m.files) == {"sub/a.bin"}
-    assert m.files["sub/a.bin"]["bytes"] == 3
-    assert not root.with_name("ix.incomplete").exists()
+    m = _make(root)
+    assert m.version == FORMAT_VERSION and m.generation == 1 and m.data == "gen-000001" and m.previous == ""
+    assert verify_index(root) == m
+    assert m.files["bm25/a.bin"] == {"sha256": hashlib.sha256(b"abc").hexdigest(), "bytes": 3}
+    assert (data_dir(root, m) / "bm25" / "a.bin").read_bytes() == b"abc"
+    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST]
 
 
-def test_corrupt_file_is_detected(tmp_path):
+def test_second_publish_keeps_the_previous_generation_and_drops_older_ones(tmp_path):
     root = tmp_path / "ix"
-    _make(root)
-    (root / "sub" / "a.bin").write_bytes(b"abd")  # same size, other content
+    _make(root, b"one")
+    stamp = manifest_stamp(root)
+    m2 = _make(root, b"two")
+    assert manifest_stamp(root) != stamp  # readers notice with one stat
+    assert m2.generation == 2 and m2.previous == "gen-000001" and (root / "gen-000001").is_dir()
+    m3 = _make(root, b"three")
+    assert m3.previous == "gen-000002" and not (root / "gen-000001").exists()
+    assert (data_dir(root, verify_index(root)) / "bm25" / "a.bin").read_bytes() == b"three"
+
+
+def test_corrupt_or_missing_data_file_is_detected(tmp_path):
+    root = tmp_path / "ix"
+    m = _make(root)
+    (data_dir(root, m) / "bm25" / "a.bin").write_bytes(b"abd")  # same size, other content
     with pytest.raises(IndexFormatError, match="checksum.*adarag index"):
         verify_index(root)
+    (data_dir(root, m) / "bm25" / "a.bin").unlink()
+    with pytest.raises(IndexFormatError, match="missing bm25/a.bin"):
+        verify_index(root)
 
 
-def test_missing_file_and_missing_manifest(tmp_path):
+def test_missing_manifest_never_suggests_overwriting(tmp_path):
     root = tmp_path / "ix"
     _make(root)
-    (root / "sub" / "a.bin").unlink()
-    with pytest.raises(IndexFormatError, match="missing sub/a.bin"):
-        verify_index(root)
     (root / MANIFEST).unlink()
-    with pytest.raises(IndexFormatError, match="no manifest.json"):
+    with pytest.raises(IndexFormatError, match="no manifest.json") as e:
         read_manifest(root)
+    assert "--rebuild" not in str(e.value) and "NEW_FOLDER" in str(e.value)
     with pytest.raises(IndexFormatError, match="no index at"):
         read_manifest(tmp_path / "nothing")
 
 
-def test_old_or_foreign_format_is_refused_with_the_fix(tmp_path):
+def test_manifest_edits_break_its_own_checksum(tmp_path):
+    root = tmp_path / "ix"
+    _make(root)
+    raw = json.loads((root / MANIFEST).read_text())
+    raw["files"] = {}  # the attack of the issue: no files listed, no checksum checked
+    (root / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(IndexFormatError, match="does not match its own checksum"):
+        read_manifest(root)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda r: r.update(files={}), "lists no file"),
+    (lambda r: r["files"].update({"../outside": {"sha256": _ZERO, "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"/etc/passwd": {"sha256": _ZERO, "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"x": {"sha256": "nothex", "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"x": {"sha256": _ZERO, "bytes": -1}}), "bad file entry"),
+    (lambda r: r.update(n_docs="7"), "wrong type"),
+    (lambda r: r.update(n_docs=True), "wrong type"),
+    (lambda r: r.update(n_docs=-1), "negative"),
+    (lambda r: r.pop("params"), "missing"),
+    (lambda r: r.update(surprise=1), "unexpected field"),
+    (lambda r: r.update(data="gen-000009"), "does not match generation"),
+    (lambda r: r.update(data="../../etc"), "does not match generation"),
+    (lambda r: r.update(previous="x/y"), "bad previous generation"),
+])
+def test_a_signed_but_malformed_manifest_is_refused_by_shape(tmp_path, edit, match):
+    """Even a manifest whose checksum was recomputed (an edit by hand, a bug) is checked field by field."""
+    root = tmp_path / "ix"
+    _make(root)
+    raw = json.loads((root / MANIFEST).read_text())
+    edit(raw)
+    _sign(root, raw)
+    with pytest.raises(IndexFormatError, match=match):
+        read_manifest(root)
+
+
+def test_every_single_byte_flip_of_the_manifest_is_refused_or_harmless(tmp_path):
+    """The issue's fuzz: 231 of 3,808 flips gave a KeyError traceback, 7 silently changed parameters."""
+    root = tmp_path / "ix"
+    good = _make(root)
+    raw = (root / MANIFEST).read_bytes()
+    step = max(1, len(raw) // 600)  # ~600 positions x 2 flips keeps the test under a second
+    for i in range(0, len(raw), step):
+        for bit in (0x01, 0x20):
+            b = bytearray(raw)
+            b[i] ^= bit
+            (root / MANIFEST).write_bytes(bytes(b))
+            try:
+                got = read_manifest(root)
+            except IndexFormatError:
+                continue
+            assert got == good, f"flip at byte {i} changed the manifest silently"
+
+
+def test_newer_format_says_upgrade_and_foreign_or_corrupt_json_is_refused(tmp_path):
     root = tmp_path / "ix"
     _make(root)
     raw = json.loads((root / MANIFEST).read_text())
     raw["version"] = FORMAT_VERSION + 1
-    (root / MANIFEST).write_text(json.dumps(raw))
-    with pytest.raises(IndexFormatError, match=rf"format {FORMAT_VERSION + 1}.*adarag index CORPUS --out"):
+    _sign(root, raw)
+    with pytest.raises(IndexFormatError, match=rf"format {FORMAT_VERSION + 1}.*upgrade adarag") as e:
         read_manifest(root)
+    assert "rebuild" not in str(e.value)
     (root / MANIFEST).write_text("{not json")
+    with pytest.raises(IndexFormatError, match="corrupt"):
+        read_manifest(root)
+    (root / MANIFEST).write_text("[" * 100_000)
     with pytest.raises(IndexFormatError, match="corrupt"):
         read_manifest(root)
     (root / MANIFEST).write_text(json.dumps({"format": "something-else"}))
@@ -69,15 +168,80 @@ def test_old_or_foreign_format_is_refused_with_the_fix(tmp_path):
         read_manifest(root)
 
 
-def test_interrupted_build_leaves_previous_index_valid(tmp_path):
+def test_format_1_manifest_without_checksum_still_reads(tmp_path):
+    root = tmp_path / "ix"
+    root.mkdir()
+    (root / "bm25").mkdir()
+    (root / "bm25" / "a.bin").write_bytes(b"abc")
+    raw = {"n_docs": 1, "n_passages": 1, "corpus_fingerprint": "f", "stores": ["bm25"], "params": {},
+           "files": {"bm25/a.bin": {"sha256": hashlib.sha256(b"abc").hexdigest(), "bytes": 3}},
+           "format": "adarag-index", "version": 1, "adarag_version": "0.1.0", "created": 0.0}
+    (root / MANIFEST).write_text(json.dumps(raw))
+    m = verify_index(root)
+    assert m.version == 1 and data_dir(root, m) == root
+    m2 = _make(root, b"new")  # the next write moves it to format 2 and removes the format-1 files
+    assert m2.version == FORMAT_VERSION and not (root / "bm25").exists()
+    assert (data_dir(root, m2) / "bm25" / "a.bin").read_bytes() == b"new"
+
+
+def test_a_writer_killed_before_publishing_leaves_the_generation_and_is_cleaned(tmp_path):
     root = tmp_path / "ix"
     _make(root, b"old")
-    stage = staging_dir(root)  # a new build starts ...
-    (stage / "half").write_bytes(b"x")  # ... and dies before its manifest and swap
-    assert verify_index(root).files["sub/a.bin"]["bytes"] == 3
-    assert (root / "sub" / "a.bin").read_bytes() == b"old"
-    with pytest.raises(IndexFormatError):  # the leftover never loads as an index
-        read_manifest(stage)
-    _make(root, b"new!")  # the next build cleans the leftover up and replaces the index
-    assert (root / "sub" / "a.bin").read_bytes() == b"new!"
-    assert not stage.exists() and not root.with_name("ix.previous").exists()
+    stage = new_stage(root)  # a new write starts ...
+    (stage / "half").write_bytes(b"x")  # ... and dies before publishing
+    (root / "gen-000002").mkdir()  # or dies between the rename and the manifest replace
+    (root / f"{MANIFEST}.tmp-1-ab").write_text("{")
+    m = verify_index(root)
+    assert m.generation == 1 and (data_dir(root, m) / "bm25" / "a.bin").read_bytes() == b"old"
+    assert index_state(root) == "index"
+    m2 = _make(root, b"new")
+    assert m2.generation == 2 and (data_dir(root, m2) / "bm25" / "a.bin").read_bytes() == b"new"
+    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", "gen-000002", MANIFEST]
+
+
+def test_index_state_tells_indexes_from_other_folders(tmp_path):
+    assert index_state(tmp_path / "none") == "absent"
+    (tmp_path / "empty").mkdir()
+    assert index_state(tmp_path / "empty") == "empty"
+    (tmp_path / "empty" / "write.lock").write_text("")
+    assert index_state(tmp_path / "empty") == "empty"  # adarag's own leftovers only
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "thesis.txt").write_text("precious")
+    assert index_state(tmp_path / "thesis") == "foreign"
+    (tmp_path / "f").write_text("x")
+    assert index_state(tmp_path / "f") == "foreign"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / MANIFEST).write_text('{"format": "npm"}')
+    assert index_state(tmp_path / "other") == "foreign"
+    _make(tmp_path / "ix")
+    assert index_state(tmp_path / "ix") == "index"
+
+
+def test_recover_swap_restores_a_missing_index_from_previous_and_never_deletes(tmp_path):
+    """The issue's repro 3: `mv INDEX INDEX.previous` then a command must restore it, not build over it."""
+    root = tmp_path / "ix"
+    _make(root, b"keep")
+    root.rename(tmp_path / "ix.previous")
+    recover_swap(root)
+    assert (data_dir(root, verify_index(root)) / "bm25" / "a.bin").read_bytes() == b"keep"
+    assert not (tmp_path / "ix.previous").exists()
+    # a corrupt .previous is left where it is, for the user, and nothing is created
+    _make(tmp_path / "iy")
+    (tmp_path / "iy" / MANIFEST).write_text("{")
+    (tmp_path / "iy").rename(tmp_path / "iy.previous")
+    recover_swap(tmp_path / "iy")
+    assert not (tmp_path / "iy").exists() and (tmp_path / "iy.previous" / MANIFEST).exists()
+    with pytest.raises(IndexFormatError, match="previous index was kept at"):
+        read_manifest(tmp_path / "iy")
+
+
+def test_artifact_staging_is_unique_per_writer_and_swaps_in(tmp_path):
+    root = tmp_path / "model"
+    a, b = staging_dir(root), staging_dir(root)
+    assert a != b and a.name.startswith("model.incomplete-")
+    (a / "w").write_bytes(b"1")
+    commit_staging(a, root)
+    (b / "w").write_bytes(b"2")
+    commit_staging(b, root)
+    assert (root / "w").read_bytes() == b"2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
