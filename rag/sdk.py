@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from indexers.errors import Cancelled, ConfigError, NotFoundError
 from indexers.index import Index, build_index, open_index
+from indexers.index_dir import manifest_stamp
+from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.text import plain_words
 from indexers.types import Document, Hit
 from retrievers.rerank import DEFAULT_RERANKER
@@ -162,14 +164,16 @@ class RAG:
     """An opened index plus (lazily) its query embedder, reranker and generator.
 
     Thread-safe: searches run concurrently; generation is serialised by a lock (one model, one forward at a
-    time); `add_documents` / `delete_documents` wait for in-flight calls, then build the new index beside the
-    old one and swap it in (new calls wait for the swap; a failed build leaves the old index open).
+    time); `add_documents` / `delete_documents` build the next generation of the index while searches go on,
+    then swap it in (a failed build leaves the old generation open). A generation published by another
+    process is picked up on the next call (`auto_reload`).
     """
 
     def __init__(self, index: Index, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
                  max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
                  budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
-                 controller: str = "auto") -> None:
+                 controller: str = "auto", verify: bool = True, auto_reload: bool = True,
+                 lock_wait: float | None = DEFAULT_LOCK_WAIT) -> None:
         if not isinstance(controller, str):
             raise TypeError(f"controller must be 'auto', 'bandit', a mode name or a policy path, got "
                             f"{type(controller).__name__}")
@@ -194,16 +198,24 @@ class RAG:
         self._load_lock = threading.Lock()
         self._index_lock = _RWLock()
         self._recent: OrderedDict[str, Answer] = OrderedDict()
+        self.verify = verify
+        self.auto_reload = auto_reload
+        self.lock_wait = lock_wait
+        self.reload_error: str | None = None
+        self._failed_stamp: tuple[int, int, int] | None = None
 
     @classmethod
     def open(cls, index_dir: str | Path, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
              verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
              budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
-             controller: str = "auto") -> "RAG":
+             controller: str = "auto", auto_reload: bool = True,
+             lock_wait: float | None = DEFAULT_LOCK_WAIT) -> "RAG":
         """Open (and by default checksum-verify) an index built by `adarag index`.
 
         `controller` decides the search mode of `ask(mode=None)`: "auto" (the shipped bandit policy when this
         install has one, else one_shot), "bandit", "probe", a policy directory, or a fixed mode name.
+        `auto_reload` switches to a generation another process publishes (checked with one stat per call);
+        `lock_wait` is how long add/delete wait for another writer of the index.
         """
         if not isinstance(index_dir, (str, Path)):
             raise TypeError(f"index_dir must be a str or Path, got {type(index_dir).__name__}")
@@ -211,7 +223,7 @@ class RAG:
             raise TypeError(f"generator must be a model name or path (str), got {type(generator).__name__}")
         return cls(open_index(index_dir, verify=verify), generator=generator, threads=threads,
                    max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
-                   controller=controller)
+                   controller=controller, verify=verify, auto_reload=auto_reload, lock_wait=lock_wait)
 
     # ------------------------------------------------------------------ models
 
@@ -275,7 +287,7 @@ class RAG:
     def search(self, query: str, *, store: str | None = None, k: int = 10, rerank: bool = False) -> SearchResult:
         """Top-k passages from one store or a fusion of stores; `rerank` re-scores them with the open reranker."""
         t = time.perf_counter()
-        with self._index_lock.read():
+        with self._reading():
             hits = self.retriever.search(query, store, max(k, self.depth) if rerank else k)
             default_store = self.retriever.default_store
         timings = {"retrieve": time.perf_counter() - t}
@@ -298,7 +310,7 @@ class RAG:
         check_query(query, self.max_query_chars)
         budget = self._check_evidence_args(k, budget_tokens)
         t0 = time.perf_counter()
-        with self._index_lock.read():
+        with self._reading():
             hits = self.retriever.search(query, store, max(self.depth, k or 0))
         timings = {"retrieve": time.perf_counter() - t0}
         if self.reranker is not None:
@@ -520,25 +532,74 @@ class RAG:
         """The stored document, or None if the index has no document with that id."""
         if not isinstance(doc_id, str):
             raise TypeError(f"doc_id must be a str, got {type(doc_id).__name__}")
-        with self._index_lock.read():
+        with self._reading():
             found = self.index.store.get_documents([doc_id], missing="skip")
         return found[0] if found else None
 
     def _rebuild(self, documents: list[Document], delete: Sequence[str]):
         embedder = self.index.embedder(self.threads) if "dense" in self.index.stores else None
-        # Exclusive for the whole build: the SQL file is replaced under the old index's feet by the swap, so no
-        # reader may run between the build and the reopen. build_index stages in <dir>.incomplete: a failure
-        # leaves the old index in place and still open.
+        # build_index takes the index's write lock and publishes a new generation without touching the one this
+        # object reads, so searches go on during the build; only the swap to the new generation is exclusive.
+        rep = build_index(documents, self.index.root, threads=self.threads, progress=False, embedder=embedder,
+                          delete=delete, lock_wait=self.lock_wait)
+        self.reload(verify=False)
+        return rep
+
+    # ------------------------------------------------------------------ freshness
+
+    @property
+    def stale(self) -> bool:
+        """True when a newer generation of the index is published on disk than the one this object serves."""
+        return self.index.is_stale()
+
+    @property
+    def generation(self) -> int:
+        """The index generation this object serves (see indexers.index_dir)."""
+        return self.index.generation
+
+    def reload(self, *, verify: bool | None = None) -> bool:
+        """Open the newest published generation if it is not the one served; True if it swapped.
+
+        Another process's add or delete becomes visible here. On failure the old generation keeps serving and
+        `reload_error` says why (the service's /readyz reports it).
+        """
+        if not self.index.is_stale():
+            return False
+        stamp = manifest_stamp(self.index.root)
+        try:  # opened (and verified) outside the lock: searches go on meanwhile
+            new = open_index(self.index.root, verify=self.verify if verify is None else verify)
+        except Exception as e:
+            self._failed_stamp = stamp
+            self.reload_error = f"the index on disk changed and could not be loaded: {e}"
+            log.error("%s; still serving generation %d", self.reload_error, self.index.generation)
+            raise
         with self._index_lock.write():
-            rep = build_index(documents, self.index.root, threads=self.threads, progress=False,
-                              embedder=embedder, delete=delete)
-            new = open_index(self.index.root, verify=False)
-            if embedder is not None:
-                new.set_embedder(embedder)
+            if new.stamp == self.index.stamp:  # a concurrent reload swapped the same generation in
+                new.close()
+                return False
+            new.share_models(self.index)
             old, self.index = self.index, new
             self.retriever = Retriever(new, max_query_chars=self.max_query_chars, threads=self.threads)
+            self.reload_error = None
             old.close()
-        return rep
+            return True
+
+    def refresh(self) -> None:
+        """Reload if another writer published a newer generation; a generation that failed to load is retried
+        only once the manifest changes again. Never raises: `reload_error` says what went wrong."""
+        if self.index.is_stale() and manifest_stamp(self.index.root) != self._failed_stamp:
+            try:
+                self.reload()
+            except Exception:  # noqa: BLE001 - logged and kept in reload_error; the old generation still answers
+                pass
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the read side of the index lock, first switching to a newer generation if one was published."""
+        if self.auto_reload:
+            self.refresh()
+        with self._index_lock.read():
+            yield
 
     def close(self) -> None:
         self.index.close()

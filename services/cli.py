@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from indexers.errors import ConfigError, RagError
+from indexers.lock import DEFAULT_LOCK_WAIT
 
 __all__ = ["main", "build_parser"]
 
@@ -30,16 +31,38 @@ def _emit(obj: dict, as_json: bool, human: str) -> None:
         print(human)
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}")
+    return v
+
+
+def _check_corpus_outside(corpus: Sequence[Path], out: Path) -> None:
+    """A corpus path that is the index folder or inside it would be read while the index rewrites it: refuse."""
+    o = Path(out).expanduser().resolve()
+    for c in corpus:
+        r = Path(c).expanduser().resolve()
+        if r == o or o in r.parents:
+            raise ConfigError(f"corpus path {str(c)!r} is inside the index folder --out {str(out)!r}: keep the "
+                              "corpus outside the index and give --out a new, empty or existing index folder")
+
+
 def _cmd_index(a: argparse.Namespace) -> int:
     from indexers.dense import DenseParams
     from indexers.index import BuildParams, build_index
     from indexers.ingest import read_corpus
 
+    _check_corpus_outside(a.corpus, a.out)
     stores = tuple(s.strip() for s in a.stores.split(",") if s.strip())
     params = BuildParams(stores=stores, passage_words=a.passage_words, passage_overlap=a.passage_overlap,
                          dense=DenseParams(embedder=a.embedder, index=a.dense_index), sql_url=a.sql)
     rep = build_index(read_corpus(a.corpus), a.out, params, rebuild=a.rebuild, threads=a.threads,
-                      progress=not a.json)
+                      progress=not a.json, lock_wait=a.wait)
     m = rep.manifest
     obj = {"index": str(a.out), "n_docs": m.n_docs, "n_passages": m.n_passages, "stores": m.stores,
            "added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged, "embedded": rep.embedded,
@@ -334,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--passage-overlap", type=int, default=50,
                     help="least words shared by consecutive windows of a long document")
     ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
+    ix.add_argument("--wait", type=_seconds, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
+                    help="how long to wait while another process writes --out (default %(default)g s; 0: fail at once)")
     common(ix)
     ix.set_defaults(fn=_cmd_index)
 
