@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -219,6 +220,17 @@ def _read_jsonl(path: Path, base: Path) -> Iterator[tuple[Document, str]]:
                         f"{where}: malformed JSON ({e.msg} at column {e.colno}): each line must be one JSON object "
                         "like {\"id\": \"d1\", \"title\": \"...\", \"text\": \"...\"}; fix or remove the line"
                     ) from None
+                except RecursionError:
+                    raise CorpusError(
+                        f"{where}: JSON nested too deeply to read (over Python's recursion limit of "
+                        f"{sys.getrecursionlimit():,} levels): a document is one flat object with a few nested "
+                        "metadata values; flatten the line or remove it"
+                    ) from None
+                except ValueError:  # the only other json.loads failure: an integer over Python's digit limit
+                    raise CorpusError(
+                        f"{where}: a number has more than {sys.get_int_max_str_digits():,} digits, more than Python "
+                        "reads: write it as a JSON string (\"12345...\") or remove it"
+                    ) from None
                 yield _record_to_document(record, where), where
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise CorpusError(f"{path}: not a readable gzip file ({e}): re-compress it or give the plain .jsonl") from None
@@ -351,6 +363,8 @@ def content_hash(doc: Document) -> str:
         meta = json.dumps(doc.metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise CorpusError(f"document {doc.id!r}: metadata is not JSON-serialisable ({e}): use plain JSON values") from None
+    except RecursionError:
+        raise CorpusError(f"document {doc.id!r}: metadata is nested too deeply to store: flatten it") from None
     return _sha256(doc.title, doc.text, meta)
 
 

@@ -55,3 +55,29 @@ def test_a_nul_id_never_reaches_the_index(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="control character"):
         build_index(docs, out, BuildParams(stores=("bm25",)), progress=False)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("line, words", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # was a RecursionError traceback
+    ('{"id": "a", "text": "t", "metadata": ' + '{"k": ' * 100_000 + "1" + "}" * 100_001, "nested too deeply"),
+    ('{"id": "a", "text": "t", "n": ' + "1" * 5_000 + "}", "more than 4,300 digits"),  # was Python's message
+    ('{"id": ' + "9" * 5_000 + ', "text": "t"}', "JSON string"),
+], ids=["deep-array", "deep-metadata", "long-int", "long-int-id"])
+def test_unreadable_json_lines_name_file_line_and_fix(tmp_path: Path, line: str, words: str) -> None:
+    f = tmp_path / "c.jsonl"
+    f.write_text('{"id": "ok", "text": "fine"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as e:
+        list(read_corpus(f))
+    msg = str(e.value)
+    assert msg.startswith(f"{f}:2: ") and words in msg and ("flatten" in msg or "JSON string" in msg)
+    assert "set_int_max_str_digits" not in msg
+
+
+def test_too_deep_metadata_given_in_python_is_a_corpus_error(tmp_path: Path) -> None:
+    meta: dict = {}
+    inner = meta
+    for _ in range(100_000):
+        inner["k"] = inner = {}
+    with pytest.raises(CorpusError, match="nested too deeply"):
+        build_index([Document(id="a", text="t", metadata=meta)], tmp_path / "ix", BuildParams(stores=("bm25",)),
+                    progress=False)
