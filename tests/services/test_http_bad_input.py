@@ -48,3 +48,34 @@ def test_unusable_ids_are_422_naming_the_field(client, doc_id, words):
     assert body["type"] == "ValidationError" and "documents.0.id" in body["error"] and words in body["error"]
     assert client.get("/v1/documents/a", headers=H).status_code == 404  # nothing was added
 
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("path, raw, words", [
+    ("/v1/search", b'{"query": "caf\xe9 latte"}', "not valid UTF-8 (byte 0xe9 at offset 14)"),  # latin-1 bytes
+    ("/v1/search", b'{"query": "x", "k": ' + b"1" * 5_000 + b"}", "more than 4,300 digits"),
+    ("/v1/search", b'{"query": "x", "store": ' + DEEP.encode() + b"}", "nested too deeply"),
+    ("/v1/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": {"n": ' + b"9" * 5_000 + b"}}]}",
+     "send it as a JSON string"),
+    ("/v1/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": ' + DEEP.encode() + b"}]}",
+     "nested too deeply"),
+    ("/v1/ask", b'{"question": "\xff\xfe"}', "not valid UTF-8"),
+], ids=["utf8-search", "long-int-search", "deep-search", "long-int-metadata", "deep-metadata", "utf8-ask"])
+def test_unreadable_bodies_are_422_with_a_hint(client, path, raw, words):
+    """These were FastAPI's generic 400 "There was an error parsing the body"."""
+    body = _error(client.post(path, content=raw, headers=JSON))
+    assert body["type"] == "ValidationError" and body["error"].startswith("invalid request: ")
+    assert words in body["error"], body["error"]
+    assert client.get("/v1/documents/a", headers=H).status_code == 404
+
+
+def test_malformed_json_keeps_its_422(client):
+    body = _error(client.post("/v1/search", content=b'{"query": ', headers=JSON))
+    assert "malformed JSON" in body["error"]
+
+
+def test_other_http_errors_are_unchanged(client):
+    r = client.post("/v1/search", json={"query": "x"}, headers={"Authorization": "Bearer wrong-key-0123456789"})
+    assert _error(r, 401)["type"] == "HTTPError"
