@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from indexers.errors import ConfigError, CorpusError
+from indexers.text import lone_surrogate
 from indexers.types import Document, Passage
 
 __all__ = [
     "SplitConfig",
     "read_corpus",
     "check_document",
+    "check_doc_id",
     "split_passages",
     "doc_id_of",
     "passages_to_documents",
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 _WORD = re.compile(r"\S+")
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 _MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _RESERVED_KEYS = frozenset({"id", "_id", "title", "text", "metadata"})
 _TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 _ICONV_HINT = "the file must be UTF-8: re-encode it, e.g. `iconv -f latin1 -t utf-8 '{path}' > fixed{suffix}`"
@@ -102,11 +106,11 @@ def read_corpus(paths: Sequence[str | Path] | str | Path) -> Iterator[Document]:
 
 
 def check_document(doc: Document, where: str = "") -> None:
-    """Raise `CorpusError` unless `doc` can be stored and split: non-empty str id without '#', str text/title."""
+    """Raise `CorpusError` unless `doc` can be stored and split: a valid id (`check_doc_id`), str text/title."""
     at = f"{where}: " if where else ""
     if not isinstance(doc, Document):
         raise ConfigError(f"{at}expected an indexers.types.Document, got {type(doc).__name__}")
-    _check_id(doc.id, at)
+    check_doc_id(doc.id, where)
     for name in ("text", "title"):
         value = getattr(doc, name)
         if not isinstance(value, str):
@@ -127,7 +131,11 @@ def check_document(doc: Document, where: str = "") -> None:
         raise CorpusError(f"{at}document {doc.id!r}: metadata must be a dict, got {type(doc.metadata).__name__}")
 
 
-def _check_id(doc_id: object, at: str) -> None:
+def check_doc_id(doc_id: object, where: str = "") -> str:
+    """Raise `CorpusError` unless `doc_id` is a usable document id: a non-blank str with no '#' (it separates
+    passage ids, DOCID#N), no control character (\\x00-\\x1f, \\x7f: NUL is stripped by ids.npy, tabs and
+    newlines break TREC run files) and no unpaired surrogate."""
+    at = f"{where}: " if where else ""
     if not isinstance(doc_id, str):
         raise CorpusError(f"{at}document id must be a string, got {type(doc_id).__name__} {doc_id!r}")
     if not doc_id.strip():
@@ -137,6 +145,19 @@ def _check_id(doc_id: object, at: str) -> None:
             f"{at}document id {doc_id!r} contains '#', which is reserved for passage ids (DOCID#N): "
             "replace the '#' in the id"
         )
+    bad = _CONTROL.search(doc_id)
+    if bad is not None:
+        raise CorpusError(
+            f"{at}document id {doc_id!r} contains the control character {bad.group()!r} at position {bad.start()}: "
+            "ids may not hold control characters (\\x00-\\x1f, \\x7f), which the index cannot store exactly; "
+            "remove or replace it"
+        )
+    if lone_surrogate(doc_id):
+        raise CorpusError(
+            f"{at}document id {doc_id!r} has an unpaired surrogate (a broken \\ud8xx escape?), which cannot be "
+            "stored as UTF-8: fix the escape in the source"
+        )
+    return doc_id
 
 
 def _suffix(path: Path) -> str:
@@ -198,6 +219,17 @@ def _read_jsonl(path: Path, base: Path) -> Iterator[tuple[Document, str]]:
                     raise CorpusError(
                         f"{where}: malformed JSON ({e.msg} at column {e.colno}): each line must be one JSON object "
                         "like {\"id\": \"d1\", \"title\": \"...\", \"text\": \"...\"}; fix or remove the line"
+                    ) from None
+                except RecursionError:
+                    raise CorpusError(
+                        f"{where}: JSON nested too deeply to read (over Python's recursion limit of "
+                        f"{sys.getrecursionlimit():,} levels): a document is one flat object with a few nested "
+                        "metadata values; flatten the line or remove it"
+                    ) from None
+                except ValueError:  # the only other json.loads failure: an integer over Python's digit limit
+                    raise CorpusError(
+                        f"{where}: a number has more than {sys.get_int_max_str_digits():,} digits, more than Python "
+                        "reads: write it as a JSON string (\"12345...\") or remove it"
                     ) from None
                 yield _record_to_document(record, where), where
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
@@ -331,6 +363,8 @@ def content_hash(doc: Document) -> str:
         meta = json.dumps(doc.metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as e:
         raise CorpusError(f"document {doc.id!r}: metadata is not JSON-serialisable ({e}): use plain JSON values") from None
+    except RecursionError:
+        raise CorpusError(f"document {doc.id!r}: metadata is nested too deeply to store: flatten it") from None
     return _sha256(doc.title, doc.text, meta)
 
 

@@ -11,9 +11,10 @@ from typing import Callable
 
 from indexers.errors import ConfigError, missing
 
-__all__ = ["Analyzer", "DEFAULT_ANALYZER", "ENGLISH_STOPWORDS", "tokenize", "plain_words"]
+__all__ = ["Analyzer", "DEFAULT_ANALYZER", "ENGLISH_STOPWORDS", "tokenize", "plain_words", "lone_surrogate"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A fixed list (NLTK's English list, lowercased, without apostrophe forms) so indexes never change with a library.
 ENGLISH_STOPWORDS: frozenset[str] = frozenset("""
@@ -97,3 +98,9 @@ def tokenize(text: str) -> list[str]:
 def plain_words(text: str) -> str:
     """Lowercase word characters joined by single spaces: for "does this answer appear in that text" checks."""
     return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def lone_surrogate(text: str) -> bool:
+    """True if `text` holds an unpaired UTF-16 surrogate (U+D800..U+DFFF), e.g. from a broken `\\ud8xx` escape:
+    no UTF-8 encoder (SQL, tokenizers, JSON output) accepts one, so inputs are refused at the door."""
+    return _SURROGATE.search(text) is not None

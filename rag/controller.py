@@ -23,7 +23,7 @@ from indexers.index_dir import adarag_version, commit_staging, sha256_file, stag
 from rag.modes import MODE_NAMES
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
-           "correct", "cross_validate", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
+           "check_controller_spec", "correct", "cross_validate", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
            "train_bandit", "write_policy_dir"]
 
 POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
@@ -308,20 +308,34 @@ class Controller:
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default"
 
 
+def check_controller_spec(spec: object) -> str:
+    """`spec` if `load_controller` can read it: auto, bandit, probe, a mode name or a policy directory (its
+    manifest read, its files verified only at load); else a ConfigError (IndexFormatError for a folder that holds no
+    policy) saying what to pass. Cheap: nothing is loaded."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"controller must be a non-empty str (auto, bandit, probe, a mode name or a policy "
+                          f"directory), got {spec!r}")
+    if spec in MODE_NAMES or spec in ("auto", "bandit", "probe"):
+        return spec
+    if Path(spec).is_dir():
+        policy_kind(spec)
+        return spec
+    raise ConfigError(f"unknown controller {spec!r}: use auto, bandit, a mode ({', '.join(MODE_NAMES)}), probe or a "
+                      "policy directory written by `adarag controller train`")
+
+
 def load_controller(spec: str, *, rag: Any) -> Controller:
     """spec: a mode name (fixed), "bandit" / "probe" (the shipped policies) or a policy directory path."""
+    check_controller_spec(spec)
     if spec in MODE_NAMES:
         return Controller(None, rag, fixed=spec)
     if spec in ("bandit", "auto"):
         return Controller(load_policy(DEFAULT_POLICY), rag)
-    if spec == "probe" or (Path(spec).is_dir() and policy_kind(spec) == "probe"):
+    if spec == "probe" or policy_kind(spec) == "probe":
         from rag.probe import DEFAULT_PROBE, ProbeController, load_probe
 
         return ProbeController(load_probe(DEFAULT_PROBE if spec == "probe" else spec), rag)
-    if Path(spec).is_dir():
-        return Controller(load_policy(spec), rag)
-    raise ConfigError(f"unknown controller {spec!r}: use bandit, a mode ({', '.join(MODE_NAMES)}), probe or a "
-                      "policy directory written by `adarag controller train`")
+    return Controller(load_policy(spec), rag)
 
 
 def policy_kind(path: str | Path) -> str:

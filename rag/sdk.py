@@ -16,9 +16,11 @@ from typing import Any, Literal
 from indexers.errors import Cancelled, ConfigError, NotFoundError
 from indexers.index import Index, build_index, open_index
 from indexers.index_dir import manifest_stamp
+from indexers.ingest import check_document
 from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.text import plain_words
 from indexers.types import Document, Hit
+from rag.options import check_options
 from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
 from retrievers.selector import Candidate, select_passages
@@ -119,7 +121,11 @@ def _as_document(d: Document | Mapping[str, Any], i: int) -> Document:
     for key in ("id", "text"):
         if not isinstance(d.get(key), str) or not d[key].strip():
             raise ConfigError(f"document {i} needs a non-empty string {key!r}")
-    return Document(id=d["id"], text=d["text"], title=d.get("title") or "", metadata=dict(d.get("metadata") or {}))
+    meta = d.get("metadata")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise ConfigError(f"document {i} ({d['id']!r}): metadata must be a dict of JSON values, got "
+                          f"{type(meta).__name__} {meta!r:.60}: wrap it, e.g. {{\"note\": ...}}, or leave it out")
+    return Document(id=d["id"], text=d["text"], title=d.get("title") or "", metadata=dict(meta or {}))
 
 
 class _RWLock:
@@ -174,14 +180,9 @@ class RAG:
                  budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
                  controller: str = "auto", verify: bool = True, auto_reload: bool = True,
                  lock_wait: float | None = DEFAULT_LOCK_WAIT) -> None:
-        if not isinstance(controller, str):
-            raise TypeError(f"controller must be 'auto', 'bandit', a mode name or a policy path, got "
-                            f"{type(controller).__name__}")
-        if not isinstance(reranker, str):
-            raise TypeError(f"reranker must be a spec string such as 'none' or 'llm', got {type(reranker).__name__}")
-        for name, v in (("budget_tokens", budget_tokens), ("depth", depth)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive int, got {v!r}")
+        check_options(generator=generator, threads=threads, max_query_chars=max_query_chars, reranker=reranker,
+                      budget_tokens=budget_tokens, depth=depth, controller=controller, verify=verify,
+                      auto_reload=auto_reload, lock_wait=lock_wait)
         self.index = index
         self.retriever = Retriever(index, max_query_chars=max_query_chars, threads=threads)
         self.generator_name = generator
@@ -217,10 +218,9 @@ class RAG:
         `auto_reload` switches to a generation another process publishes (checked with one stat per call);
         `lock_wait` is how long add/delete wait for another writer of the index.
         """
-        if not isinstance(index_dir, (str, Path)):
-            raise TypeError(f"index_dir must be a str or Path, got {type(index_dir).__name__}")
-        if not isinstance(generator, str):
-            raise TypeError(f"generator must be a model name or path (str), got {type(generator).__name__}")
+        check_options(index_dir=index_dir, generator=generator, threads=threads, verify=verify,
+                      max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
+                      controller=controller, auto_reload=auto_reload, lock_wait=lock_wait)
         return cls(open_index(index_dir, verify=verify), generator=generator, threads=threads,
                    max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
                    controller=controller, verify=verify, auto_reload=auto_reload, lock_wait=lock_wait)
@@ -516,6 +516,8 @@ class RAG:
         documents = [_as_document(d, i) for i, d in enumerate(docs)]
         if not documents:
             raise ConfigError("docs is empty: pass at least one document")
+        for i, doc in enumerate(documents):  # before the query embedder loads for the rebuild
+            check_document(doc, f"document {i}")
         rep = self._rebuild(documents, ())
         return {"added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
                 "n_docs": rep.manifest.n_docs, "n_passages": rep.manifest.n_passages}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from indexers.errors import ConfigError, ModelError, missing
-from indexers.models import pick_device, set_threads
+from indexers.models import pick_device, resolve, set_threads
 from indexers.types import Hit
 from retrievers.fusion import score_fusion
 
@@ -34,6 +34,7 @@ __all__ = [
     "LLMJudge",
     "NoReranker",
     "Reranker",
+    "check_reranker_spec",
     "hit_text",
     "interpolate_scores",
     "load_reranker",
@@ -292,11 +293,7 @@ class CrossEncoderReranker(_Base):
     def __init__(self, path: str | Path, *, threads: int | None = None, batch_size: int = 32,
                  device: str | None = None, max_length: int | None = None,
                  interpolate: float | None = None) -> None:
-        path = Path(path).expanduser()
-        if not (path / "config.json").exists():
-            raise ConfigError(f"{path} is not a cross-encoder directory (no config.json): pass a Hugging Face "
-                              "sequence-classification / sentence-transformers CrossEncoder dir, e.g. one made by "
-                              "`adarag reranker train`")
+        path = _cross_encoder_dir(path)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.path = path
@@ -373,29 +370,55 @@ class CrossEncoderReranker(_Base):
         return rerank_hits(hits, scores, depth)
 
 
+def _cross_encoder_dir(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not (path / "config.json").exists():
+        raise ConfigError(f"{path} is not a cross-encoder directory (no config.json): pass a Hugging Face "
+                          "sequence-classification / sentence-transformers CrossEncoder dir, e.g. one made by "
+                          "`adarag reranker train`")
+    return path
+
+
+def check_reranker_spec(spec: object) -> tuple[str, str]:
+    """(kind, argument) of a usable reranker spec, else a ConfigError saying why; cheap: model names resolved,
+    directories checked, the small LTR weights file verified, no model loaded (so a bad spec fails in ms)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"reranker spec must be a non-empty str, got {spec!r}")
+    kind, _, arg = spec.strip().partition(":")
+    if kind == "none" and not arg:
+        pass
+    elif kind == "llm":
+        resolve(arg or DEFAULT_JUDGE, "causal-lm")
+    elif kind in ("cross-encoder", "adarag") and arg:
+        _cross_encoder_dir(arg)
+    elif kind == "ltr":
+        from retrievers.ltr import BUNDLED, load_ltr
+
+        load_ltr(arg or BUNDLED)
+    else:
+        raise ConfigError(f"unknown reranker {spec!r}: use none, llm, llm:MODEL (e.g. llm:qwen-1.5b), "
+                          "cross-encoder:PATH (a local sequence-classification model dir), ltr (bundled feature "
+                          "weights) or ltr:DIR (a feature reranker from `adarag reranker train --kind ltr`)")
+    return kind, arg
+
+
 def load_reranker(spec: str, *, threads: int | None = None, batch_size: int | None = None,
                   device: str | None = None) -> Reranker:
     """A reranker from a spec: ``none``, ``llm``, ``llm:MODEL`` (registry name or path), ``cross-encoder:PATH``,
     ``ltr`` (the bundled feature weights) or ``ltr:DIR``.
 
-    Cheap: nothing loads until `warm_up()` or the first `score()`.
+    Cheap: the spec is checked (`check_reranker_spec`), nothing loads until `warm_up()` or the first `score()`.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError(f"reranker spec must be a non-empty str, got {spec!r}")
-    kind, _, arg = spec.strip().partition(":")
+    kind, arg = check_reranker_spec(spec)
     kw: dict[str, Any] = {"threads": threads, "device": device}
     if batch_size is not None:
         kw["batch_size"] = batch_size
-    if kind == "none" and not arg:
+    if kind == "none":
         return NoReranker()
     if kind == "llm":
         return LLMJudge(arg or DEFAULT_JUDGE, **kw)
-    if kind in ("cross-encoder", "adarag") and arg:
-        return CrossEncoderReranker(arg, **kw)
     if kind == "ltr":
         from retrievers.ltr import LTRReranker
 
         return LTRReranker(arg or None)
-    raise ConfigError(f"unknown reranker {spec!r}: use none, llm, llm:MODEL (e.g. llm:qwen-1.5b), "
-                      "cross-encoder:PATH (a local sequence-classification model dir), ltr (bundled feature "
-                      "weights) or ltr:DIR (a feature reranker from `adarag reranker train --kind ltr`)")
+    return CrossEncoderReranker(arg, **kw)

@@ -9,7 +9,7 @@ import numpy as np
 
 from indexers.errors import ConfigError
 from indexers.index import Index
-from indexers.text import tokenize
+from indexers.text import lone_surrogate, tokenize
 from indexers.types import Hit
 from retrievers.fusion import RRF_K, reciprocal_rank_fusion
 
@@ -24,7 +24,7 @@ MAX_QUERY_CHARS = 8192
 
 
 def check_query(query: object, max_chars: int = MAX_QUERY_CHARS, what: str = "query") -> str:
-    """Validate a user query: a non-blank str of at most `max_chars` characters."""
+    """Validate a user query: a non-blank str of at most `max_chars` characters, valid Unicode."""
     if not isinstance(query, str):
         raise TypeError(f"{what} must be a str, got {type(query).__name__}")
     if not query.strip():
@@ -33,6 +33,11 @@ def check_query(query: object, max_chars: int = MAX_QUERY_CHARS, what: str = "qu
         raise ConfigError(
             f"{what} is {len(query):,} characters, over the limit of {max_chars:,}: shorten it, or raise the "
             "limit with max_query_chars= (SDK) / --max-query-chars (CLI)"
+        )
+    if lone_surrogate(query):
+        raise ConfigError(
+            f"{what} has an unpaired surrogate (a broken \\ud8xx escape, or bytes decoded with surrogateescape), "
+            "which no tokenizer reads: pass valid Unicode text"
         )
     return query
 

@@ -2,20 +2,73 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from indexers.errors import ConfigError, RagError
 from indexers.lock import DEFAULT_LOCK_WAIT
+from rag.options import MAX_THREADS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "bounded_int", "MAX_COUNT"]
 
 log = logging.getLogger("adarag")
+
+MAX_COUNT = 100_000
+"""The largest -k / depth / batch a flag takes: far above any use, and far below what overflows a C int or numpy."""
+_LIMIT_MAX = 1_000_000_000  # questions or training pairs
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`, else a usage error saying so (never an OverflowError
+    from numpy later, nor Python's own message for a 5,000-digit number)."""
+
+    def parse(text: str) -> int:
+        value = None
+        if len(text.strip()) <= 24:  # longer cannot be in range; int() of thousands of digits is its own error
+            try:
+                value = int(text)
+            except ValueError:
+                pass
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low:,} to {high:,}, got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+_COUNT = bounded_int(1, MAX_COUNT)
+_THREADS = bounded_int(1, MAX_THREADS)
+_TOKENS = bounded_int(1, 1_000_000)
+_CHARS = bounded_int(1, 10_000_000)
+_EPOCHS = bounded_int(1, 10_000)
+_LIMIT = bounded_int(1, _LIMIT_MAX)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """`--shard I/N`: this process takes shard I of N (0 <= I < N)."""
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n) if sep else 1) if len(text) <= 24 else None
+    except ValueError:
+        shard = None
+    if shard is None or not 0 <= shard[0] < shard[1] <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be I/N with 0 <= I < N, e.g. 0/4, got {text[:40]!r}")
+    return shard
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error raises ConfigError, so `main` answers it like any other bad input: exit 2, JSON with --json."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 def _version() -> str:
@@ -77,11 +130,12 @@ def _cmd_search(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
     if (a.query is None) == (a.queries is None):
-        raise SystemExit("adarag search: give either a query or --queries FILE")
+        raise ConfigError("adarag search: give either a query (`adarag search INDEX \"some words\"`) or "
+                          "--queries FILE --run-out RUN.trec, not both and not neither")
     with RAG.open(a.index, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
         if a.queries is not None:
             if not a.run_out:
-                raise SystemExit("adarag search --queries needs --run-out RUN.trec")
+                raise ConfigError("adarag search --queries needs --run-out RUN.trec: the file the run is written to")
             from eval.beir import load_queries
 
             qs = list(load_queries(a.queries).items())
@@ -91,10 +145,13 @@ def _cmd_search(a: argparse.Namespace) -> int:
             store = a.store or rag.retriever.default_store
             tag = f"adarag-{store}"
             Path(a.run_out).parent.mkdir(parents=True, exist_ok=True)
-            with open(a.run_out, "w", encoding="utf-8") as f:
-                for (qid, _), (r, s) in zip(qs, rows):
-                    for rank, (row, score) in enumerate(zip(r, s), 1):
-                        f.write(f"{qid} Q0 {rag.index.ids[row]} {rank} {float(score):.6f} {tag}\n")
+            try:
+                with open(a.run_out, "w", encoding="utf-8") as f:
+                    for (qid, _), (r, s) in zip(qs, rows):
+                        for rank, (row, score) in enumerate(zip(r, s), 1):
+                            f.write(f"{qid} Q0 {rag.index.ids[row]} {rank} {float(score):.6f} {tag}\n")
+            except OSError as e:  # a write error (disk full) names no file: name the run file
+                raise OSError(e.errno, e.strerror, str(a.run_out)) if e.filename is None else e from None
             _emit({"run": str(a.run_out), "n_queries": len(qs), "seconds": round(secs, 3), "store": store},
                   a.json, f"wrote {len(qs)} queries x top-{a.k} to {a.run_out} in {secs:.2f} s")
             return 0
@@ -196,7 +253,7 @@ def _cmd_ngram(a: argparse.Namespace) -> int:
     check_query(a.text, what="text")
     with open_index(a.index, verify=not a.no_verify) as ix:
         if ix.ngram is None:
-            raise ValueError(f"index {a.index} has no ngram store; rebuild with "
+            raise ConfigError(f"index {a.index} has no ngram store; rebuild with "
                              f"`adarag index CORPUS --out {a.index} --rebuild --stores bm25,dense,ngram`")
         tok = ix.ngram_tokenizer()
         ids = ix.ngram_tokens(a.text)
@@ -271,8 +328,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
     if a.controller_command == "collect":
         from eval.collect import collect
 
-        i, _, n = a.shard.partition("/")
-        obj = collect(a.data, a.index, a.out, generator=a.generator, limit=a.limit, shard=(int(i), int(n or 1)),
+        obj = collect(a.data, a.index, a.out, generator=a.generator, limit=a.limit, shard=a.shard,
                       threads=a.threads, max_steps=a.max_steps, progress=not a.json, batch=a.batch)
         human = f"cached {obj['n']} questions ({obj['added']} new) in {obj['file']}"
     elif a.controller_command == "train":
@@ -336,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     from retrievers.rerank import DEFAULT_DEPTH, DEFAULT_RERANKER
     from retrievers.search import MAX_QUERY_CHARS
 
-    p = argparse.ArgumentParser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
+    p = _Parser(prog="adarag", description="Adaptive retrieval-augmented generation, offline.")
     p.add_argument("--version", action="version", version=f"adarag {_version()}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
@@ -344,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, threads=True):
         sp.add_argument("--json", action="store_true", help="print one JSON object on the last line")
         if threads:
-            sp.add_argument("--threads", type=int, default=None, help="CPU threads for models (default: all cores)")
+            sp.add_argument("--threads", type=_THREADS, default=None, help="CPU threads for models (default: all cores)")
 
     ix = sub.add_parser("index", help="index a corpus (JSONL, BEIR corpus.jsonl, or a folder of .txt/.md)")
     ix.add_argument("corpus", nargs="+", type=Path)
@@ -353,8 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--sql", default=None, help="SQLAlchemy URL for the document store (default: SQLite in --out)")
     ix.add_argument("--embedder", default="minilm", help="dense model: minilm, minilm-int8, e5-small or a path")
     ix.add_argument("--dense-index", choices=["flat", "hnsw"], default="flat")
-    ix.add_argument("--passage-words", type=int, default=200)
-    ix.add_argument("--passage-overlap", type=int, default=50,
+    ix.add_argument("--passage-words", type=bounded_int(1, MAX_COUNT), default=200)
+    ix.add_argument("--passage-overlap", type=bounded_int(0, MAX_COUNT), default=50,
                     help="least words shared by consecutive windows of a long document")
     ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
     ix.add_argument("--wait", type=_seconds, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
@@ -367,14 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("query", nargs="?")
     se.add_argument("--store", default=None,
                     help="bm25, dense, ngram, fused (= bm25+dense; the default), or stores joined by '+'")
-    se.add_argument("-k", type=int, default=None, help="hits per query (default 10; 100 with --queries)")
+    se.add_argument("-k", type=_COUNT, default=None, help="hits per query (default 10; 100 with --queries)")
     se.add_argument("--queries", type=Path, default=None, help="BEIR queries.jsonl")
     se.add_argument("--run-out", type=Path, default=None, help="TREC run file to write with --queries")
-    se.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
+    se.add_argument("--max-query-chars", type=_CHARS, default=MAX_QUERY_CHARS)
     se.add_argument("--rerank", nargs="?", const=DEFAULT_RERANKER, default=None, metavar="SPEC",
                     help=f"rerank the hits: none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH "
                          f"(bare: {DEFAULT_RERANKER})")
-    se.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="hits the reranker re-scores")
+    se.add_argument("--rerank-depth", type=_COUNT, default=DEFAULT_DEPTH, help="hits the reranker re-scores")
     common(se)
     se.set_defaults(fn=_cmd_search)
 
@@ -383,14 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("question")
     ak.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
     ak.add_argument("--store", default=None, help="as for search (default: fused)")
-    ak.add_argument("-k", type=int, default=None,
+    ak.add_argument("-k", type=_COUNT, default=None,
                     help="fixed number of passages in the prompt (default: the selector chooses under --budget)")
-    ak.add_argument("--budget", type=int, default=DEFAULT_BUDGET_TOKENS,
+    ak.add_argument("--budget", type=_TOKENS, default=DEFAULT_BUDGET_TOKENS,
                     help="evidence token budget, in generator tokens")
     ak.add_argument("--reranker", default=DEFAULT_RERANKER,
                     help=f"none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH (default {DEFAULT_RERANKER})")
-    ak.add_argument("--max-new-tokens", type=int, default=48)
-    ak.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS)
+    ak.add_argument("--max-new-tokens", type=_TOKENS, default=48)
+    ak.add_argument("--max-query-chars", type=_CHARS, default=MAX_QUERY_CHARS)
     common(ak)
     ak.add_argument("--draft", default=None, choices=DRAFTS,
                     help="speculative decoding draft source (default: the fastest exact one, copy)")
@@ -407,15 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     gn.add_argument("--draft", default=None, choices=DRAFTS,
                     help="draft source (default: copy; model drafts load qwen-0.5b for qwen-1.5b)")
     gn.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
-    gn.add_argument("--max-new-tokens", type=int, default=64)
+    gn.add_argument("--max-new-tokens", type=_TOKENS, default=64)
     common(gn)
     gn.set_defaults(fn=_cmd_generate)
 
     ng = sub.add_parser("ngram", help="look a text up in the n-gram store: count, locations, continuations")
     ng.add_argument("index", type=Path)
     ng.add_argument("text")
-    ng.add_argument("--limit", type=int, default=100, help="locations to list")
-    ng.add_argument("-k", type=int, default=10, help="continuations to list")
+    ng.add_argument("--limit", type=_COUNT, default=100, help="locations to list")
+    ng.add_argument("-k", type=_COUNT, default=10, help="continuations to list")
     ng.add_argument("--no-verify", action="store_true", help="skip the checksum pass over the index files")
     common(ng, threads=False)
     ng.set_defaults(fn=_cmd_ngram)
@@ -427,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--index", required=True, type=Path)
     qa.add_argument("--mode", default="one_shot", help="none, one_shot, iterative, chain, bandit or probe")
     qa.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
-    qa.add_argument("--limit", type=int, default=None)
-    qa.add_argument("-k", "--k", type=int, default=4, dest="k")
+    qa.add_argument("--limit", type=_LIMIT, default=None)
+    qa.add_argument("-k", "--k", type=_COUNT, default=4, dest="k")
     qa.add_argument("--generator", default="qwen-0.5b")
     qa.add_argument("--store", default=None, help="as for search (default: fused)")
     qa.add_argument("--format", default="auto", help="auto, kilt, hotpotqa, musique, jsonl")
@@ -441,11 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--config", default="bm25", help="bm25, dense, ngram, fused, or stores joined by '+'")
     be.add_argument("--out", required=True, type=Path, help="run directory")
     be.add_argument("--split", default="test")
-    be.add_argument("-k", type=int, default=100)
+    be.add_argument("-k", type=_COUNT, default=100)
     be.add_argument("--rerank", default=None, metavar="SPEC",
                     help=f"reranker for X+rerank configs: {DEFAULT_RERANKER} (default), ltr:DIR, llm, llm:MODEL or "
                          "cross-encoder:PATH")
-    be.add_argument("--rerank-depth", type=int, default=DEFAULT_DEPTH, help="passages the reranker re-scores")
+    be.add_argument("--rerank-depth", type=_COUNT, default=DEFAULT_DEPTH, help="passages the reranker re-scores")
     common(be)
     be.set_defaults(fn=_cmd_eval_beir)
 
@@ -464,13 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="HTTP service: /v1/ask (JSON or SSE), /v1/search, /v1/documents, /metrics")
     sv.add_argument("index", type=Path)
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=bounded_int(0, 65535), default=8000)
     sv.add_argument("--generator", default=None, help=f"answer model (default {DEFAULT_GENERATOR})")
     sv.add_argument("--api-keys-file", default=None, help="API keys, one a line (besides $ADARAG_API_KEYS)")
     sv.add_argument("--no-auth", action="store_true", help="serve without API keys (loopback only)")
-    sv.add_argument("--max-queue", type=int, default=4, help="asks admitted at once; more get 503 + Retry-After")
+    sv.add_argument("--max-queue", type=bounded_int(1, 10_000), default=4, help="asks admitted at once; more get 503 + Retry-After")
     sv.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds (504 past it)")
-    sv.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
+    sv.add_argument("--max-body-bytes", type=bounded_int(1, 1 << 34), default=1 << 20, help="larger request bodies get 413")
     sv.add_argument("--cors-origin", action="append", default=[], help="allow this browser origin (off by default)")
     common(sv)
     sv.set_defaults(fn=_cmd_serve)
@@ -481,11 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--data", required=True, type=Path)
     cc.add_argument("--index", required=True, type=Path)
     cc.add_argument("--out", required=True, type=Path, help="cache directory")
-    cc.add_argument("--limit", type=int, default=None)
+    cc.add_argument("--limit", type=_LIMIT, default=None)
     cc.add_argument("--generator", default="qwen-0.5b")
-    cc.add_argument("--shard", default="0/1", help="i/n: this process takes the questions with crc32 %% n == i")
-    cc.add_argument("--max-steps", type=int, default=3)
-    cc.add_argument("--batch", type=int, default=0, help="decode the none/one_shot answers of this many questions "
+    cc.add_argument("--shard", type=_shard, default="0/1", help="i/n: this process takes the questions with crc32 %% n == i")
+    cc.add_argument("--max-steps", type=bounded_int(1, 100), default=3)
+    cc.add_argument("--batch", type=bounded_int(0, 10_000), default=0, help="decode the none/one_shot answers of this many questions "
                     "together (0: one question at a time)")
     common(cc)
     tr = cts.add_parser("train", help="fit a bandit policy by replaying a collect cache's train split")
@@ -496,9 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a bandit (linucb, thompson) or a Probing-RAG probe on the generator's hidden states")
     tr.add_argument("--generator", default=None, help="probe: the LM whose hidden states it reads (default: the "
                     "cache's generator)")
-    tr.add_argument("--threads", type=int, default=1, help="probe: CPU threads for the generator")
+    tr.add_argument("--threads", type=_THREADS, default=1, help="probe: CPU threads for the generator")
     tr.add_argument("--lam", type=float, default=0.1, help="reward cost per retrieval call")
-    tr.add_argument("--epochs", type=int, default=5, help="bandit feedback: replay passes over the cache")
+    tr.add_argument("--epochs", type=_EPOCHS, default=5, help="bandit feedback: replay passes over the cache")
     tr.add_argument("--feedback", choices=["full", "bandit"], default="full",
                     help="full: every arm learns from every cached outcome (default); bandit: MBA-RAG replay, only "
                          "the picked arm's reward is seen")
@@ -522,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--index", required=True, type=Path)
     rt.add_argument("--kind", choices=("cross-encoder", "ltr"), default="cross-encoder",
                     help="ltr: a linear model over first-stage and title features (seconds; needs --qrels)")
-    rt.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="ltr: first-stage hits per query it ranks")
+    rt.add_argument("--depth", type=_COUNT, default=DEFAULT_DEPTH, help="ltr: first-stage hits per query it ranks")
     rt.add_argument("--l2", type=float, default=0.01, help="ltr: L2 penalty on the weights")
     src = rt.add_mutually_exclusive_group()
     src.add_argument("--qrels", type=Path, help="BEIR qrels tsv (positives; hard negatives from the index)")
@@ -530,47 +586,88 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--queries", type=Path, help="queries.jsonl (default: next to the qrels/ folder)")
     rt.add_argument("--out", required=True, type=Path, help="output model directory")
     rt.add_argument("--force", action="store_true", help="replace --out if it exists")
-    rt.add_argument("--epochs", type=int, default=2)
-    rt.add_argument("--batch-size", type=int, default=16)
-    rt.add_argument("--max-length", type=int, default=256, help="tokens per (query, passage) pair")
+    rt.add_argument("--epochs", type=_EPOCHS, default=2)
+    rt.add_argument("--batch-size", type=_COUNT, default=16)
+    rt.add_argument("--max-length", type=_TOKENS, default=256, help="tokens per (query, passage) pair")
     rt.add_argument("--lr", type=float, default=5e-5)
-    rt.add_argument("--hard-negatives", type=int, default=6, help="top non-relevant first-stage hits per query")
-    rt.add_argument("--random-negatives", type=int, default=2)
+    rt.add_argument("--hard-negatives", type=bounded_int(0, MAX_COUNT), default=6, help="top non-relevant first-stage hits per query")
+    rt.add_argument("--random-negatives", type=bounded_int(0, MAX_COUNT), default=2)
     rt.add_argument("--first-stage", default="fused", help="store that mines hard negatives (fused, bm25, ...)")
-    rt.add_argument("--max-pairs", type=int, default=None, help="cap on training pairs (teacher default 256)")
-    rt.add_argument("--split-seed", type=int, default=0)
+    rt.add_argument("--max-pairs", type=_LIMIT, default=None, help="cap on training pairs (teacher default 256)")
+    rt.add_argument("--split-seed", type=bounded_int(0, 2**32 - 1), default=0)
     rt.add_argument("--train-fraction", type=float, default=0.5, help="judged queries trained on; rest held out")
     rt.add_argument("--loss", choices=("bce", "listwise"), default="bce",
                     help="bce: pointwise; listwise: softmax over 1 positive + --hard-negatives per query")
-    rt.add_argument("--pseudo-queries", type=int, default=0,
+    rt.add_argument("--pseudo-queries", type=bounded_int(0, _LIMIT_MAX), default=0,
                     help="ICT groups from the corpus trained on first (a sentence finds its passage; listwise)")
-    rt.add_argument("--ict-epochs", type=int, default=1)
+    rt.add_argument("--ict-epochs", type=bounded_int(0, 1000), default=1)
     common(rt)
     rr.set_defaults(fn=_cmd_reranker)
 
     de = sub.add_parser("demo", help="the embedded default: bundled corpus, bundled models")
-    de.add_argument("--questions", type=int, default=5)
+    de.add_argument("--questions", type=bounded_int(1, 1000), default=5)
     de.add_argument("--generator", default=DEMO_GENERATOR)
     de.add_argument("--embedder", default=DEMO_EMBEDDER)
-    de.add_argument("--threads", type=int, default=None)
+    de.add_argument("--threads", type=_THREADS, default=None)
     de.set_defaults(fn=_cmd_demo, json=False)
     return p
 
 
+_OS_HINTS = {
+    errno.ENOENT: "check the path and the working directory",
+    errno.EACCES: "check its permissions, or choose a path you may write",
+    errno.EPERM: "check its permissions, or choose a path you may write",
+    errno.EROFS: "the file system is read-only: choose a writable location",
+    errno.ENOSPC: "free some disk space and run the command again",
+    errno.EDQUOT: "your disk quota is used up: free some space and run the command again",
+    errno.EFBIG: "the file outgrew the file-size limit (`ulimit -f`) or the file system's: raise it or write elsewhere",
+    errno.EEXIST: "it is in the way: choose another path or move it aside",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path",
+    errno.EISDIR: "it is a folder: give a file",
+    errno.ENAMETOOLONG: "shorten the path",
+    errno.ELOOP: "the path's symbolic links loop: fix them",
+}
+"""OSErrors a user's paths or machine cause, each with what to do; any other OSError is a bug and keeps its traceback."""
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The message for an error the user caused (adarag's RagError family, a path or disk problem, a file that is
+    not UTF-8, input nested or sized past Python's limits), or None for a bug, which keeps its traceback."""
+    if isinstance(e, RagError):
+        return str(e)
+    if isinstance(e, OSError) and e.errno in _OS_HINTS:
+        paths = " -> ".join(repr(os.fsdecode(f)) for f in (e.filename, e.filename2) if f is not None)
+        return f"{e.strerror or e}{f': {paths}' if paths else ''}: {_OS_HINTS[e.errno]}"
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file you gave is not UTF-8 ({e.reason} at byte {e.start}): re-encode it, e.g. `iconv -t utf-8`"
+    if isinstance(e, RecursionError):
+        return ("input nested too deeply to process (deeper than Python's recursion limit of "
+                f"{sys.getrecursionlimit():,}): flatten the nested data you passed")
+    if isinstance(e, OverflowError):
+        return f"a number is too large to use ({e}): pass a smaller value"
+    return None
+
+
+def _fail(message: str, kind: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": message, "type": kind}))
+    print(f"adarag: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. Exit 0 on success, 2 with one message (and `{"error", "type"}` with --json) on bad input."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except ConfigError as e:  # a usage error; the command never ran, so look for --json in the raw arguments
+        return _fail(str(e), type(e).__name__, "--json" in argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "k", 0) is None:
         args.k = 100 if getattr(args, "queries", None) else 10
     try:
         return args.fn(args)
-    except (RagError, TypeError, ValueError) as e:
-        kind = type(e).__name__
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(e), "type": kind}))
-        print(f"adarag: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("adarag: interrupted", file=sys.stderr)
         return 130
@@ -578,6 +675,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (RagError, OSError, UnicodeDecodeError, RecursionError, OverflowError) as e:
+        message = _user_error(e)
+        if message is None:
+            raise
+        log.info("details of the error", exc_info=e)  # the traceback, with -v
+        return _fail(message, type(e).__name__, getattr(args, "json", False))
 
 
 if __name__ == "__main__":

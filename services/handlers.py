@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +35,9 @@ _REASON = {GateFull: "queue_full", GateTimeout: "timeout"}
 def describe(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str]]:
     """(status, body, headers) for an exception; unexpected ones are logged and answered with a generic 500."""
     if isinstance(exc, StarletteHTTPException):
+        unreadable = _unreadable_body(exc)
+        if unreadable is not None:
+            return 422, {"error": f"invalid request: {unreadable}", "type": "ValidationError"}, {}
         return exc.status_code, {"error": str(exc.detail), "type": "HTTPError"}, dict(exc.headers or {})
     for cls, status in _STATUS:
         if isinstance(exc, cls):
@@ -45,6 +49,23 @@ def describe(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str]]:
             return status, {"error": str(exc), "type": type(exc).__name__}, headers
     log.error("unexpected error while serving a request", exc_info=exc)
     return 500, {"error": "internal error: the server log has the details", "type": "InternalError"}, {}
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """Why json.loads could not read the body, with the fix; FastAPI answers these with a bare 400 "There was an
+    error parsing the body" and keeps the reason only as the exception's cause."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the body is not valid UTF-8 (byte 0x{cause.object[cause.start]:02x} at offset {cause.start}): "
+                "send JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply to read: send flat objects (metadata a few levels deep at most)"
+    if isinstance(cause, ValueError):  # json.loads' only other failure: an integer over Python's digit limit
+        return (f"a number in the body has more than {sys.get_int_max_str_digits():,} digits: send it as a JSON "
+                "string or leave it out")
+    return None
 
 
 def error_response(exc: BaseException, request: Request | None = None) -> JSONResponse:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from indexers.ingest import check_doc_id
 
 __all__ = [
     "AskRequest", "SearchRequest", "DocumentIn", "DocumentsRequest", "FeedbackRequest",
@@ -49,6 +51,12 @@ class DocumentIn(BaseModel):
     text: str = Field(min_length=1, max_length=TEXT_MAX)
     title: str = Field(default="", max_length=ID_MAX)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _usable_id(cls, v: str) -> str:
+        """The SDK's and the CLI's id rule (no control characters, no '#', ...), as a 422 naming the field."""
+        return check_doc_id(v)
 
 
 class DocumentsRequest(BaseModel):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from indexers.errors import ConfigError
-from indexers.text import DEFAULT_ANALYZER, ENGLISH_STOPWORDS, Analyzer, tokenize
+from indexers.text import DEFAULT_ANALYZER, ENGLISH_STOPWORDS, Analyzer, lone_surrogate, tokenize
 
 
 def test_lowercase_stopwords_stems():
@@ -32,3 +32,10 @@ def test_deterministic_and_clean(text):
     assert out == tokenize(text)  # cache hit path == miss path
     assert all(out)
     assert not set(out) & {"the", "and", "of"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", False), ("plain", False), ("é 日本 😀", False), ("\ud800", True), ("a\udfffb", True), ("\ud83d\ude00", True),
+])
+def test_lone_surrogate(text, expected):
+    assert lone_surrogate(text) is expected

@@ -21,22 +21,23 @@ def test_search_returns_typed_result(rag):
 def test_open_errors_are_clear(tmp_path):
     with pytest.raises(IndexFormatError, match="adarag index CORPUS --out"):
         RAG.open(tmp_path / "nope")
-    with pytest.raises(TypeError, match="index_dir must be"):
+    with pytest.raises(ConfigError, match="index_dir must be"):
         RAG.open(123)
-    with pytest.raises(TypeError, match="generator must be"):
+    with pytest.raises(ConfigError, match="generator must be"):
         RAG.open(tmp_path, generator=5)
 
 
 def test_ask_validates_before_loading_a_model(hash_index):
-    r = RAG.open(hash_index, generator="no-such-model")
+    with pytest.raises(ConfigError, match="unknown model.*qwen-1.5b"):  # at open now, before any model loads
+        RAG.open(hash_index, generator="no-such-model")
+    r = RAG.open(hash_index, generator="smollm-135m")
     with pytest.raises(ConfigError, match="empty"):
         r.ask("  ")
     with pytest.raises(TypeError):
         r.ask(None)
     with pytest.raises(ConfigError, match="max_new_tokens"):
         r.ask("who?", max_new_tokens=0)
-    with pytest.raises(ConfigError, match="unknown model.*qwen-1.5b"):
-        r.ask("who is Shirley Temple?")
+    assert not r.ready  # every refusal came before the generator loaded
     r.close()
 
 

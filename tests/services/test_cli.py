@@ -56,7 +56,7 @@ def test_search_queries_writes_a_trec_run(cli_index, tmp_path, capsys):
 @pytest.mark.parametrize("argv, msg", [
     (["search", "{idx}", ""], "empty"),
     (["search", "{idx}", "x" * 100_000], "over the limit"),
-    (["search", "{idx}", "q", "--store", "dense", "-k", "0"], "k must be"),
+    (["search", "{idx}", "q", "--store", "dense", "-k", "0"], "-k: must be an integer from 1"),
     (["search", "{tmp}/missing", "q"], "no index at"),
     (["index", "{tmp}/nope.jsonl", "--out", "{tmp}/o"], "does not exist"),
 ])

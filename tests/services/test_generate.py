@@ -82,5 +82,5 @@ def test_draft_flags_accept_only_registered_sources():
     assert build_parser().parse_args(["ask", "ix", "q?", "--draft", "copy+model"]).draft == "copy+model"
     assert build_parser().parse_args(["generate", "--prompts", "p.jsonl"]).draft is None  # the default source
     for argv in (["ask", "ix", "q?", "--draft", "ngram"], ["generate", "--prompts", "p", "--draft", "x"]):
-        with pytest.raises(SystemExit):
+        with pytest.raises(ConfigError, match="argument --draft: invalid choice"):  # main: exit 2 (+ JSON)
             build_parser().parse_args(argv)
