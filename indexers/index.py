@@ -210,6 +210,11 @@ def _build_locked(documents, out: Path, params, rebuild, threads, progress, embe
         finally:
             store.close()
         seconds["sql"] = time.perf_counter() - t0
+        if old is not None and not rebuild and not (summary.added or summary.updated or n_deleted) \
+                and fingerprint == old.corpus_fingerprint:  # nothing changed: no new generation to publish
+            shutil.rmtree(stage, ignore_errors=True)
+            seconds["total"] = time.perf_counter() - t0
+            return BuildReport(old, 0, 0, len(summary.unchanged), 0, seconds, 0)
         ids = np.array([p.id for p in passages])
         hashes = np.array([passage_hash(p) for p in passages])
         np.save(stage / _IDS, ids, allow_pickle=False)
