@@ -132,6 +132,10 @@ def _cmd_search(a: argparse.Namespace) -> int:
     if (a.query is None) == (a.queries is None):
         raise ConfigError("adarag search: give either a query (`adarag search INDEX \"some words\"`) or "
                           "--queries FILE --run-out RUN.trec, not both and not neither")
+    if a.rerank is not None:  # a bad spec fails before the index opens, not after the search
+        from retrievers.rerank import check_reranker_spec
+
+        check_reranker_spec(a.rerank)
     with RAG.open(a.index, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
         if a.queries is not None:
             if not a.run_out:

@@ -146,3 +146,11 @@ def test_config_errors_still_exit_2(tiny_index, capsys):
     err = _json_error(capsys)
     assert err["type"] == "ConfigError" and "no dense store" in err["error"]
     assert issubclass(ConfigError, ValueError)  # a RagError that is also a ValueError, as before
+
+
+def test_a_bad_rerank_spec_fails_before_the_index_opens(tiny_index, capsys, monkeypatch):
+    import rag.sdk
+
+    monkeypatch.setattr(rag.sdk.RAG, "open", classmethod(lambda *a, **k: pytest.fail("opened the index first")))
+    assert main(["search", str(tiny_index), "word1", "--rerank", "bogus-kind", "--json"]) == 2
+    assert _json_error(capsys)["type"] == "ConfigError"
