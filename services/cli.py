@@ -126,6 +126,18 @@ def _cmd_index(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from indexers.check import check_index
+
+    rep = check_index(a.index)
+    _emit({**asdict(rep), "ok": True, "seconds": round(rep.seconds, 3)}, a.json,
+          f"{rep.index}: OK (generation {rep.generation}, {rep.n_docs} documents, {rep.n_passages} passages, "
+          f"{rep.files} files, {rep.bytes / 1e6:.1f} MB checked in {rep.seconds:.2f} s)")
+    return 0
+
+
 def _cmd_search(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
@@ -421,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long to wait while another process writes --out (default %(default)g s; 0: fail at once)")
     common(ix)
     ix.set_defaults(fn=_cmd_index)
+
+    ck = sub.add_parser("check", help="verify an index completely: checksums, row maps, counts (exit 2 if not)")
+    ck.add_argument("index", type=Path)
+    common(ck, threads=False)
+    ck.set_defaults(fn=_cmd_check)
 
     se = sub.add_parser("search", help="rank passages for a query, or run a BEIR queries file")
     se.add_argument("index", type=Path)

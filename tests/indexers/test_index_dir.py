@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import pytest
+import xxhash
 
 from indexers.errors import IndexFormatError
 from indexers.index_dir import (
@@ -23,12 +24,12 @@ from indexers.index_dir import (
     verify_index,
 )
 
-_ZERO = "0" * 64
+_ZERO = "0" * 32
 
 
 def _files(extra=None):
-    base = {"ids.npy": {"sha256": _ZERO, "bytes": 0}, "passage_hashes.npy": {"sha256": _ZERO, "bytes": 0},
-            "docs.sqlite": {"sha256": _ZERO, "bytes": 0}, "bm25/a.bin": {"sha256": _ZERO, "bytes": 0}}
+    base = {"ids.npy": {"xxh3_128": _ZERO, "bytes": 0}, "passage_hashes.npy": {"xxh3_128": _ZERO, "bytes": 0},
+            "docs.sqlite": {"xxh3_128": _ZERO, "bytes": 0}, "bm25/a.bin": {"xxh3_128": _ZERO, "bytes": 0}}
     return {**base, **(extra or {})}
 
 
@@ -55,7 +56,7 @@ def test_publish_lists_every_file_with_checksum_in_a_new_generation(tmp_path):
     m = _make(root)
     assert m.version == FORMAT_VERSION and m.generation == 1 and m.data == "gen-000001" and m.previous == ""
     assert verify_index(root) == m
-    assert m.files["bm25/a.bin"] == {"sha256": hashlib.sha256(b"abc").hexdigest(), "bytes": 3}
+    assert m.files["bm25/a.bin"] == {"xxh3_128": xxhash.xxh3_128_hexdigest(b"abc"), "bytes": 3}
     assert (data_dir(root, m) / "bm25" / "a.bin").read_bytes() == b"abc"
     assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST]
 
@@ -106,10 +107,11 @@ def test_manifest_edits_break_its_own_checksum(tmp_path):
 
 @pytest.mark.parametrize("edit, match", [
     (lambda r: r.update(files={}), "lists no file"),
-    (lambda r: r["files"].update({"../outside": {"sha256": _ZERO, "bytes": 1}}), "bad file entry"),
-    (lambda r: r["files"].update({"/etc/passwd": {"sha256": _ZERO, "bytes": 1}}), "bad file entry"),
-    (lambda r: r["files"].update({"x": {"sha256": "nothex", "bytes": 1}}), "bad file entry"),
-    (lambda r: r["files"].update({"x": {"sha256": _ZERO, "bytes": -1}}), "bad file entry"),
+    (lambda r: r["files"].update({"../outside": {"xxh3_128": _ZERO, "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"/etc/passwd": {"xxh3_128": _ZERO, "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"x": {"xxh3_128": "nothex", "bytes": 1}}), "bad file entry"),
+    (lambda r: r["files"].update({"x": {"xxh3_128": _ZERO, "bytes": -1}}), "bad file entry"),
+    (lambda r: r["files"].update({"x": {"sha256": "0" * 64, "bytes": 1}}), "bad file entry"),  # format 1's key
     (lambda r: r.update(n_docs="7"), "wrong type"),
     (lambda r: r.update(n_docs=True), "wrong type"),
     (lambda r: r.update(n_docs=-1), "negative"),

@@ -1,0 +1,61 @@
+"""`check_index` / `adarag check`: what opening verifies, plus the row map against the document store."""
+import json
+
+import numpy as np
+import pytest
+
+from indexers.check import check_index
+from indexers.errors import IndexFormatError
+from indexers.index import BuildParams, build_index, open_index
+from indexers.index_dir import FILE_HASH, MANIFEST, data_dir, hash_file, manifest_checksum, read_manifest
+from indexers.types import Document
+from services.cli import main
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / "ix"
+    docs = [Document(id=f"d{i}", title=f"T{i}", text=f"text number {i} here") for i in range(12)]
+    build_index(docs, root, BuildParams(stores=("bm25",)), progress=False)
+    return root
+
+
+def _resign(root, rel):
+    """Record the current content of `rel` in the manifest, as a buggy writer would: checksums all agree."""
+    raw = json.loads((root / MANIFEST).read_text())
+    p = data_dir(root, read_manifest(root)) / rel
+    raw["files"][rel] = {FILE_HASH: hash_file(p), "bytes": p.stat().st_size}
+    raw["checksum"] = manifest_checksum(raw)
+    (root / MANIFEST).write_text(json.dumps(raw))
+
+
+def test_a_sound_index_checks_out(root, capsys):
+    rep = check_index(root)
+    assert (rep.generation, rep.n_docs, rep.n_passages) == (1, 12, 12) and rep.files >= 5 and rep.bytes > 0
+    assert main(["check", str(root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["ok"] is True and out["n_passages"] == 12
+
+
+def test_a_flipped_byte_is_refused_before_anything_is_served(root, capsys):
+    p = data_dir(root, read_manifest(root)) / "bm25" / "impacts.npy"
+    if not p.exists():
+        p = sorted((data_dir(root, read_manifest(root)) / "bm25").glob("*.npy"))[-1]
+    b = bytearray(p.read_bytes())
+    b[-1] ^= 0x01
+    p.write_bytes(bytes(b))
+    with pytest.raises(IndexFormatError, match=f"{p.name} does not match its checksum"):
+        open_index(root)
+    assert main(["check", str(root), "--json"]) == 2
+    assert "does not match its checksum" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def test_a_row_map_that_disagrees_with_the_store_is_found(root):
+    data = data_dir(root, read_manifest(root))
+    ids = np.load(data / "ids.npy")
+    ids[[0, 1]] = ids[[1, 0]]  # two rows swapped: every file checksum agrees after re-signing
+    np.save(data / "ids.npy", ids, allow_pickle=False)
+    _resign(root, "ids.npy")
+    open_index(root).close()  # opening cannot tell ...
+    with pytest.raises(IndexFormatError, match="row 0 of ids.npy is not the document store's passage 0"):
+        check_index(root)  # ... the full check can
