@@ -96,7 +96,7 @@ def _params_from_manifest(m: Manifest) -> BuildParams:
             passage_overlap=p["passage_overlap"],
             bm25=BM25Params(**p["bm25"]),
             dense=DenseParams(**p["dense"]),
-            ngram=NgramParams(**p["ngram"]) if "ngram" in p else NgramParams(),
+            ngram=NgramParams.from_saved(p["ngram"]) if "ngram" in p else NgramParams(),
             sql_url=p.get("sql_url"),
             sql_namespace=p.get("sql_namespace", ""),
         )
@@ -238,7 +238,8 @@ def _build_locked(documents, out: Path, params, rebuild, threads, progress, embe
         if "ngram" in params.stores:
             t = time.perf_counter()
             tok = ngram_tokenizer(params.ngram)
-            ngram = build_ngram(encode(tok, [ngram_text(p.text, p.title) for p in passages]), params.ngram)
+            texts = [ngram_text(p.text, p.title, params.ngram.collapse_spaces) for p in passages]
+            ngram = build_ngram(encode(tok, texts), params.ngram)
             ngram.save(stage / "ngram")
             seconds["ngram"] = time.perf_counter() - t
 
@@ -341,7 +342,7 @@ class Index:
 
     def ngram_tokens(self, text: str) -> list[int]:
         """Token ids of a query as the n-gram store sees text (same leading-space convention as the build)."""
-        return encode(self.ngram_tokenizer(), [ngram_text(text)])[0]
+        return encode(self.ngram_tokenizer(), [ngram_text(text, collapse_spaces=self.params.ngram.collapse_spaces)])[0]
 
     def share_models(self, other: "Index") -> None:
         """Reuse `other`'s loaded query embedder and tokenizer when they are the ones this index needs."""

@@ -3,7 +3,8 @@
 The text is passage 0, SEP, passage 1, SEP, ... with SEP = 2**32 - 1 (never a token id), so no n-gram spans two
 passages; `doc_starts` maps a text position to (row, token offset). Rows are passage indices in build order.
 Saved as .npy (memory-mapped on load, no pickle) + params.json; `load_ngram` validates every array.
-Index passages and queries through `ngram_text` so a word's token is the same (leading-space) variant in both.
+Index passages and queries through `ngram_text` so a word's token is the same (leading-space) variant in both,
+and runs of whitespace are one space in both (a phrase typed with single spaces finds text that has two).
 """
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ SEP = 2**32 - 1  # passage separator symbol; token ids are < 2**31
 @dataclass(frozen=True)
 class NgramParams:
     """tokenizer: the generator whose token ids are indexed (qwen-0.5b and qwen-1.5b share one vocab).
-    occ_rate: bits between rank checkpoints (power of two >= 64); sa_rate: text positions per SA sample."""
+    occ_rate: bits between rank checkpoints (power of two >= 64); sa_rate: text positions per SA sample.
+    collapse_spaces: runs of whitespace are indexed and queried as one space (False in stores built before it)."""
 
     tokenizer: str = "qwen-0.5b"
     occ_rate: int = 256
     sa_rate: int = 16
+    collapse_spaces: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.tokenizer, str) or not self.tokenizer:
@@ -44,6 +47,13 @@ class NgramParams:
             raise ConfigError(f"NgramParams.occ_rate must be a power of two >= 64, got {o!r}")
         if not isinstance(s, int) or isinstance(s, bool) or s < 1:
             raise ConfigError(f"NgramParams.sa_rate must be a positive int, got {s!r}")
+        if not isinstance(self.collapse_spaces, bool):
+            raise ConfigError(f"NgramParams.collapse_spaces must be True or False, got {self.collapse_spaces!r}")
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "NgramParams":
+        """The params a saved store or manifest records; one saved before `collapse_spaces` existed kept spaces."""
+        return cls(**{"collapse_spaces": False, **saved})
 
 
 class NgramMatch(NamedTuple):
@@ -206,7 +216,7 @@ def load_ngram(directory: Path) -> NgramIndex:
         raise IndexFormatError(f"{pj}: not an adarag-ngram v{FORMAT_VERSION} store (got {str(meta)[:80]}); "
                                "rebuild the index")
     try:
-        params = NgramParams(**meta["params"])
+        params = NgramParams.from_saved(meta["params"])
         n, n_docs, sigma = int(meta["n"]), int(meta["n_docs"]), int(meta["n_symbols"])
         levels, n_samples = int(meta["levels"]), int(meta["n_samples"])
         if meta["sep"] != SEP or n < 1 or n_docs < 1 or levels != max(1, sigma.bit_length()):
@@ -259,9 +269,12 @@ def _validate(directory: Path, a: dict[str, np.ndarray], rows: int, params: Ngra
         raise bad("doc_starts", "not increasing passage offsets from 0 to n")
 
 
-def ngram_text(text: str, title: str = "") -> str:
+def ngram_text(text: str, title: str = "", collapse_spaces: bool = True) -> str:
     """The string to tokenize for a passage or a query: a leading space so the first word gets the same
-    (space-prefixed) token as mid-sentence, and the title first when there is one."""
+    (space-prefixed) token as mid-sentence, the title first when there is one, and (`collapse_spaces`) every
+    run of whitespace as one space, so spacing never decides whether a phrase matches."""
+    if collapse_spaces:
+        text, title = " ".join(text.split()), " ".join(title.split())
     return " " + (f"{title.strip()}. {text.strip()}" if title.strip() else text.strip())
 
 
