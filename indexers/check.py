@@ -1,4 +1,5 @@
-"""`adarag check INDEX`: everything that can be verified about an index, Lucene CheckIndex-style.
+"""Looking at an index without serving it: `adarag check INDEX` verifies everything that can be verified,
+Lucene CheckIndex-style; `adarag stats INDEX` says what it holds, from the manifest alone.
 
 Opening an index already checks its manifest, every file's size and xxh3 checksum and each store's row count;
 this adds what is too slow or too rare to pay on every open: the row -> passage id map against the document
@@ -12,8 +13,9 @@ from pathlib import Path
 
 from indexers.errors import IndexFormatError
 from indexers.index import open_index
+from indexers.index_dir import read_manifest
 
-__all__ = ["CheckReport", "check_index"]
+__all__ = ["CheckReport", "check_index", "index_stats"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,18 @@ def check_index(root: str | Path) -> CheckReport:
         m = ix.manifest
         return CheckReport(str(ix.root), m.generation, len(m.files), sum(f["bytes"] for f in m.files.values()),
                            n_docs, m.n_passages, time.perf_counter() - t)
+
+
+def index_stats(root: str | Path) -> dict:
+    """Counts, bytes per store and build parameters of index `root`, read from its manifest (no data file
+    is opened, so it is instant at any size)."""
+    root = Path(root).expanduser().resolve()
+    m = read_manifest(root)
+    parts: dict[str, int] = {}
+    for rel, meta in m.files.items():
+        head = rel.split("/", 1)[0] if "/" in rel else {"docs.sqlite": "sql"}.get(rel, "row maps")
+        parts[head] = parts.get(head, 0) + meta["bytes"]
+    return {"index": str(root), "format": m.format, "version": m.version, "generation": m.generation,
+            "n_docs": m.n_docs, "n_passages": m.n_passages, "deleted": 0, "segments": 1, "stores": m.stores,
+            "bytes": dict(sorted(parts.items())), "total_bytes": sum(parts.values()), "params": m.params,
+            "adarag_version": m.adarag_version, "created": m.created}

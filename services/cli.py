@@ -126,6 +126,36 @@ def _cmd_index(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_delete(a: argparse.Namespace) -> int:
+    from indexers.index import build_index
+    from indexers.index_dir import read_manifest
+
+    ids = list(a.ids)
+    if a.ids_file is not None:
+        ids += [ln.strip() for ln in a.ids_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not ids:
+        raise ConfigError("adarag delete: name the documents to delete (`adarag delete INDEX ID ...` or "
+                          "--ids-file FILE with one id per line)")
+    read_manifest(a.index)  # an index must be there: delete never creates one
+    rep = build_index([], a.index, delete=ids, threads=a.threads, progress=not a.json, lock_wait=a.wait)
+    m = rep.manifest
+    _emit({"index": str(a.index), "deleted": rep.deleted, "not_found": len(set(ids)) - rep.deleted,
+           "n_docs": m.n_docs, "n_passages": m.n_passages, "seconds": round(rep.seconds["total"], 3)}, a.json,
+          f"deleted {rep.deleted} of {len(set(ids))} documents from {a.index} ({m.n_docs} left) "
+          f"in {rep.seconds['total']:.1f} s")
+    return 0
+
+
+def _cmd_stats(a: argparse.Namespace) -> int:
+    from indexers.check import index_stats
+
+    s = index_stats(a.index)
+    by = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes"].items())
+    _emit(s, a.json, f"{s['index']}: {s['n_docs']} documents, {s['n_passages']} passages, generation "
+                     f"{s['generation']}, stores {', '.join(s['stores'])}; {by}")
+    return 0
+
+
 def _cmd_check(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -413,8 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp, threads=True):
+    def common(sp, threads=True, writes=False):
         sp.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+        if writes:
+            sp.add_argument("--wait", type=_seconds, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
+                            help="how long to wait while another process writes the index (default %(default)g s; "
+                                 "0: fail at once)")
         if threads:
             sp.add_argument("--threads", type=_THREADS, default=None, help="CPU threads for models (default: all cores)")
 
@@ -429,10 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--passage-overlap", type=bounded_int(0, MAX_COUNT), default=50,
                     help="least words shared by consecutive windows of a long document")
     ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
-    ix.add_argument("--wait", type=_seconds, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
-                    help="how long to wait while another process writes --out (default %(default)g s; 0: fail at once)")
-    common(ix)
+    common(ix, writes=True)
     ix.set_defaults(fn=_cmd_index)
+
+    dl = sub.add_parser("delete", help="delete documents (and their passages) from an index, atomically")
+    dl.add_argument("index", type=Path)
+    dl.add_argument("ids", nargs="*", help="document ids")
+    dl.add_argument("--ids-file", type=Path, default=None, help="a file of document ids, one per line")
+    common(dl, writes=True)
+    dl.set_defaults(fn=_cmd_delete)
+
+    st = sub.add_parser("stats", help="what an index holds: counts, bytes per store, build parameters")
+    st.add_argument("index", type=Path)
+    common(st, threads=False)
+    st.set_defaults(fn=_cmd_stats)
 
     ck = sub.add_parser("check", help="verify an index completely: checksums, row maps, counts (exit 2 if not)")
     ck.add_argument("index", type=Path)

@@ -59,3 +59,14 @@ def test_a_row_map_that_disagrees_with_the_store_is_found(root):
     open_index(root).close()  # opening cannot tell ...
     with pytest.raises(IndexFormatError, match="row 0 of ids.npy is not the document store's passage 0"):
         check_index(root)  # ... the full check can
+
+
+def test_stats_come_from_the_manifest(root, capsys):
+    from indexers.check import index_stats
+
+    s = index_stats(root)
+    assert (s["n_docs"], s["n_passages"], s["generation"], s["stores"]) == (12, 12, 1, ["bm25"])
+    assert set(s["bytes"]) == {"bm25", "sql", "row maps"} and s["total_bytes"] == sum(s["bytes"].values())
+    assert main(["stats", str(root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["n_passages"] == 12 and out["params"]["stores"] == ["bm25"]
