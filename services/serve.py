@@ -7,11 +7,15 @@ import os
 from pathlib import Path
 
 from indexers.errors import ConfigError, missing
+from indexers.index_dir import read_manifest, recover_swap
 from services.settings import ServiceSettings, load_api_keys
 
 __all__ = ["serve", "settings_from_args"]
 
 log = logging.getLogger(__name__)
+
+SERVICE_LOCK_WAIT = 30.0
+"""Seconds a document write through the service waits for another writer of the index before a 503."""
 
 
 def _loopback(host: str) -> bool:
@@ -51,12 +55,13 @@ def serve(index: str | os.PathLike[str], settings: ServiceSettings, *, host: str
     from services.app import create_app
 
     index = Path(index)
-    if not (index / "manifest.json").exists():
-        raise ConfigError(f"no index at {index}: build one with `adarag index CORPUS --out {index}`")
+    recover_swap(index.expanduser().resolve())  # an older adarag's interrupted swap: restore before checking
+    read_manifest(index)  # no index, or not one: a clear error now, not a service that never gets ready
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, got {port!r}")
     gen = generator or DEFAULT_GENERATOR
-    app = create_app(lambda: RAG.open(index, generator=gen, threads=threads), settings)
+    # an add waits for another process's write at most SERVICE_LOCK_WAIT s, then answers 503 + Retry-After
+    app = create_app(lambda: RAG.open(index, generator=gen, threads=threads, lock_wait=SERVICE_LOCK_WAIT), settings)
     log.info("serving %s on http://%s:%d (generator %s)", index, host, port, gen)
     uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level, timeout_graceful_shutdown=5,
                 server_header=False)
