@@ -16,7 +16,7 @@ import numpy as np
 
 from indexers.errors import ConfigError, IndexFormatError, missing
 
-__all__ = ["DenseParams", "DenseIndex"]
+__all__ = ["DenseParams", "DenseIndex", "load_vectors"]
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,18 @@ class DenseIndex:
                 idx = faiss.index_cpu_to_all_gpus(idx)
         return idx
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows per query: (rows [n_q, k'] int64, scores [n_q, k'] float32), k' = min(k, n)."""
+    def search(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows per query: (rows [n_q, k'] int64, scores [n_q, k'] float32), k' = min(k, n).
+
+        With `mask` [n] bool only rows where it is True are ranked (k' = min(k, allowed rows)), by an exact
+        inner product over those rows, ordered (score desc, row asc), whatever the index type."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)  # [n_q, dim]
         if q.shape[1] != self.dim:
             raise ConfigError(f"query embeddings have dim {q.shape[1]}, the index has {self.dim}")
+        if mask is not None:
+            return self._search_masked(q, k, np.flatnonzero(mask))
         kk = min(k, len(self))
         if kk == 0:
             return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
@@ -96,6 +101,16 @@ class DenseIndex:
             self._index.hnsw.efSearch = max(self.params.ef_search, kk)
         scores, rows = self._index.search(q, kk)
         return rows.astype(np.int64), scores
+
+    def _search_masked(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kk = min(k, len(allowed))
+        scores = q @ self.vectors[allowed].T  # [n_q, n_allowed] float32
+        rows = np.empty((len(q), kk), np.int64)
+        top = np.empty((len(q), kk), np.float32)
+        for i, s in enumerate(scores):
+            order = np.lexsort((allowed, -s))[:kk]
+            rows[i], top[i] = allowed[order], s[order]
+        return rows, top
 
     def save(self, directory: Path) -> list[str]:
         """Write `embeddings.npy`, `params.json` (and `hnsw.faiss` for HNSW); return the file names."""
@@ -127,8 +142,17 @@ class DenseIndex:
                                    "expected [n, dim] float32; rebuild the index with `adarag index`")
         faiss_index = None
         if params.index == "hnsw":
-            faiss_index = _faiss().read_index(str(directory / _HNSW))
+            try:
+                faiss_index = _faiss().read_index(str(directory / _HNSW))
+            except RuntimeError as e:  # FAISS reports a missing or malformed file as RuntimeError
+                raise IndexFormatError(f"{directory / _HNSW} is unreadable ({str(e).splitlines()[-1]}); "
+                                       "rebuild the index with `adarag index`") from e
             if faiss_index.ntotal != len(vectors):
                 raise IndexFormatError(f"{directory / _HNSW} holds {faiss_index.ntotal} vectors, "
                                        f"{_EMB} {len(vectors)}; rebuild the index with `adarag index`")
         return cls(vectors, params, faiss_index)
+
+
+def load_vectors(directory: Path) -> np.ndarray:
+    """The embeddings [n, dim] float32 a dense store saved, memory-mapped (reuse them without building FAISS)."""
+    return np.load(Path(directory) / _EMB, mmap_mode="r")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.engine import URL
 
-from indexers.bm25 import BM25Index, BM25Params, build_bm25, load_bm25
+from indexers.bm25 import BM25Index, BM25Params
 from indexers.dense import DenseIndex, DenseParams
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index_dir import (
@@ -35,16 +35,19 @@ from indexers.index_dir import (
 )
 from indexers.lock import DEFAULT_LOCK_WAIT, WriteLock
 from indexers.ingest import SplitConfig, passage_hash
-from indexers.ngram import NgramIndex, NgramParams, build_ngram, encode, load_ngram, ngram_text, ngram_tokenizer
+from indexers.ngram import NgramIndex, NgramParams
 from indexers.sql_store import SQLStore, copy_sqlite
-from indexers.text import DEFAULT_ANALYZER, tokenize
-from indexers.types import Document, Hit, Passage
+from indexers.stores import STORE_KINDS, Store, store_kind
+from indexers.stores.base import BuildEnv, LoadEnv, Previous
+from indexers.stores.encoders import Encoders
+from indexers.text import DEFAULT_ANALYZER
+from indexers.types import Document, Hit
 
 __all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "open_index"]
 
 log = logging.getLogger(__name__)
 
-STORES = ("bm25", "dense", "ngram")
+STORES = tuple(STORE_KINDS)
 _SQLITE = "docs.sqlite"
 _IDS = "ids.npy"
 _HASHES = "passage_hashes.npy"
@@ -52,7 +55,9 @@ _HASHES = "passage_hashes.npy"
 
 @dataclass(frozen=True)
 class BuildParams:
-    """Everything that shapes an index; saved in the manifest so the index can be reproduced."""
+    """Everything that shapes an index; saved in the manifest so the index can be reproduced.
+
+    Each registered store has a params field named after it (indexers.stores), passed to its build."""
 
     stores: tuple[str, ...] = STORES
     passage_words: int = 200
@@ -80,10 +85,6 @@ class BuildReport:
     embedded: int
     seconds: dict[str, float]
     deleted: int = 0
-
-
-def _embed_text(p: Passage) -> str:
-    return f"{p.title}: {p.text}" if p.title else p.text
 
 
 def _params_from_manifest(m: Manifest) -> BuildParams:
@@ -224,32 +225,18 @@ def _build_locked(documents, out: Path, params, rebuild, threads, progress, embe
             bad = next(p.id for p, s in zip(passages, saved.tolist()) if p.id != s)
             raise CorpusError(f"passage id {bad!r} does not survive being saved (control characters?): rename it")
 
-        if "bm25" in params.stores:
+        encoders = Encoders(params.dense, params.ngram, embedder=embedder, threads=threads)
+        previous = None
+        if old is not None and not rebuild:
+            prev_data = data_dir(out, old)
+            previous = Previous(prev_data, tuple(old.stores), prev_data / _IDS, prev_data / _HASHES)
+        env = BuildEnv(encoders, hashes, previous, progress)
+        computed: dict[str, int] = {}
+        for name in params.stores:
             t = time.perf_counter()
-            it = passages
-            if progress:
-                from tqdm.auto import tqdm
-
-                it = tqdm(passages, desc="bm25: tokenizing", unit="psg", leave=False)
-            bm25 = build_bm25([tokenize(f"{p.title} {p.text}") for p in it], params.bm25)
-            bm25.save(stage / "bm25")
-            seconds["bm25"] = time.perf_counter() - t
-
-        if "ngram" in params.stores:
-            t = time.perf_counter()
-            tok = ngram_tokenizer(params.ngram)
-            texts = [ngram_text(p.text, p.title, params.ngram.collapse_spaces) for p in passages]
-            ngram = build_ngram(encode(tok, texts), params.ngram)
-            ngram.save(stage / "ngram")
-            seconds["ngram"] = time.perf_counter() - t
-
-        n_embedded = 0
-        if "dense" in params.stores:
-            t = time.perf_counter()
-            reuse = data_dir(out, old) if old is not None and not rebuild and "dense" in old.stores else None
-            vectors, n_embedded = _dense_vectors(reuse, passages, hashes, params.dense, embedder, threads, progress)
-            DenseIndex(vectors, params.dense).save(stage / "dense")
-            seconds["dense"] = time.perf_counter() - t
+            computed[name] = store_kind(name).build(passages, stage / name, getattr(params, name), env)
+            seconds[name] = time.perf_counter() - t
+        n_embedded = computed.get("dense", 0)  # BuildReport.embedded: passages the dense store embedded anew
 
         manifest = publish(out, stage, Manifest(
             n_docs=n_docs,
@@ -267,55 +254,51 @@ def _build_locked(documents, out: Path, params, rebuild, threads, progress, embe
     )
 
 
-def _dense_vectors(old_data, passages, hashes, params: DenseParams, embedder, threads, progress):
-    """Embeddings for `passages`, reusing the old index's vectors for unchanged (id, content) pairs."""
-    reuse: dict[tuple[str, str], int] = {}
-    old_vecs = None
-    if old_data is not None:
-        old_ids = np.load(old_data / _IDS, allow_pickle=False)
-        old_hashes = np.load(old_data / _HASHES, allow_pickle=False)
-        old_vecs = np.load(old_data / "dense" / "embeddings.npy", mmap_mode="r")
-        reuse = {(str(i), str(h)): r for r, (i, h) in enumerate(zip(old_ids, old_hashes))}
-    todo = [r for r, p in enumerate(passages) if (p.id, str(hashes[r])) not in reuse]
-    if embedder is None:
-        from indexers.embedders import load_embedder
-
-        embedder = load_embedder(params.embedder, threads=threads)
-    vectors = np.empty((len(passages), embedder.dim), dtype=np.float32)  # [n_passages, dim]
-    if old_vecs is not None:
-        if old_vecs.shape[1] != embedder.dim:
-            raise IndexFormatError(f"{old_data} has {old_vecs.shape[1]}-d embeddings, {embedder.name} makes "
-                                   f"{embedder.dim}-d; rebuild the index")
-        for r, p in enumerate(passages):
-            j = reuse.get((p.id, str(hashes[r])))
-            if j is not None:
-                vectors[r] = old_vecs[j]
-    if todo:
-        vectors[todo] = embedder.embed_passages([_embed_text(passages[r]) for r in todo], progress=progress)
-    return vectors, len(todo)
-
-
 class Index:
-    """An opened, verified index directory: the SQL store plus whichever of BM25, dense and n-gram it has."""
+    """An opened, verified index directory: the SQL store plus its passage stores (bm25, dense, ngram, ...)."""
 
     def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
-                 bm25: BM25Index | None, dense: DenseIndex | None, ngram: NgramIndex | None = None,
-                 stamp: tuple[int, int, int] | None = None) -> None:
+                 stores: dict[str, Store], encoders: Encoders, stamp: tuple[int, int, int] | None = None) -> None:
         self.root = root
         self.manifest = manifest
         self.stamp = stamp  # manifest_stamp at open: a different one on disk means a newer generation
         self.params = _params_from_manifest(manifest)
         self.store = store
         self.ids = ids  # [n_passages] str: row -> passage id, shared by every store
-        self.bm25 = bm25
-        self.dense = dense
-        self.ngram = ngram
-        self._embedder = None
-        self._ngram_tokenizer = None
+        self.encoders = encoders
+        self._stores = stores
 
     @property
     def stores(self) -> tuple[str, ...]:
+        """The names of this index's passage stores, in build order."""
         return self.params.stores
+
+    def store_of(self, name: str) -> Store:
+        """The loaded store called `name`; a store this index lacks is a ConfigError naming the ones it has."""
+        st = self._stores.get(name)
+        if st is None:
+            raise ConfigError(f"this index has no {name} store (it has {', '.join(self.stores)}); rebuild with "
+                              f"`adarag index CORPUS --out {self.root} --rebuild --stores ...`")
+        return st
+
+    def _core(self, name: str):
+        st = self._stores.get(name)
+        return None if st is None else st.index
+
+    @property
+    def bm25(self) -> BM25Index | None:
+        """The BM25 postings (None without a bm25 store); prefer `store_of("bm25")`."""
+        return self._core("bm25")
+
+    @property
+    def dense(self) -> DenseIndex | None:
+        """The dense embeddings and FAISS index (None without a dense store); prefer `store_of("dense")`."""
+        return self._core("dense")
+
+    @property
+    def ngram(self) -> NgramIndex | None:
+        """The FM-index (None without an ngram store); prefer `store_of("ngram")`."""
+        return self._core("ngram")
 
     @property
     def generation(self) -> int:
@@ -328,32 +311,23 @@ class Index:
 
     def embedder(self, threads: int | None = None):
         """The query embedder matching the one the index was built with (loaded on first use)."""
-        if self._embedder is None:
-            from indexers.embedders import load_embedder
-
-            self._embedder = load_embedder(self.params.dense.embedder, threads=threads)
-        return self._embedder
+        return self.encoders.embedder(threads)
 
     def ngram_tokenizer(self):
         """The generator tokenizer the n-gram store was built with (loaded on first use)."""
-        if self._ngram_tokenizer is None:
-            self._ngram_tokenizer = ngram_tokenizer(self.params.ngram)
-        return self._ngram_tokenizer
+        return self.encoders.ngram_tokenizer()
 
     def ngram_tokens(self, text: str) -> list[int]:
         """Token ids of a query as the n-gram store sees text (same leading-space convention as the build)."""
-        return encode(self.ngram_tokenizer(), [ngram_text(text, collapse_spaces=self.params.ngram.collapse_spaces)])[0]
+        return self.encoders.ngram_tokens([text])[0]
 
     def share_models(self, other: "Index") -> None:
         """Reuse `other`'s loaded query embedder and tokenizer when they are the ones this index needs."""
-        if other.params.dense.embedder == self.params.dense.embedder and self._embedder is None:
-            self._embedder = other._embedder
-        if other.params.ngram == self.params.ngram and self._ngram_tokenizer is None:
-            self._ngram_tokenizer = other._ngram_tokenizer
+        self.encoders.share(other.encoders)
 
     def set_embedder(self, embedder) -> None:
         """Use an already loaded embedder (it must be the model the index was built with)."""
-        self._embedder = embedder
+        self.encoders.set_embedder(embedder)
 
     def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
@@ -401,10 +375,6 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
 def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index:
     manifest = verify_index(root) if verify else read_manifest(root)
     params = _params_from_manifest(manifest)
-    analyzer = manifest.params.get("analyzer")
-    if "bm25" in params.stores and analyzer != DEFAULT_ANALYZER.name:
-        raise IndexFormatError(f"index {root} was tokenized with analyzer {analyzer!r}, this adarag uses "
-                               f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {root} --rebuild`")
     data = data_dir(root, manifest)
     try:
         ids = np.load(data / _IDS, allow_pickle=False)
@@ -413,12 +383,13 @@ def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index
     if len(ids) != manifest.n_passages:
         raise IndexFormatError(f"{data / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "
                                "rebuild the index")
-    bm25 = load_bm25(data / "bm25") if "bm25" in params.stores else None
-    dense = DenseIndex.load(data / "dense") if "dense" in params.stores else None
-    ngram = load_ngram(data / "ngram") if "ngram" in params.stores else None
-    for name, n in (("bm25", bm25 and bm25.n_docs), ("dense", dense and len(dense)), ("ngram", ngram and ngram.n_docs)):
-        if n is not None and n != len(ids):
-            raise IndexFormatError(f"the {name} store of {root} has {n} rows, the index {len(ids)}; rebuild the index")
+    encoders = Encoders(params.dense, params.ngram)
+    env = LoadEnv(root, encoders, manifest.params)
+    stores = {name: store_kind(name).load(data / name, env) for name in params.stores}
+    for name, st in stores.items():
+        if st.n_rows != len(ids):
+            raise IndexFormatError(f"the {name} store of {root} has {st.n_rows} rows, the index {len(ids)}; "
+                                   "rebuild the index")
     store = SQLStore(_sql_url(data, params), namespace=params.sql_namespace)
     if params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
         store.close()
@@ -426,4 +397,4 @@ def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index
             f"the SQL store at {params.sql_url} no longer matches index {root} (documents changed outside adarag "
             f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
         )
-    return Index(root, manifest, store, ids, bm25, dense, ngram, stamp)
+    return Index(root, manifest, store, ids, stores, encoders, stamp)

@@ -101,11 +101,8 @@ class _IndexRetriever:
         ix = open_index(self.index, verify=self.verify)
         try:
             r = Retriever(ix, depth=self.depth, rrf_k=self.rrf_k, threads=self.threads)
-            parts = r.stores_of(self.store)  # a store missing from the index fails here, not at the first query
-            if "dense" in parts:
-                ix.embedder(self.threads)
-            if "ngram" in parts:
-                ix.ngram_tokenizer()
+            for name in r.stores_of(self.store):  # a store missing from the index fails here, not at the first query
+                ix.store_of(name).warm_up(self.threads)
         except BaseException:
             ix.close()
             raise

@@ -9,7 +9,8 @@ import numpy as np
 
 from indexers.errors import ConfigError
 from indexers.index import Index
-from indexers.text import lone_surrogate, tokenize
+from indexers.stores import STORE_KINDS
+from indexers.text import lone_surrogate
 from indexers.types import Hit
 from retrievers.fusion import RRF_K, reciprocal_rank_fusion
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 StoreName = Literal["bm25", "dense", "ngram", "fused"]
 """One store, `fused` (= `bm25+dense`), or any `+`-joined set of stores, fused by reciprocal rank fusion."""
-SINGLE_STORES = ("bm25", "dense", "ngram")
+SINGLE_STORES = tuple(STORE_KINDS)
 MAX_QUERY_CHARS = 8192
 
 
@@ -67,22 +68,13 @@ class Retriever:
         if any(p not in SINGLE_STORES for p in parts) or len(set(parts)) != len(parts):
             raise ConfigError(f"unknown store {store!r}; valid: {', '.join(SINGLE_STORES)}, fused, "
                               "or stores joined by '+' (e.g. bm25+ngram)")
-        missing = [n for n in parts if n not in self.index.stores]
-        if missing:
-            raise ConfigError(f"this index has no {' or '.join(missing)} store (it has {', '.join(self.index.stores)}); "
-                              f"rebuild with `adarag index CORPUS --out {self.index.root} --rebuild --stores ...`")
+        for p in parts:
+            self.index.store_of(p)  # a store the index lacks is a ConfigError naming the ones it has
         return parts
 
     def _single(self, name: str, queries: list[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        if name == "bm25":
-            return self.index.bm25.search_batch([tokenize(q) for q in queries], depth)
-        if name == "ngram":
-            from retrievers.ngram import search as ngram_search
-
-            return [ngram_search(self.index.ngram, self.index.ngram_tokens(q), depth) for q in queries]
-        qv = self.index.embedder(self.threads).embed_queries(list(queries))  # [n_q, dim]
-        rows, scores = self.index.dense.search(qv, depth)
-        return [(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores)]
+        store = self.index.store_of(name)
+        return store.search_batch(store.prepare(queries, self.threads), depth)
 
     def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10
                    ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""retrievers.ngram: SEAL-style n-gram retrieval on HotpotQA (real Qwen tokenizer) against BM25's recall@10."""
+"""indexers.ngram_search: SEAL-style n-gram retrieval on HotpotQA (real Qwen tokenizer) against BM25's recall@10."""
 from __future__ import annotations
 
 import collections
@@ -10,8 +10,8 @@ import pytest
 from indexers.bm25 import build_bm25
 from indexers.errors import ConfigError
 from indexers.ngram import build_ngram, encode, ngram_text, ngram_tokenizer
+from indexers.ngram_search import NgramSearchParams, query_ngrams, search
 from indexers.text import tokenize
-from retrievers.ngram import NgramSearchParams, query_ngrams, search
 
 N_QUERIES = 150
 

@@ -1,0 +1,112 @@
+"""SEAL-style n-gram retrieval over the FM-index store, without a trained generator (Bevilacqua et al., 2022).
+
+Candidates are the query's own token n-grams (every n <= max_n that occurs), each weighted by SEAL's
+unconditional score w = log((F_total - F) / F) (F = corpus count, F_total = corpus tokens), i.e. the rarity
+term of SEAL's w(n, q) with the LM factor left out. An n-gram is dropped when a one-token-longer n-gram of
+the query has the same count (same occurrences, covers more), and when F > max_count (stopwords, very common
+pieces), which also bounds the locate work. A passage scores SEAL's intersective sum over the n-grams it
+holds, highest weight first: w^alpha * cover, cover = 1 - beta + beta * (share of the n-gram's query
+positions not covered by higher-weight n-grams in that passage), so overlapping n-grams are not counted twice.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from indexers.errors import ConfigError
+from indexers.ngram import NgramIndex
+
+__all__ = ["NgramSearchParams", "search", "query_ngrams"]
+
+
+@dataclass(frozen=True)
+class NgramSearchParams:
+    """max_n: longest query n-gram; max_count: skip n-grams occurring more often; max_located: occurrence
+    budget per query (rarest n-grams are located first); alpha, beta: SEAL's weight exponent and cover mix."""
+
+    max_n: int = 8
+    max_count: int = 500
+    max_located: int = 50_000
+    max_query_tokens: int = 256
+    alpha: float = 3.0
+    beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("max_n", "max_count", "max_located", "max_query_tokens"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"NgramSearchParams.{name} must be a positive int, got {v!r}")
+        if not (math.isfinite(self.alpha) and self.alpha > 0 and 0 <= self.beta <= 1):
+            raise ConfigError(f"NgramSearchParams needs alpha > 0 and 0 <= beta <= 1, got {self.alpha}, {self.beta}")
+
+
+def query_ngrams(index: NgramIndex, query_token_ids: Sequence[int], params: NgramSearchParams = NgramSearchParams()
+                 ) -> list[tuple[int, int, int, int, int]]:
+    """Scored candidates (start, end, sp, ep, count) of the query, maximal as described in the module doc."""
+    q = [int(t) for t in query_token_ids][: params.max_query_tokens]
+    found: dict[tuple[int, int], tuple[int, int]] = {}
+    for i in range(len(q)):
+        sp, ep = 0, index.fm.n_rows
+        for j in range(i, min(len(q), i + params.max_n)):
+            sp, ep = index.extend(sp, ep, q[j])
+            if sp == ep:
+                break
+            found[(i, j + 1)] = (sp, ep)
+    out = []
+    for (i, j), (sp, ep) in found.items():
+        c = ep - sp
+        if c > params.max_count:
+            continue
+        right, left = found.get((i, j + 1)), found.get((i - 1, j))
+        if (right and right[1] - right[0] == c) or (left and left[1] - left[0] == c):
+            continue  # a longer n-gram has exactly these occurrences
+        out.append((i, j, sp, ep, c))
+    return out
+
+
+def search(index: NgramIndex, query_token_ids: Sequence[int], k: int,
+           params: NgramSearchParams = NgramSearchParams(), mask: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k passages -> (rows [k'] int64, scores [k'] float64), order (score desc, row asc); k' <= k.
+
+    `mask` [n_docs] bool keeps only rows where it is True; it drops rows after scoring, so scores and the
+    located budget are those of the unmasked search and the masked top-k is exact."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive int, got {k!r}")
+    if isinstance(query_token_ids, (str, bytes)):
+        raise ConfigError("pass the query's token ids (indexers.ngram.encode), not a string")
+    total = max(2, index.n_tokens)
+    cands = query_ngrams(index, query_token_ids, params)
+    # rarest first (then longer, then leftmost): the located budget goes to the most telling n-grams
+    cands.sort(key=lambda g: (g[4], -(g[1] - g[0]), g[0]))
+    budget = params.max_located
+    per_doc: dict[int, list[tuple[float, int, int]]] = {}
+    for i, j, sp, ep, c in cands:
+        if c > budget:
+            continue
+        budget -= c
+        w = math.log(max(total - c, 1) / c)
+        if w <= 0:
+            continue
+        rows = index.interval_rows(sp, ep, j - i)
+        for r in (rows if mask is None else rows[mask[rows]]).tolist():
+            per_doc.setdefault(r, []).append((w, i, j))
+    if not per_doc:
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    alpha, beta = params.alpha, params.beta
+    rows_out = np.fromiter(per_doc, dtype=np.int64, count=len(per_doc))
+    scores = np.empty(len(rows_out), dtype=np.float64)
+    for x, r in enumerate(rows_out.tolist()):
+        grams = sorted(per_doc[r], key=lambda g: (-g[0], g[1], g[2]))
+        covered, s = 0, 0.0
+        for w, i, j in grams:
+            span = ((1 << (j - i)) - 1) << i
+            new = bin(span & ~covered).count("1")
+            s += w ** alpha * (1 - beta + beta * new / (j - i))
+            covered |= span
+        scores[x] = s
+    order = np.lexsort((rows_out, -scores))[:k]
+    return rows_out[order], scores[order]
