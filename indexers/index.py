@@ -325,10 +325,6 @@ class Index:
         """Reuse `other`'s loaded query embedder and tokenizer when they are the ones this index needs."""
         self.encoders.share(other.encoders)
 
-    def set_embedder(self, embedder) -> None:
-        """Use an already loaded embedder (it must be the model the index was built with)."""
-        self.encoders.set_embedder(embedder)
-
     def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
         pids = [str(self.ids[r]) for r in rows]

@@ -271,9 +271,9 @@ def data_dir(root: Path, manifest: Manifest) -> Path:
     return Path(root) / manifest.data if manifest.data else Path(root)
 
 
-def verify_index(root: Path, manifest: Manifest | None = None, *, contents: bool = True) -> Manifest:
-    """Check that every file the manifest lists exists with its size and (`contents`) its checksum; raise
-    IndexFormatError naming the first that does not."""
+def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
+    """Check that every file the manifest lists exists with its size and checksum; raise IndexFormatError
+    naming the first that does not."""
     root = Path(root)
     manifest = manifest or read_manifest(root)
     data = data_dir(root, manifest)
@@ -282,7 +282,7 @@ def verify_index(root: Path, manifest: Manifest | None = None, *, contents: bool
         p = data / rel
         if not p.is_file():
             raise IndexFormatError(f"index {root} is missing {rel}; {_rebuild_hint(root)}")
-        if p.stat().st_size != meta["bytes"] or (contents and hash_file(p, algo) != meta[algo]):
+        if p.stat().st_size != meta["bytes"] or hash_file(p, algo) != meta[algo]:
             raise IndexFormatError(
                 f"index file {p} does not match its checksum in {MANIFEST} (corrupt or modified); {_rebuild_hint(root)}"
             )

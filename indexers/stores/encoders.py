@@ -33,10 +33,6 @@ class Encoders:
             self._embedder = load_embedder(self.dense.embedder, threads=threads or self.threads)
         return self._embedder
 
-    def set_embedder(self, embedder: Any) -> None:
-        """Use an already loaded embedder (it must be the model the index was built with)."""
-        self._embedder = embedder
-
     def ngram_tokenizer(self) -> Any:
         """The generator tokenizer the n-gram store is built with (loaded on first use)."""
         if self._tokenizer is None:
