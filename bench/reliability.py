@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from revisions import checkouts  # bench/ is on sys.path when a script here runs
 
 
 class Runner:
@@ -255,36 +255,23 @@ PROBES = {
 }
 
 
-def checkout_of(ref: str, scratch: Path) -> Path:
-    wt = scratch / f"baseline-{re.sub(r'[^A-Za-z0-9]', '_', ref)}"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), ref], check=True,
-                   capture_output=True)
-    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=wt, check=True, capture_output=True)
-    return wt
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=None, help="git revision to probe in the same run (e.g. 51aa71d)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="adarag-probe-"))
-    checkouts = {"ours": ROOT}
     results: dict[str, dict[str, list[dict]]] = {}
     try:
-        if a.baseline:
-            checkouts = {f"baseline {a.baseline}": checkout_of(a.baseline, scratch), "ours": ROOT}
-        for name, co in checkouts.items():
-            results[name] = {}
-            for area, probe in PROBES.items():
-                w = scratch / re.sub(r"\W", "_", f"{name}-{area}")
-                w.mkdir()
-                print(f"{name}: {area} ...", flush=True)
-                results[name][area] = probe(Runner(co, w), w)
+        with checkouts(a.baseline, scratch) as cos:
+            for name, co in cos.items():
+                results[name] = {}
+                for area, probe in PROBES.items():
+                    w = scratch / re.sub(r"\W", "_", f"{name}-{area}")
+                    w.mkdir()
+                    print(f"{name}: {area} ...", flush=True)
+                    results[name][area] = probe(Runner(co, w), w)
     finally:
-        for co in checkouts.values():
-            if co != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(co)], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
     names = list(results)
     print("\n| area (bad outcomes / tries) | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))

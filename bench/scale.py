@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from revisions import ROOT, checkouts  # bench/ is on sys.path when a script here runs
 HOTPOT = ROOT.parent / "shared" / "data" / "hotpotqa" / "corpus.jsonl"
 
 # One stage of the benchmark, run as `python -c STAGE ARGS_JSON` with the checkout under test first on sys.path.
@@ -123,15 +123,6 @@ def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[st
     return row
 
 
-def checkout_of(ref: str, scratch: Path) -> Path:
-    """A scratch worktree of `ref` with its C kernels built (removed at the end of the run)."""
-    wt = scratch / f"baseline-{re.sub(r'[^A-Za-z0-9]', '_', ref)}"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), ref], check=True,
-                   capture_output=True)
-    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=wt, check=True, capture_output=True)
-    return wt
-
-
 def table(rows: dict[str, dict], stores: list[str]) -> str:
     names = list(rows)
     lines = ["| measure | " + " | ".join(names) + (" | ours / baseline |" if len(names) == 2 else " |"),
@@ -174,22 +165,17 @@ def main() -> None:
     qs = queries(a.queries)
     print(f"corpus: {a.passages:,} passages ({corpus.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s",
           flush=True)
-    checkouts = {"ours": ROOT}
     try:
-        if a.baseline:
-            checkouts = {f"baseline {a.baseline}": checkout_of(a.baseline, scratch), "ours": ROOT}
-        rows = {}
-        for name, co in checkouts.items():
-            work = scratch / re.sub(r"\W", "_", name)
-            shutil.rmtree(work, ignore_errors=True)
-            work.mkdir()
-            print(f"measuring {name} ...", flush=True)
-            rows[name] = measure(co, work, corpus, add, stores, qs)
-            shutil.rmtree(work, ignore_errors=True)
+        with checkouts(a.baseline, scratch) as cos:
+            rows = {}
+            for name, co in cos.items():
+                work = scratch / re.sub(r"\W", "_", name)
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir()
+                print(f"measuring {name} ...", flush=True)
+                rows[name] = measure(co, work, corpus, add, stores, qs)
+                shutil.rmtree(work, ignore_errors=True)
     finally:
-        for co in checkouts.values():
-            if co != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(co)], capture_output=True)
         if a.work is None:
             shutil.rmtree(scratch, ignore_errors=True)
     print(f"\n{a.passages:,} passages, stores {','.join(stores)}, {platform.processor() or platform.machine()}, "
