@@ -111,7 +111,8 @@ class BM25Index:
         for t, i in self.vocab.items():
             terms[i] = t
         (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
-        meta = {"format": "adarag-bm25", "version": FORMAT_VERSION if self.tfs is not None else 1, "params": asdict(self.params),
+        version = FORMAT_VERSION if self.tfs is not None else 1  # a loaded format-1 index stays format 1
+        meta = {"format": "adarag-bm25", "version": version, "params": asdict(self.params),
                 "n_docs": self.n_docs, "n_terms": len(self.vocab), "nnz": int(len(self.indices)),
                 "avgdl": self.avgdl}
         (directory / "params.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
