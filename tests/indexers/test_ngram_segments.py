@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from indexers.errors import ConfigError
 from indexers.ngram import SEP, NgramParams, build_ngram
+from indexers.ngram_search import NgramSearchParams, query_ngrams, search
 from indexers.ngram_segments import SegmentedNgram
 
 P = NgramParams(occ_rate=64, sa_rate=2)
@@ -86,6 +87,24 @@ def test_ops_equal_one_build_over_live_rows(data, k, limit):
             assert (m.row, m.offset) == (-1, -1)
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=segmented(), q=st.lists(st.sampled_from([0, 1, 2, 3, 5, 151_935]), max_size=10),
+       k=st.integers(1, 20), use_mask=st.booleans(), max_n=st.integers(1, 5), max_count=st.integers(1, 30),
+       max_located=st.integers(1, 60), rnd=st.randoms())
+def test_search_equals_one_build_over_live_rows(data, q, k, use_mask, max_n, max_count, max_located, rnd):
+    passages, live, sx, one, _ = data
+    rows_of = np.flatnonzero(live)
+    p = NgramSearchParams(max_n=max_n, max_count=max_count, max_located=max_located)
+    mask = np.array([rnd.random() < 0.7 for _ in passages]) if use_mask else None
+    rows, scores = search(sx, q, k, p, mask)
+    r1, s1 = search(one, q, k, p, None if mask is None else mask[live])
+    np.testing.assert_array_equal(rows, rows_of[r1])
+    assert scores.tobytes() == s1.tobytes()  # bitwise
+    assert rows.dtype == np.int64 and scores.dtype == np.float64
+    assert [(c.start, c.end, c.count) for c in query_ngrams(sx, q, p)] == [
+        (c.start, c.end, c.count) for c in query_ngrams(one, q, p)]
+
+
 def test_one_segment_without_deletions_is_the_index():
     passages = [[5, 6, 7, 5, 6], [], [6, 7, 8], [5, 6, 7], [9], [5, 6]]
     one = build_ngram(passages, P)
@@ -103,6 +122,7 @@ def test_whole_segment_deleted_and_bad_arguments():
                            (build_ngram(b, P), None, None)])
     assert (dead.n_docs, dead.n_live, dead.n_tokens) == (4, 2, 3)
     assert dead.count([1, 2]) == 1 and dead.locate([2])[0].tolist() == [2]
+    assert search(dead, [1, 2, 3], 10)[0].tolist() == [2]
     seg = build_ngram(a, P)
     with pytest.raises(ConfigError):
         SegmentedNgram([])
