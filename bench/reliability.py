@@ -154,7 +154,8 @@ def probe_manifest(r: Runner, w: Path) -> list[dict]:
     raw = json.loads((ix / "manifest.json").read_text())
     raw["files"] = {}
     (ix / "manifest.json").write_text(json.dumps(raw))
-    data = next((d for d in [ix / "bm25", *sorted(ix.glob("gen-*/bm25"))] if d.is_dir()))
+    data = next((d for d in [ix / "bm25", *sorted(ix.glob("gen-*/bm25")), *sorted(ix.glob("seg-*/bm25"))]
+                 if d.is_dir()))
     f = sorted(data.glob("*.npy"))[-1]
     b = bytearray(f.read_bytes())
     b[-1] ^= 0x01

@@ -1,18 +1,22 @@
-"""The on-disk index directory: generations of store files behind one self-checksummed `manifest.json`.
+"""The on-disk index directory: segments and generations behind one self-checksummed `manifest.json`.
 
-Layout of an index directory (format `adarag-index`, version 2)::
+Layout of an index directory (format `adarag-index`, version 3)::
 
-    manifest.json        format, version, generation, data dir, build params, corpus fingerprint, n_docs,
-                         n_passages, stores, xxh3-128 + size of every data file, and its own sha256 (`checksum`)
+    manifest.json        format, version, generation, build params, n_docs, n_passages (live), stores, the
+                         segments in order (name, rows, current deletion folder, deleted rows), the SQLite
+                         file, xxh3-128 + size of every data file, and its own sha256 (`checksum`)
     write.lock           the writers' lock (indexers.lock)
-    gen-000007/          the live generation: docs.sqlite, ids.npy, passage_hashes.npy, bm25/, dense/, ngram/
-    gen-000006/          the previous generation, kept for readers still on it; removed by the next write
+    docs-000001.sqlite   the document store, updated in place (undo-logged: indexers.sql_store)
+    seg-000001-000/      an immutable segment: row maps, one folder per store, deletion folders del-GGGGGG/
+    gen-000007/          generation-wide store state (e.g. BM25 collection statistics)
 
-A write builds a new generation in `.staging-<pid>-<hex>/` inside the index, fsyncs it, renames it to its
-`gen-NNNNNN` name and then publishes it by atomically replacing `manifest.json`: the one step that changes what
-readers see. There is no window in which the index is missing, a writer killed at any moment leaves the last
-published generation loadable, and the index directory itself is never moved or deleted. Format 1 (the store
-files directly in the index directory) still loads; the next write turns it into format 2.
+A write stages new segments, deletion folders and its generation folder in `.staging-<pid>-<hex>/`, fsyncs
+them, renames them into place under names no published manifest uses, and then publishes by atomically
+replacing `manifest.json`: the one step that changes what readers see. Folders neither the new nor the
+previous manifest names are removed after publishing (readers still on the previous generation keep theirs).
+A writer killed at any moment leaves the last published generation loadable; the next writer removes what it
+left. Formats 1 (store files in the root) and 2 (one `gen-NNNNNN/` folder) still load, as one segment; the
+next write converts them.
 """
 from __future__ import annotations
 
@@ -49,21 +53,29 @@ __all__ = [
     "index_state",
     "recover_swap",
     "new_stage",
-    "publish",
     "clean_leftovers",
     "staging_dir",
     "commit_staging",
     "adarag_version",
     "load_arrays",
+    "SEGMENT",
+    "DELETED",
+    "SQLITE",
+    "publish_segments",
+    "segments_fingerprint",
+    "referenced",
 ]
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "adarag-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
-_READS = (1, 2)
+_READS = (1, 2, 3)
 _GEN = re.compile(r"gen-(\d{6,})")
+SEGMENT = re.compile(r"seg-(\d{6,})-(\d{3,})")
+DELETED = re.compile(r"del-(\d{6,})")
+SQLITE = re.compile(r"docs-(\d{6,})\.sqlite")
 _STAGE_PREFIX = ".staging-"
 _SQLITE_SIDE = ("docs.sqlite-wal", "docs.sqlite-shm", "docs.sqlite-journal")  # SQLite's own, never listed
 _LEFTOVER = re.compile(r"(\.staging-.*|manifest\.json\.tmp.*|write\.lock)")
@@ -108,13 +120,16 @@ class Manifest:
     generation: int = 0
     data: str = ""
     previous: str = ""
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    sql: str = ""
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "n_docs": (int,), "n_passages": (int,), "corpus_fingerprint": (str,), "stores": (list,), "params": (dict,),
     "files": (dict,), "format": (str,), "version": (int,), "adarag_version": (str,), "created": (int, float),
-    "generation": (int,), "data": (str,), "previous": (str,),
+    "generation": (int,), "data": (str,), "previous": (str,), "segments": (list,), "sql": (str,),
 }
+_SINCE = {"generation": 2, "data": 2, "previous": 2, "segments": 3, "sql": 3}  # fields newer formats added
 
 
 def sha256_file(path: Path, progress: bool = False, chunk: int = 8 << 20) -> str:
@@ -194,7 +209,7 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         raise IndexFormatError(f"{bad}: unexpected field(s) {unknown}; {_rebuild_hint(root)}")
     for name, types in _TYPES.items():
         if name not in raw:
-            if name in ("generation", "data", "previous") and raw.get("version") == 1:
+            if raw.get("version", 0) < _SINCE.get(name, 1):
                 continue
             raise IndexFormatError(f"{bad}: field {name!r} is missing; {_rebuild_hint(root)}")
         v = raw[name]
@@ -211,7 +226,9 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         if not ok:
             raise IndexFormatError(f"{bad}: bad file entry {rel!r} (paths must be relative, inside the index, "
                                    f"with a {algo} and a size); {_rebuild_hint(root)}")
-    if raw["version"] >= 2:
+    if raw["version"] >= 3:
+        _validate_segments(raw, bad, root)
+    elif raw["version"] == 2:
         if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
             raise IndexFormatError(f"{bad}: data directory {raw['data']!r} does not match generation "
                                    f"{raw['generation']}; {_rebuild_hint(root)}")
@@ -223,6 +240,41 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         if missing:
             raise IndexFormatError(f"{bad}: it lists no file for {missing}; {_rebuild_hint(root)}")
     return Manifest(**{k: v for k, v in raw.items() if k != "checksum"})
+
+
+def _validate_segments(raw: dict[str, Any], bad: str, root: Path) -> None:
+    """Format 3: the generation folder, the SQLite file and every segment entry are well formed, and the
+    files list names each segment's row maps and a file of each store."""
+    hint = _rebuild_hint(root)
+    if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
+        raise IndexFormatError(f"{bad}: generation folder {raw['data']!r} does not match generation "
+                               f"{raw['generation']}; {hint}")
+    if raw["previous"] and _GEN.fullmatch(raw["previous"]) is None:
+        raise IndexFormatError(f"{bad}: bad previous generation {raw['previous']!r}; {hint}")
+    if raw["params"].get("sql_url") is None and SQLITE.fullmatch(raw["sql"]) is None:
+        raise IndexFormatError(f"{bad}: bad document store file {raw['sql']!r}; {hint}")
+    total = 0
+    names = set()
+    for seg in raw["segments"]:
+        ok = isinstance(seg, dict) and set(seg) == {"name", "n_rows", "deleted", "n_deleted"} and \
+            isinstance(seg["name"], str) and SEGMENT.fullmatch(seg["name"]) is not None and \
+            all(isinstance(seg[k], int) and not isinstance(seg[k], bool) for k in ("n_rows", "n_deleted")) and \
+            0 <= seg["n_deleted"] <= seg["n_rows"] and isinstance(seg["deleted"], str) and \
+            (seg["deleted"] == "" if seg["n_deleted"] == 0 else DELETED.fullmatch(seg["deleted"]) is not None)
+        if not ok or seg["name"] in names:
+            raise IndexFormatError(f"{bad}: bad segment entry {seg!r}; {hint}")
+        names.add(seg["name"])
+        total += seg["n_rows"] - seg["n_deleted"]
+        need = [f"{seg['name']}/ids.npy", f"{seg['name']}/passage_hashes.npy"] + \
+            ([f"{seg['name']}/{seg['deleted']}/rows.npy"] if seg["deleted"] else [])
+        missing = [f for f in need if f not in raw["files"]] + \
+            [f"{seg['name']}/{s}" for s in raw["stores"]
+             if not any(f.startswith(f"{seg['name']}/{s}/") for f in raw["files"])]
+        if missing:
+            raise IndexFormatError(f"{bad}: it lists no file for {missing}; {hint}")
+    if total != raw["n_passages"]:
+        raise IndexFormatError(f"{bad}: its segments hold {total} live rows, it says {raw['n_passages']} "
+                               f"passages; {hint}")
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -267,8 +319,9 @@ def read_manifest(root: Path) -> Manifest:
 
 
 def data_dir(root: Path, manifest: Manifest) -> Path:
-    """Where the manifest's files lie: its generation directory (format 2) or the root (format 1)."""
-    return Path(root) / manifest.data if manifest.data else Path(root)
+    """Where the manifest's file paths start: the generation directory (format 2), else the root (formats 1
+    and 3: format 3 lists segment files as `seg-.../...` and generation files as `gen-.../...`)."""
+    return Path(root) / manifest.data if manifest.version == 2 else Path(root)
 
 
 def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
@@ -347,20 +400,22 @@ def _list_files(data: Path) -> dict[str, dict[str, Any]]:
             for p in sorted(data.rglob("*")) if p.is_file() and p.name not in _SQLITE_SIDE}
 
 
-def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -> Manifest:
-    """Make the finished `stage` the index's next generation: checksum its files, fsync, rename it to
-    `gen-NNNNNN`, then atomically replace `manifest.json` (the only step readers see). Caller holds the lock."""
-    root = Path(root)
-    gen = (old.generation if old is not None else 0) + 1
-    name = f"gen-{gen:06d}"
-    files = _list_files(stage)
-    _fsync_tree(stage)
-    target = root / name
-    if target.exists():  # renamed by a writer killed before it published: never referenced
-        shutil.rmtree(target)
-    os.rename(stage, target)
-    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION, "generation": gen,
-                       "data": name, "previous": old.data if old is not None else ""})
+def referenced(m: Manifest | None) -> set[str]:
+    """What a format-2/3 manifest uses, as paths relative to the root: its generation folder, its SQLite file
+    (with SQLite's side files), its segments and their deletion folders."""
+    if m is None or m.version == 1:
+        return set()
+    refs = {m.data} - {""}
+    if m.sql:
+        refs |= {m.sql, *(f"{m.sql}{side}" for side in ("-wal", "-shm", "-journal"))}
+    for seg in m.segments:
+        refs.add(seg["name"])
+        if seg["deleted"]:
+            refs.add(f"{seg['name']}/{seg['deleted']}")
+    return refs
+
+
+def _write_manifest(root: Path, done: Manifest) -> None:
     raw = asdict(done)
     raw["checksum"] = manifest_checksum(raw)
     tmp = root / f"{MANIFEST}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -370,10 +425,69 @@ def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -
         os.fsync(f.fileno())
     os.replace(tmp, root / MANIFEST)
     _fsync_dir(root)
+
+
+def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manifest, old: Manifest | None) -> Manifest:
+    """Publish a format-3 generation: checksum and fsync each finished folder `src`, rename it to its place
+    `dst` (relative to `root`: a new segment, a segment's new deletion folder, the generation folder), then
+    atomically replace `manifest.json`. `manifest.files` carries the entries of files it keeps; the moved
+    files' entries are added here. Caller holds the write lock and has set the generation fields."""
+    root = Path(root)
+    files = dict(manifest.files)
+    for src, dst in moves:
+        files.update({f"{dst}/{rel}": meta for rel, meta in _list_files(src).items()})
+        _fsync_tree(src)
+    for src, dst in moves:
+        target = root / dst
+        if target.exists():  # left by a writer killed before it published: never referenced
+            shutil.rmtree(target)
+        os.rename(src, target)
+        _fsync_dir(target.parent)
+    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION,
+                       "corpus_fingerprint": segments_fingerprint(manifest.segments, files)})
+    _write_manifest(root, done)
     if old is not None and old.version == 1:
         _remove_format1_files(root, old)
-    clean_leftovers(root, done)
+    _remove_unreferenced(root, referenced(done) | referenced(old))
     return done
+
+
+def segments_fingerprint(segments: list[dict[str, Any]], files: dict[str, dict[str, Any]]) -> str:
+    """sha256 naming the exact live passages of a format-3 index: each segment's row maps (ids, content hashes)
+    and deleted rows, by their checksums, in order (no data file is read)."""
+    h = hashlib.sha256()
+    for seg in segments:
+        rels = [f"{seg['name']}/ids.npy", f"{seg['name']}/passage_hashes.npy"] + \
+            ([f"{seg['name']}/{seg['deleted']}/rows.npy"] if seg["deleted"] else [])
+        for rel in rels:
+            h.update(f"{rel}={files[rel][FILE_HASH]};".encode())
+    return h.hexdigest()
+
+
+def _generation_of(name: str) -> int | None:
+    for pat in (SEGMENT, _GEN, DELETED):
+        m = pat.fullmatch(name)
+        if m:
+            return int(m.group(1))
+    m = SQLITE.match(name)
+    return int(m.group(1)) if m and name[m.end():] in ("", "-wal", "-shm", "-journal") else None
+
+
+def _remove_unreferenced(root: Path, keep: set[str], newer_than: int | None = None) -> None:
+    """Remove segment, generation and SQLite entries (and segments' deletion folders) that `keep` does not
+    name; with `newer_than`, only those a killed writer made for a later generation than that."""
+    def stale(rel: str, name: str) -> bool:
+        gen = _generation_of(name)
+        return gen is not None and rel not in keep and (newer_than is None or gen > newer_than)
+
+    for p in list(root.iterdir()):
+        if stale(p.name, p.name):
+            log.debug("removing %s", p)
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        elif SEGMENT.fullmatch(p.name) and p.name in keep and p.is_dir():
+            for q in p.iterdir():
+                if DELETED.fullmatch(q.name) and stale(f"{p.name}/{q.name}", q.name):
+                    shutil.rmtree(q, ignore_errors=True)
 
 
 def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
@@ -382,11 +496,13 @@ def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
     Caller holds the write lock, so no live writer owns any of it. Nothing else in `root` is touched.
     """
     root = Path(root)
+    if manifest is not None and manifest.version >= 3:  # what a killed writer made for the next generation
+        _remove_unreferenced(root, referenced(manifest), newer_than=manifest.generation)
     keep = {manifest.data, manifest.previous} - {""} if manifest is not None else set()
     for p in root.iterdir():
         if p.name.startswith(_STAGE_PREFIX) or (p.name.startswith(f"{MANIFEST}.tmp") and p.is_file()):
             log.info("removing %s left by an interrupted write", p)
-        elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None:
+        elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None and manifest.version < 3:
             log.debug("removing old generation %s", p)
         else:
             continue

@@ -536,7 +536,8 @@ class RAG:
             raise TypeError(f"doc_id must be a str, got {type(doc_id).__name__}")
         with self._reading():
             found = self.index.store.get_documents([doc_id], missing="skip")
-        return found[0] if found else None
+            # the document store is shared by every generation: a document only a newer one holds is not ours
+            return found[0] if found and self.index.holds_document(doc_id) else None
 
     def _rebuild(self, documents: list[Document], delete: Sequence[str]):
         embedder = self.index.embedder(self.threads) if "dense" in self.index.stores else None
