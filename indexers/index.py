@@ -1,17 +1,21 @@
-"""Build an index directory from documents (SQL + BM25 + dense stores) and open it again.
+"""Build an index directory from documents (SQL store + segmented passage stores) and open it again.
 
-A build holds the index's write lock (indexers.lock) and writes a new generation that is published by one
-atomic manifest replace (indexers.index_dir): the previous generation stays loadable until the new one is
-complete. Building into an existing index adds/updates documents incrementally: the SQL store is copied and
-upserted (not rebuilt), unchanged passages keep their embeddings, and BM25 statistics are recomputed (they
-are global, and cheap).
+An index (format 3, indexers.index_dir) is a list of immutable segments (indexers.segments) plus per-segment
+deletion folders, a SQLite document store updated in place, and a manifest that names them; every write holds
+the index's write lock (indexers.lock) and publishes by one atomic manifest replace. A write is O(what
+changed): new and changed documents go into new segments, replaced and deleted passages are marked deleted in
+the segments holding them, and the SQL store logs an undo pre-image of every document it touches until the
+manifest is published, so a writer killed at any moment leaves the last published generation as it was (the
+next write rolls the SQL store back). A merge policy keeps the segment count bounded; `optimize` merges all.
+Searches over segments with deletions equal a fresh one-segment build of the live passages (each store's
+`open` aggregates exactly: see indexers.stores).
 """
 from __future__ import annotations
 
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,33 +28,32 @@ from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index_dir import (
     Manifest,
     clean_leftovers,
-    data_dir,
     index_state,
     manifest_stamp,
     new_stage,
-    publish,
+    publish_segments,
     read_manifest,
     recover_swap,
     verify_index,
 )
+from indexers.ingest import SplitConfig
 from indexers.lock import DEFAULT_LOCK_WAIT, WriteLock
-from indexers.ingest import SplitConfig, passage_hash
 from indexers.ngram import NgramIndex, NgramParams
+from indexers.segments import Segment, live_rows_of, load_segment, segment_name, write_deleted_rows, write_row_maps
 from indexers.sql_store import SQLStore, copy_sqlite
 from indexers.stores import STORE_KINDS, Store, store_kind
 from indexers.stores.base import BuildEnv, LoadEnv, Previous
 from indexers.stores.encoders import Encoders
 from indexers.text import DEFAULT_ANALYZER
-from indexers.types import Document, Hit
+from indexers.types import Document, Hit, Passage
 
-__all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "open_index"]
+__all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "optimize", "open_index"]
 
 log = logging.getLogger(__name__)
 
 STORES = tuple(STORE_KINDS)
-_SQLITE = "docs.sqlite"
-_IDS = "ids.npy"
-_HASHES = "passage_hashes.npy"
+_SQLITE = "docs.sqlite"  # a format-1/2 index's document store, in its data folder
+_DOC_BATCH = 1000  # documents per SQL transaction while streaming a build
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,14 @@ class BuildParams:
     ngram: NgramParams = field(default_factory=NgramParams)
     sql_url: str | None = None
     sql_namespace: str = ""
+    segment_passages: int = 100_000  # a segment's size cap: a build holds at most this many passages in memory
+    max_segments: int = 10  # the merge policy merges adjacent segments beyond this many (within the cap)
 
     def __post_init__(self) -> None:
+        for name in ("segment_passages", "max_segments"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"BuildParams.{name} must be a positive int, got {v!r}")
         unknown = [s for s in self.stores if s not in STORES]
         if unknown or not self.stores:
             raise ConfigError(f"unknown store(s) {unknown or list(self.stores)}; valid stores: {', '.join(STORES)}")
@@ -100,6 +109,8 @@ def _params_from_manifest(m: Manifest) -> BuildParams:
             ngram=NgramParams.from_saved(p["ngram"]) if "ngram" in p else NgramParams(),
             sql_url=p.get("sql_url"),
             sql_namespace=p.get("sql_namespace", ""),
+            segment_passages=p.get("segment_passages", 100_000),
+            max_segments=p.get("max_segments", 10),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise IndexFormatError(f"the manifest of this index has bad build parameters ({type(e).__name__}: {e}); "
@@ -152,10 +163,11 @@ def build_index(
 ) -> BuildReport:
     """Index `documents` into `out`, adding to an existing index there unless `rebuild`.
 
+    Documents are streamed: memory is bounded by one segment (`params.segment_passages`), not the corpus.
     When `out` already holds an index its build parameters are kept (pass `rebuild=True` to change them).
     `delete` names documents to remove in the same atomic step (unknown ids are ignored). `out` must be new,
     empty or an adarag index: nothing else is ever written over. The write holds the index's lock (waiting
-    up to `lock_wait` seconds for another writer) and publishes a new generation atomically (indexers.index_dir).
+    up to `lock_wait` seconds for another writer) and publishes a new generation atomically (module doc).
     `embedder` overrides loading the model named in `params.dense.embedder` (tests use a hash embedder).
     """
     if isinstance(delete, str):
@@ -164,7 +176,10 @@ def build_index(
     published = False
     try:
         with WriteLock(out, wait=lock_wait):
-            rep = _build_locked(documents, out, params, rebuild, threads, progress, embedder, delete)
+            old, params = _writer_start(out, params, rebuild)
+            w = _Writer(out, old, params, rebuild, Encoders(params.dense, params.ngram, embedder=embedder,
+                                                             threads=threads), progress)
+            rep = w.run(documents, delete)
             published = True
             return rep
     finally:
@@ -172,9 +187,23 @@ def build_index(
             shutil.rmtree(out, ignore_errors=True)
 
 
-def _build_locked(documents, out: Path, params, rebuild, threads, progress, embedder, delete) -> BuildReport:
-    t0 = time.perf_counter()
-    seconds: dict[str, float] = {}
+def optimize(root: str | Path, *, threads: int | None = None, progress: bool = True, embedder=None,
+             lock_wait: float | None = DEFAULT_LOCK_WAIT) -> BuildReport:
+    """Merge every segment of index `root` into one, dropping deleted rows (`adarag optimize`). Needs the
+    memory of a one-segment build of the whole index; results do not change."""
+    root, _ = _open_out(root)
+    with WriteLock(root, wait=lock_wait):
+        old, params = _writer_start(root, None, False)
+        if old is None:
+            raise IndexFormatError(f"no index at {root}; build one with `adarag index CORPUS --out {root}`")
+        w = _Writer(root, old, params, False, Encoders(params.dense, params.ngram, embedder=embedder,
+                                                       threads=threads), progress)
+        return w.run([], (), merge_all=True)
+
+
+def _writer_start(out: Path, params: BuildParams | None, rebuild: bool) -> tuple[Manifest | None, BuildParams]:
+    """The published manifest a write starts from (verified) and the parameters it writes with; leftovers of
+    killed writers are removed and their SQL changes rolled back."""
     state = _writable_state(out)
     old: Manifest | None = None
     if state == "index" and not rebuild:
@@ -189,84 +218,347 @@ def _build_locked(documents, out: Path, params, rebuild, threads, progress, embe
             log.warning("rebuilding over an unreadable index (%s)", e)
     params = params or BuildParams()
     clean_leftovers(out, old)
-    stage = new_stage(out)
-    try:
-        if old is not None and not rebuild and params.sql_url is None:
-            copy_sqlite(data_dir(out, old) / _SQLITE, stage / _SQLITE)
-        store = SQLStore(_sql_url(stage, params), namespace=params.sql_namespace)
+    if old is not None and (old.version >= 3 or params.sql_url is not None):
         try:
-            docs = list(documents)
-            summary = store.upsert_documents(docs, split=SplitConfig(params.passage_words, params.passage_overlap))
-            n_deleted = store.delete_documents(delete) if delete else 0
-            if rebuild and params.sql_url is not None:
-                # An external store is synced, not dropped: a failed rebuild must not lose what it holds.
-                keep = {d.id for d in docs}
-                stale = [p.doc_id for p in store.iter_passages() if p.doc_id not in keep]
-                store.delete_documents(sorted(set(stale)))
-            if store.count_passages() == 0:
-                raise CorpusError("the corpus has no passages with text: nothing to index")
-            passages = list(store.iter_passages())
-            fingerprint = store.fingerprint()
-            n_docs = store.count_documents()
+            with SQLStore(_sql_of(out, old, params), namespace=params.sql_namespace) as store:
+                for g in store.pending_generations():
+                    if g > old.generation:
+                        log.warning("%s: rolling back the document store changes of an interrupted write", out)
+                        store.rollback(g)
+                    else:
+                        store.commit_generation(g)
+        except IndexFormatError:
+            if not rebuild:
+                raise
+    return old, params
+
+
+def _sql_of(root: Path, m: Manifest | None, params: BuildParams, fresh: str = "") -> str | URL:
+    """The SQL store's URL: the user's, else the SQLite file the manifest names (or `fresh`, a new one). Built
+    with URL.create, so a `?` or `%` in the path stays part of the file name instead of becoming a URL query."""
+    if params.sql_url:
+        return params.sql_url
+    if fresh:
+        path = root / fresh
+    elif m is not None and m.version >= 3:
+        path = root / m.sql
+    elif m is not None and m.version == 2:
+        path = root / m.data / _SQLITE
+    else:
+        path = root / _SQLITE
+    return URL.create("sqlite", database=str(path))
+
+
+def _segments_of(root: Path, m: Manifest) -> list[Segment]:
+    """The manifest's segments, loaded (a format-1/2 index is one segment: its data folder)."""
+    if m.version >= 3:
+        return [load_segment(root / e["name"], e["name"], e["n_rows"], e["deleted"], e["n_deleted"])
+                for e in m.segments]
+    data = root / m.data if m.version == 2 else root
+    return [load_segment(data, m.data, m.n_passages, legacy=True)]
+
+
+def _remove_sqlite(path: Path) -> None:
+    for side in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+
+
+class _Writer:
+    """One write: documents stream through the SQL store into new segments; replaced and deleted passages are
+    marked in the segments holding them; small segments are merged; the result is published atomically."""
+
+    def __init__(self, out: Path, old: Manifest | None, params: BuildParams, rebuild: bool, encoders: Encoders,
+                 progress: bool) -> None:
+        self.out, self.old, self.params, self.encoders, self.progress = out, old, params, encoders, progress
+        self.gen = (old.generation if old is not None else 0) + 1
+        self.incremental = old is not None and old.version >= 3 and not rebuild
+        # a legacy index (format 1/2) is converted once: its SQL copied, its segments rebuilt from the store
+        self.resync = not self.incremental and (
+            (old is not None and old.version < 3 and not rebuild) or (rebuild and params.sql_url is not None))
+        self.sql_file = "" if params.sql_url else (old.sql if self.incremental else f"docs-{self.gen:06d}.sqlite")
+        self.segments: list[Segment] = _segments_of(out, old) if self.incremental else []
+        self.n_old = len(self.segments)
+        self.marked: dict[str, list[Passage]] = {}  # segment name -> passages this write deleted from it
+        self.removed_old: list[Passage] = []  # passages deleted from segments that existed before this write
+        self.added: list[Passage] = []  # passages put in new segments (for store statistics)
+        self.buffer: list[Passage] = []
+        self.k = 0
+        self.embedded = 0
+        self.stage = new_stage(out)
+        self.moves: list[tuple[Path, str]] = []
+        self.seconds: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- the write
+
+    def run(self, documents: Iterable[Document], delete: Sequence[str], merge_all: bool = False) -> BuildReport:
+        t0 = time.perf_counter()
+        fresh_sql = not self.params.sql_url and not self.incremental
+        logged = self.incremental or self.params.sql_url is not None
+        if fresh_sql:
+            _remove_sqlite(self.out / self.sql_file)
+            if self.resync and self.old is not None:
+                copy_sqlite(Path(_sql_of(self.out, self.old, self.params).database), self.out / self.sql_file)
+        store = SQLStore(_sql_of(self.out, self.old, self.params, self.sql_file if fresh_sql else ""),
+                         namespace=self.params.sql_namespace)
+        manifest = None
+        try:
+            try:
+                counts = self._ingest(store, documents, delete, logged)
+                if store.count_passages() == 0:
+                    raise CorpusError("the corpus has no passages with text: nothing to index")
+                changed = counts["added"] or counts["updated"] or counts["deleted"] or merge_all
+                if self.incremental and not changed:  # nothing changed: no new generation to publish
+                    shutil.rmtree(self.stage, ignore_errors=True)
+                    self.seconds["total"] = time.perf_counter() - t0
+                    return BuildReport(self.old, 0, 0, counts["unchanged"], 0, self.seconds, 0)
+                if self.resync:
+                    self._add(store.iter_passages())
+                self._flush()
+                t = time.perf_counter()
+                self._merge(store, merge_all)
+                self.seconds["merge"] = time.perf_counter() - t
+                self._write_deletions()
+                self._write_state()
+                manifest = self._publish(store.count_documents())
+            except BaseException:
+                shutil.rmtree(self.stage, ignore_errors=True)
+                if logged:
+                    store.rollback(self.gen)
+                raise
+            if logged:
+                store.commit_generation(self.gen)
         finally:
             store.close()
-        seconds["sql"] = time.perf_counter() - t0
-        if old is not None and not rebuild and not (summary.added or summary.updated or n_deleted) \
-                and fingerprint == old.corpus_fingerprint:  # nothing changed: no new generation to publish
-            shutil.rmtree(stage, ignore_errors=True)
-            seconds["total"] = time.perf_counter() - t0
-            return BuildReport(old, 0, 0, len(summary.unchanged), 0, seconds, 0)
-        ids = np.array([p.id for p in passages])
-        hashes = np.array([passage_hash(p) for p in passages])
-        np.save(stage / _IDS, ids, allow_pickle=False)
-        np.save(stage / _HASHES, hashes, allow_pickle=False)
-        saved = np.load(stage / _IDS, allow_pickle=False)
-        if saved.tolist() != [p.id for p in passages]:  # the row -> id map every store relies on must round-trip
-            bad = next(p.id for p, s in zip(passages, saved.tolist()) if p.id != s)
-            raise CorpusError(f"passage id {bad!r} does not survive being saved (control characters?): rename it")
+            if fresh_sql and manifest is None:  # a new SQLite file nothing published refers to
+                _remove_sqlite(self.out / self.sql_file)
+        self.seconds["total"] = time.perf_counter() - t0
+        return BuildReport(manifest, counts["added"], counts["updated"], counts["unchanged"], self.embedded,
+                           self.seconds, counts["deleted"])
 
-        encoders = Encoders(params.dense, params.ngram, embedder=embedder, threads=threads)
-        previous = None
-        if old is not None and not rebuild:
-            prev_data = data_dir(out, old)
-            previous = Previous(prev_data, tuple(old.stores), prev_data / _IDS, prev_data / _HASHES)
-        env = BuildEnv(encoders, hashes, previous, progress)
-        computed: dict[str, int] = {}
-        for name in params.stores:
+    def _ingest(self, store: SQLStore, documents: Iterable[Document], delete: Sequence[str],
+                logged: bool) -> dict[str, int]:
+        """Stream `documents` through the SQL store in batches; their new passages fill new segments."""
+        t = time.perf_counter()
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+        split = SplitConfig(self.params.passage_words, self.params.passage_overlap)
+        gen = self.gen if logged else None
+        seen: set[str] | None = set() if (self.resync and self.params.sql_url is not None) else None
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="indexing documents", unit="doc", leave=False)
+        for batch in _batches(documents, _DOC_BATCH):
+            w = store.write(batch, (), split, generation=gen)
+            counts["added"] += len(w.summary.added)
+            counts["updated"] += len(w.summary.updated)
+            counts["unchanged"] += len(w.summary.unchanged)
+            if seen is not None:
+                seen.update(d.id for d in batch)
+            if not self.resync:
+                self._remove(w.removed_passages)
+                self._add(w.new_passages)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        if seen is not None:  # rebuild over an external store: sync it (documents not in the corpus go)
+            delete = [*delete, *(i for i in store.document_ids() if i not in seen)]
+        if delete:
+            w = store.write([], delete, split, generation=gen)
+            counts["deleted"] = w.n_deleted
+            if not self.resync:
+                self._remove(w.removed_passages)
+        self.seconds["sql"] = time.perf_counter() - t
+        return counts
+
+    # ---------------------------------------------------------------- segments
+
+    def _add(self, passages: Iterable[Passage]) -> None:
+        """Buffer new passages; every `segment_passages` of them become a segment."""
+        cap = self.params.segment_passages
+        for p in passages:
+            self.buffer.append(p)
+            if len(self.buffer) >= cap:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered passages as a new segment (in the stage)."""
+        if not self.buffer:
+            return
+        passages, self.buffer = self.buffer, []
+        if self.incremental:
+            self.added.extend(passages)
+        self.segments.append(self._write_segment(passages, None))
+
+    def _write_segment(self, passages: Sequence[Passage], previous: Previous | None) -> Segment:
+        name = segment_name(self.gen, self.k)
+        self.k += 1
+        directory = self.stage / name
+        hashes = write_row_maps(directory, passages)
+        env = BuildEnv(self.encoders, hashes, previous, self.progress)
+        for store_name in self.params.stores:
             t = time.perf_counter()
-            computed[name] = store_kind(name).build(passages, stage / name, getattr(params, name), env)
-            seconds[name] = time.perf_counter() - t
-        n_embedded = computed.get("dense", 0)  # BuildReport.embedded: passages the dense store embedded anew
+            n = store_kind(store_name).build(passages, directory / store_name, getattr(self.params, store_name), env)
+            if store_name == "dense":
+                self.embedded += n
+            self.seconds[store_name] = self.seconds.get(store_name, 0.0) + time.perf_counter() - t
+        self.moves.append((directory, name))
+        return load_segment(directory, name, len(passages))
 
-        manifest = publish(out, stage, Manifest(
-            n_docs=n_docs,
-            n_passages=len(passages),
-            corpus_fingerprint=fingerprint,
-            stores=list(params.stores),
-            params={**asdict(params), "analyzer": DEFAULT_ANALYZER.name},
-        ), old)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    seconds["total"] = time.perf_counter() - t0
-    return BuildReport(
-        manifest, len(summary.added), len(summary.updated), len(summary.unchanged), n_embedded, seconds, n_deleted
-    )
+    def _remove(self, passages: Sequence[Passage]) -> None:
+        """Mark `passages` (stored versions this write replaced or deleted) deleted where they are live."""
+        if not passages:
+            return
+        ids = {p.id for p in passages}
+        if self.buffer:
+            self.buffer = [p for p in self.buffer if p.id not in ids]
+        for p in passages:
+            for seg in reversed(self.segments):
+                row = seg.find([p.id]).get(p.id)
+                if row is not None:
+                    seg.deleted_rows = np.union1d(seg.deleted_rows, [row]).astype(np.int64)
+                    self.marked.setdefault(seg.name, []).append(p)
+                    if seg.directory.parent == self.out:
+                        self.removed_old.append(p)
+                    else:
+                        self.added = [a for a in self.added if a.id != p.id]
+                    break
+
+    def _merge(self, store: SQLStore, merge_all: bool) -> None:
+        """Merge policy: adjacent segments merge while there are more than `max_segments` and the merged one
+        stays within `segment_passages`; a segment with most rows deleted is rewritten (`merge_all`: one)."""
+        cap, limit = self.params.segment_passages, self.params.max_segments
+
+        def live(s: Segment) -> int:
+            return s.n_rows - len(s.deleted_rows)
+
+        while len(self.segments) > 1:
+            if merge_all:
+                run = (0, len(self.segments))
+            else:
+                pairs = [(live(a) + live(b), i) for i, (a, b) in enumerate(zip(self.segments, self.segments[1:]))
+                         if live(a) + live(b) <= cap]
+                if len(self.segments) <= limit or not pairs:
+                    break
+                run = (min(pairs)[1], min(pairs)[1] + 2)
+            self._merge_run(store, *run)
+            if merge_all:
+                break
+        for i, s in enumerate(self.segments):
+            if s.n_rows and len(s.deleted_rows) * 2 > s.n_rows:
+                self._merge_run(store, i, i + 1)
+
+    def _merge_run(self, store: SQLStore, i: int, j: int) -> None:
+        run = self.segments[i:j]
+        ids = [str(x) for s in run for x in s.ids[live_rows_of(s)].tolist()]
+        hashes = [str(x) for s in run for x in s.hashes[live_rows_of(s)].tolist()]
+        passages = store.get_passages(ids, missing="skip")
+        stored = store.passage_hashes(ids)
+        if len(passages) != len(ids) or any(stored.get(i) != h for i, h in zip(ids, hashes)):
+            raise IndexFormatError(f"index {self.out}: the document store does not hold the passages its segments "
+                                   f"list (out of sync); rebuild it with `adarag index CORPUS --out {self.out} --rebuild`")
+        prev = Previous(tuple(s.directory for s in run), tuple(self.params.stores))
+        merged = self._write_segment(passages, prev) if passages else None
+        for s in run:
+            self.marked.pop(s.name, None)
+            if s.directory.parent == self.stage:
+                self.moves = [(a, b) for a, b in self.moves if b != s.name]
+                shutil.rmtree(s.directory, ignore_errors=True)
+        self.segments[i:j] = [merged] if merged is not None else []
+
+    def _write_deletions(self) -> None:
+        """A new deletion folder for each segment this write deleted rows from."""
+        for seg in self.segments:
+            removed = self.marked.get(seg.name)
+            if not removed:
+                continue
+            folder = f"del-{self.gen:06d}"
+            if seg.directory.parent == self.stage:  # a segment of this write: its folder moves with it
+                directory, dst = seg.directory / folder, None
+            else:
+                directory, dst = self.stage / "deleted" / seg.name / folder, f"{seg.name}/{folder}"
+            write_deleted_rows(directory, seg.deleted_rows)
+            for name in self.params.stores:
+                store_kind(name).write_deleted(seg.part(name), removed, directory / name,
+                                               getattr(self.params, name), self.encoders)
+            if dst is not None:
+                self.moves.append((directory, dst))
+            seg.deleted_name = folder
+
+    def _write_state(self) -> None:
+        """Generation-wide store state (e.g. BM25's collection statistics) into the generation folder."""
+        gen_dir = self.stage / f"gen-{self.gen:06d}"
+        gen_dir.mkdir()
+        before = self.old if self.incremental else None
+        for name in self.params.stores:
+            kind = store_kind(name)
+            prev_state = self.out / before.data / name if before is not None else None
+            kind.write_state([s.part(name) for s in self.segments], self.added if before else None,
+                             self.removed_old if before else None,
+                             prev_state if prev_state is not None and prev_state.is_dir() else None,
+                             gen_dir / name, getattr(self.params, name), self.encoders)
+        self.moves.append((gen_dir, gen_dir.name))
+
+    def _publish(self, n_docs: int) -> Manifest:
+        entries = [{"name": s.name, "n_rows": s.n_rows, "deleted": s.deleted_name,
+                    "n_deleted": len(s.deleted_rows)} for s in self.segments]
+        keep = {s.name for s in self.segments if s.directory.parent == self.out}
+        dels = {f"{s.name}/{s.deleted_name}" for s in self.segments if s.deleted_name}
+        files = {}
+        if self.incremental:
+            for rel, meta in self.old.files.items():
+                parts = rel.split("/")
+                if parts[0] in keep and (not parts[1].startswith("del-") or f"{parts[0]}/{parts[1]}" in dels):
+                    files[rel] = meta
+        n_live = sum(e["n_rows"] - e["n_deleted"] for e in entries)
+        manifest = Manifest(
+            n_docs=n_docs, n_passages=n_live, corpus_fingerprint="", stores=list(self.params.stores),
+            params={**asdict(self.params), "analyzer": DEFAULT_ANALYZER.name}, files=files,
+            generation=self.gen, data=f"gen-{self.gen:06d}", previous=self.old.data if self.old is not None else "",
+            segments=entries, sql=self.sql_file)
+        try:
+            return publish_segments(self.out, self.moves, manifest, self.old)
+        finally:
+            shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _batches(documents: Iterable[Document], n: int) -> Iterator[list[Document]]:
+    if isinstance(documents, (str, bytes, Document)):
+        raise ConfigError(f"documents must be an iterable of Document, got a single {type(documents).__name__}")
+    batch: list[Document] = []
+    for d in documents:
+        batch.append(d)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Index:
     """An opened, verified index directory: the SQL store plus its passage stores (bm25, dense, ngram, ...)."""
 
-    def __init__(self, root: Path, manifest: Manifest, store: SQLStore, ids: np.ndarray,
+    def __init__(self, root: Path, manifest: Manifest, store: SQLStore, segments: Sequence[Segment],
                  stores: dict[str, Store], encoders: Encoders, stamp: tuple[int, int, int] | None = None) -> None:
         self.root = root
         self.manifest = manifest
         self.stamp = stamp  # manifest_stamp at open: a different one on disk means a newer generation
         self.params = _params_from_manifest(manifest)
         self.store = store
-        self.ids = ids  # [n_passages] str: row -> passage id, shared by every store
+        self.segments = list(segments)
+        # global rows are the segments' rows in order, deleted ones included (every store shares them)
+        self.ids = np.concatenate([s.ids for s in segments]) if segments else np.empty(0, "U1")  # [n_rows] str
+        self.hashes = np.concatenate([s.hashes for s in segments]) if segments else np.empty(0, "U1")
+        lives = [s.live for s in segments]
+        self.live = None if all(m is None for m in lives) else np.concatenate(
+            [np.ones(s.n_rows, bool) if m is None else m for s, m in zip(segments, lives)])  # [n_rows] bool
         self.encoders = encoders
         self._stores = stores
+
+    def live_rows(self) -> np.ndarray:
+        """The global rows of live (not deleted) passages, ascending."""
+        return np.arange(len(self.ids), dtype=np.int64) if self.live is None else np.flatnonzero(self.live)
 
     @property
     def stores(self) -> tuple[str, ...]:
@@ -328,7 +620,11 @@ class Index:
     def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
         pids = [str(self.ids[r]) for r in rows]
-        by_id = {p.id: p for p in self.store.get_passages(pids)}
+        by_id = {p.id: p for p in self.store.get_passages(pids, missing="skip")}
+        stored = self.store.passage_hashes(pids) if by_id else {}
+        stale = [pid for r, pid in zip(rows, pids) if stored.get(pid) != self.hashes[r]]
+        if stale:  # a writer changed them after this generation was published: read the pre-images
+            by_id.update(self.store.pre_image_passages(stale))
         out = []
         for pid, s in zip(pids, scores):
             p = by_id.get(pid)
@@ -371,26 +667,31 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
 def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index:
     manifest = verify_index(root) if verify else read_manifest(root)
     params = _params_from_manifest(manifest)
-    data = data_dir(root, manifest)
-    try:
-        ids = np.load(data / _IDS, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"{data / _IDS}: cannot read ({e}); rebuild the index") from e
-    if len(ids) != manifest.n_passages:
-        raise IndexFormatError(f"{data / _IDS} has {len(ids)} rows, the manifest says {manifest.n_passages}; "
-                               "rebuild the index")
+    segments = _segments_of(root, manifest)
     encoders = Encoders(params.dense, params.ngram)
     env = LoadEnv(root, encoders, manifest.params)
-    stores = {name: store_kind(name).load(data / name, env) for name in params.stores}
+    state = root / manifest.data if manifest.version >= 3 else None
+    stores = {name: store_kind(name).open([s.part(name) for s in segments],
+                                          state / name if state is not None and (state / name).is_dir() else None, env)
+              for name in params.stores}
+    n_rows = sum(s.n_rows for s in segments)
     for name, st in stores.items():
-        if st.n_rows != len(ids):
-            raise IndexFormatError(f"the {name} store of {root} has {st.n_rows} rows, the index {len(ids)}; "
+        if st.n_rows != n_rows:
+            raise IndexFormatError(f"the {name} store of {root} has {st.n_rows} rows, the index {n_rows}; "
                                    "rebuild the index")
-    store = SQLStore(_sql_url(data, params), namespace=params.sql_namespace)
-    if params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
+    store = SQLStore(_sql_of(root, manifest, params), namespace=params.sql_namespace)
+    if manifest.version >= 3:
+        done = store.generation()
+        if done is not None and done < manifest.generation and manifest.generation not in store.pending_generations():
+            store.close()
+            raise IndexFormatError(
+                f"the document store of index {root} is at generation {done}, the index at {manifest.generation} "
+                f"(restored from an old backup, or changed outside adarag); rebuild with "
+                f"`adarag index CORPUS --out {root} --rebuild`")
+    elif params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
         store.close()
         raise IndexFormatError(
             f"the SQL store at {params.sql_url} no longer matches index {root} (documents changed outside adarag "
             f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
         )
-    return Index(root, manifest, store, ids, stores, encoders, stamp)
+    return Index(root, manifest, store, segments, stores, encoders, stamp)

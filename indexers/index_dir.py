@@ -55,15 +55,23 @@ __all__ = [
     "commit_staging",
     "adarag_version",
     "load_arrays",
+    "SEGMENT",
+    "DELETED",
+    "SQLITE",
+    "publish_segments",
+    "referenced",
 ]
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "adarag-index"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
-_READS = (1, 2)
+_READS = (1, 2, 3)
 _GEN = re.compile(r"gen-(\d{6,})")
+SEGMENT = re.compile(r"seg-(\d{6,})-(\d{3,})")
+DELETED = re.compile(r"del-(\d{6,})")
+SQLITE = re.compile(r"docs-(\d{6,})\.sqlite")
 _STAGE_PREFIX = ".staging-"
 _SQLITE_SIDE = ("docs.sqlite-wal", "docs.sqlite-shm", "docs.sqlite-journal")  # SQLite's own, never listed
 _LEFTOVER = re.compile(r"(\.staging-.*|manifest\.json\.tmp.*|write\.lock)")
@@ -108,13 +116,16 @@ class Manifest:
     generation: int = 0
     data: str = ""
     previous: str = ""
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    sql: str = ""
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "n_docs": (int,), "n_passages": (int,), "corpus_fingerprint": (str,), "stores": (list,), "params": (dict,),
     "files": (dict,), "format": (str,), "version": (int,), "adarag_version": (str,), "created": (int, float),
-    "generation": (int,), "data": (str,), "previous": (str,),
+    "generation": (int,), "data": (str,), "previous": (str,), "segments": (list,), "sql": (str,),
 }
+_SINCE = {"generation": 2, "data": 2, "previous": 2, "segments": 3, "sql": 3}  # fields newer formats added
 
 
 def sha256_file(path: Path, progress: bool = False, chunk: int = 8 << 20) -> str:
@@ -194,7 +205,7 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         raise IndexFormatError(f"{bad}: unexpected field(s) {unknown}; {_rebuild_hint(root)}")
     for name, types in _TYPES.items():
         if name not in raw:
-            if name in ("generation", "data", "previous") and raw.get("version") == 1:
+            if raw.get("version", 0) < _SINCE.get(name, 1):
                 continue
             raise IndexFormatError(f"{bad}: field {name!r} is missing; {_rebuild_hint(root)}")
         v = raw[name]
@@ -211,7 +222,9 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         if not ok:
             raise IndexFormatError(f"{bad}: bad file entry {rel!r} (paths must be relative, inside the index, "
                                    f"with a {algo} and a size); {_rebuild_hint(root)}")
-    if raw["version"] >= 2:
+    if raw["version"] >= 3:
+        _validate_segments(raw, bad, root)
+    elif raw["version"] == 2:
         if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
             raise IndexFormatError(f"{bad}: data directory {raw['data']!r} does not match generation "
                                    f"{raw['generation']}; {_rebuild_hint(root)}")
@@ -223,6 +236,39 @@ def _validate(raw: dict[str, Any], path: Path, root: Path) -> Manifest:
         if missing:
             raise IndexFormatError(f"{bad}: it lists no file for {missing}; {_rebuild_hint(root)}")
     return Manifest(**{k: v for k, v in raw.items() if k != "checksum"})
+
+
+def _validate_segments(raw: dict[str, Any], bad: str, root: Path) -> None:
+    """Format 3: the generation folder, the SQLite file and every segment entry are well formed, and the
+    files list names each segment's row maps and a file of each store."""
+    hint = _rebuild_hint(root)
+    if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
+        raise IndexFormatError(f"{bad}: generation folder {raw['data']!r} does not match generation "
+                               f"{raw['generation']}; {hint}")
+    if raw["params"].get("sql_url") is None and SQLITE.fullmatch(raw["sql"]) is None:
+        raise IndexFormatError(f"{bad}: bad document store file {raw['sql']!r}; {hint}")
+    total = 0
+    names = set()
+    for seg in raw["segments"]:
+        ok = isinstance(seg, dict) and set(seg) == {"name", "n_rows", "deleted", "n_deleted"} and \
+            isinstance(seg["name"], str) and SEGMENT.fullmatch(seg["name"]) is not None and \
+            all(isinstance(seg[k], int) and not isinstance(seg[k], bool) for k in ("n_rows", "n_deleted")) and \
+            0 <= seg["n_deleted"] <= seg["n_rows"] and isinstance(seg["deleted"], str) and \
+            (seg["deleted"] == "" if seg["n_deleted"] == 0 else DELETED.fullmatch(seg["deleted"]) is not None)
+        if not ok or seg["name"] in names:
+            raise IndexFormatError(f"{bad}: bad segment entry {seg!r}; {hint}")
+        names.add(seg["name"])
+        total += seg["n_rows"] - seg["n_deleted"]
+        need = [f"{seg['name']}/ids.npy", f"{seg['name']}/passage_hashes.npy"] + \
+            ([f"{seg['name']}/{seg['deleted']}/rows.npy"] if seg["deleted"] else [])
+        missing = [f for f in need if f not in raw["files"]] + \
+            [f"{seg['name']}/{s}" for s in raw["stores"]
+             if not any(f.startswith(f"{seg['name']}/{s}/") for f in raw["files"])]
+        if missing:
+            raise IndexFormatError(f"{bad}: it lists no file for {missing}; {hint}")
+    if total != raw["n_passages"]:
+        raise IndexFormatError(f"{bad}: its segments hold {total} live rows, it says {raw['n_passages']} "
+                               f"passages; {hint}")
 
 
 def read_manifest(root: Path) -> Manifest:
@@ -267,8 +313,9 @@ def read_manifest(root: Path) -> Manifest:
 
 
 def data_dir(root: Path, manifest: Manifest) -> Path:
-    """Where the manifest's files lie: its generation directory (format 2) or the root (format 1)."""
-    return Path(root) / manifest.data if manifest.data else Path(root)
+    """Where the manifest's file paths start: the generation directory (format 2), else the root (formats 1
+    and 3: format 3 lists segment files as `seg-.../...` and generation files as `gen-.../...`)."""
+    return Path(root) / manifest.data if manifest.version == 2 else Path(root)
 
 
 def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
@@ -361,6 +408,29 @@ def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -
     os.rename(stage, target)
     done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION, "generation": gen,
                        "data": name, "previous": old.data if old is not None else ""})
+    _write_manifest(root, done)
+    if old is not None and old.version == 1:
+        _remove_format1_files(root, old)
+    clean_leftovers(root, done)
+    return done
+
+
+def referenced(m: Manifest | None) -> set[str]:
+    """What a format-2/3 manifest uses, as paths relative to the root: its generation folder, its SQLite file
+    (with SQLite's side files), its segments and their deletion folders."""
+    if m is None or m.version == 1:
+        return set()
+    refs = {m.data} - {""}
+    if m.sql:
+        refs |= {m.sql, *(f"{m.sql}{side}" for side in ("-wal", "-shm", "-journal"))}
+    for seg in m.segments:
+        refs.add(seg["name"])
+        if seg["deleted"]:
+            refs.add(f"{seg['name']}/{seg['deleted']}")
+    return refs
+
+
+def _write_manifest(root: Path, done: Manifest) -> None:
     raw = asdict(done)
     raw["checksum"] = manifest_checksum(raw)
     tmp = root / f"{MANIFEST}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -370,10 +440,56 @@ def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -
         os.fsync(f.fileno())
     os.replace(tmp, root / MANIFEST)
     _fsync_dir(root)
+
+
+def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manifest, old: Manifest | None) -> Manifest:
+    """Publish a format-3 generation: checksum and fsync each finished folder `src`, rename it to its place
+    `dst` (relative to `root`: a new segment, a segment's new deletion folder, the generation folder), then
+    atomically replace `manifest.json`. `manifest.files` carries the entries of files it keeps; the moved
+    files' entries are added here. Caller holds the write lock and has set the generation fields."""
+    root = Path(root)
+    files = dict(manifest.files)
+    for src, dst in moves:
+        files.update({f"{dst}/{rel}": meta for rel, meta in _list_files(src).items()})
+        _fsync_tree(src)
+    for src, dst in moves:
+        target = root / dst
+        if target.exists():  # left by a writer killed before it published: never referenced
+            shutil.rmtree(target)
+        os.rename(src, target)
+        _fsync_dir(target.parent)
+    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION})
+    _write_manifest(root, done)
     if old is not None and old.version == 1:
         _remove_format1_files(root, old)
-    clean_leftovers(root, done)
+    _remove_unreferenced(root, referenced(done) | referenced(old))
     return done
+
+
+def _generation_of(name: str) -> int | None:
+    for pat in (SEGMENT, _GEN, DELETED):
+        m = pat.fullmatch(name)
+        if m:
+            return int(m.group(1))
+    m = SQLITE.match(name)
+    return int(m.group(1)) if m and name[m.end():] in ("", "-wal", "-shm", "-journal") else None
+
+
+def _remove_unreferenced(root: Path, keep: set[str], newer_than: int | None = None) -> None:
+    """Remove segment, generation and SQLite entries (and segments' deletion folders) that `keep` does not
+    name; with `newer_than`, only those a killed writer made for a later generation than that."""
+    def stale(rel: str, name: str) -> bool:
+        gen = _generation_of(name)
+        return gen is not None and rel not in keep and (newer_than is None or gen > newer_than)
+
+    for p in list(root.iterdir()):
+        if stale(p.name, p.name):
+            log.debug("removing %s", p)
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        elif SEGMENT.fullmatch(p.name) and p.name in keep and p.is_dir():
+            for q in p.iterdir():
+                if DELETED.fullmatch(q.name) and stale(f"{p.name}/{q.name}", q.name):
+                    shutil.rmtree(q, ignore_errors=True)
 
 
 def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
@@ -382,11 +498,13 @@ def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
     Caller holds the write lock, so no live writer owns any of it. Nothing else in `root` is touched.
     """
     root = Path(root)
+    if manifest is not None and manifest.version >= 3:  # what a killed writer made for the next generation
+        _remove_unreferenced(root, referenced(manifest), newer_than=manifest.generation)
     keep = {manifest.data, manifest.previous} - {""} if manifest is not None else set()
     for p in root.iterdir():
         if p.name.startswith(_STAGE_PREFIX) or (p.name.startswith(f"{MANIFEST}.tmp") and p.is_file()):
             log.info("removing %s left by an interrupted write", p)
-        elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None:
+        elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None and manifest.version < 3:
             log.debug("removing old generation %s", p)
         else:
             continue

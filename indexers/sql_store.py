@@ -21,7 +21,7 @@ from indexers.errors import ConfigError, CorpusError, IndexFormatError, NotFound
 from indexers.ingest import SplitConfig, check_document, content_hash, corpus_fingerprint, passage_hash, split_passages
 from indexers.types import Document, Passage
 
-__all__ = ["SCHEMA_VERSION", "SQLStore", "WriteSummary", "NotFoundError", "copy_sqlite"]
+__all__ = ["SCHEMA_VERSION", "SQLStore", "WriteSummary", "IndexWrite", "NotFoundError", "copy_sqlite"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,18 @@ class WriteSummary:
     n_passages_written: int = 0
 
 
-def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+@dataclass(frozen=True)
+class IndexWrite:
+    """What `SQLStore.write` did: the passages an index must add (new or changed documents, in batch order) and
+    the stored passages it replaced or deleted (with their text, so the index can mark and account for them)."""
+
+    summary: WriteSummary
+    new_passages: tuple[Passage, ...]
+    removed_passages: tuple[Passage, ...]
+    n_deleted: int
+
+
+def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table, sa.Table]:
     md = sa.MetaData()
     documents = sa.Table(
         f"{prefix}documents", md,
@@ -69,7 +80,15 @@ def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
-    return md, documents, passages, meta
+    # Pre-images of the documents an index write changed, kept until that write's manifest is published: a
+    # writer killed before publishing is rolled back from here (see SQLStore.write / rollback).
+    undo = sa.Table(
+        f"{prefix}adarag_undo", md,
+        sa.Column("generation", sa.BigInteger, primary_key=True),
+        sa.Column("doc_id", sa.Text, primary_key=True),
+        sa.Column("pre", sa.JSON, nullable=True),  # None: the document did not exist before
+    )
+    return md, documents, passages, meta, undo
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -148,7 +167,7 @@ class SQLStore:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         self.namespace = namespace
         self._where = self._engine.url.render_as_string(hide_password=True) + (f" (namespace {namespace!r})" if namespace else "")
-        self._md, self._docs, self._passages, self._meta = _tables(f"{namespace}_" if namespace else "")
+        self._md, self._docs, self._passages, self._meta, self._undo = _tables(f"{namespace}_" if namespace else "")
         try:
             self._open()
         except BaseException:
@@ -169,6 +188,7 @@ class SQLStore:
                             f"{SCHEMA_VERSION}: upgrade adarag, or rebuild the store with this version"
                         )
                     if version == SCHEMA_VERSION:
+                        self._md.create_all(conn, tables=[self._undo])  # added later in schema 1: checkfirst
                         return
                 self._md.create_all(conn)
                 conn.execute(sa.insert(self._meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -310,6 +330,145 @@ class SQLStore:
             for chunk in _chunks(wanted):
                 deleted += conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk))).rowcount
         return deleted
+
+    # ------------------------------------------------------------------ index writes (undo-logged)
+
+    def _pre_images(self, conn: Connection, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored rows of `doc_ids` (documents with their passages), keyed by id, for the undo log."""
+        d, p = self._docs.c, self._passages.c
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(doc_ids)):
+            for row in conn.execute(sa.select(self._docs).where(d.id.in_(chunk))):
+                out[row.id] = {"doc": dict(row._mapping), "passages": []}
+            for row in conn.execute(sa.select(self._passages).where(p.doc_id.in_(chunk)).order_by(p.doc_id, p.ord)):
+                out[row.doc_id]["passages"].append(dict(row._mapping))
+        return out
+
+    def write(self, docs: Iterable[Document], delete: Iterable[str] = (), split: SplitConfig | None = None, *,
+              generation: int | None = None) -> IndexWrite:
+        """Upsert `docs` and delete the documents `delete` names, in one transaction, for an index write.
+
+        With `generation`, the pre-image of every touched document is logged under it first, so `rollback`
+        can undo the write until `commit_generation` says its manifest was published (kill -9 safe in place:
+        no copy of the database). Unknown ids in `delete` are ignored."""
+        batch = _doc_list(docs, "write")
+        gone = list(dict.fromkeys(_id_list(delete, "delete")))
+        with self._engine.begin() as conn:
+            self._lock(conn)
+            chosen = self._check_split(conn, split)
+            pre = self._pre_images(conn, [d.id for d in batch] + gone)
+            added: list[tuple[Document, str]] = []
+            updated: list[tuple[Document, str]] = []
+            unchanged: list[str] = []
+            for doc in batch:
+                h = content_hash(doc)
+                old = pre.get(doc.id)
+                if old is None:
+                    added.append((doc, h))
+                elif old["doc"]["content_hash"] != h:
+                    updated.append((doc, h))
+                else:
+                    unchanged.append(doc.id)
+            in_batch = {d.id for d in batch}
+            gone = [i for i in gone if i in pre and i not in in_batch]
+            if generation is not None:  # only what changes is logged: re-adding a corpus logs nothing
+                self._log_undo(conn, generation, [d.id for d, _ in [*added, *updated]] + gone, pre)
+            for doc, h in updated:
+                seq = pre[doc.id]["doc"]["seq"]
+                self._delete_passages(conn, [doc.id])
+                conn.execute(sa.delete(self._docs).where(self._docs.c.id == doc.id))
+                self._insert(conn, [(doc, h)], chosen, seq)
+            self._insert(conn, added, chosen, self._next_seq(conn))
+            self._delete_passages(conn, gone)
+            for chunk in _chunks(gone):
+                conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk)))
+        new = tuple(p for doc, _ in [*added, *updated] for p in split_passages(doc, chosen.max_words, chosen.overlap))
+        new_ids = {p.id for p in new}
+        removed = tuple(Passage(r["id"], r["doc_id"], r["text"], r["title"], r["start"], r["end"])
+                        for i in [*(d.id for d, _ in updated), *gone] for r in pre[i]["passages"])
+        summary = WriteSummary(tuple(d.id for d, _ in added), tuple(d.id for d, _ in updated), tuple(unchanged),
+                               tuple(p.id for p in removed if p.id not in new_ids), len(new))
+        return IndexWrite(summary, new, removed, len(gone))
+
+    def _log_undo(self, conn: Connection, generation: int, doc_ids: Sequence[str],
+                  pre: dict[str, dict[str, Any]]) -> None:
+        u = self._undo.c
+        logged: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(doc_ids))):
+            logged.update(conn.execute(sa.select(u.doc_id).where(u.generation == generation, u.doc_id.in_(chunk)))
+                          .scalars())
+        rows = [{"generation": generation, "doc_id": i, "pre": pre.get(i)}
+                for i in dict.fromkeys(doc_ids) if i not in logged]
+        if rows:
+            conn.execute(sa.insert(self._undo), rows)
+
+    def pending_generations(self) -> list[int]:
+        """Generations with an undo log: writes whose manifest may not have been published."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(sa.select(self._undo.c.generation).distinct()
+                                     .order_by(self._undo.c.generation)).scalars())
+
+    def rollback(self, generation: int) -> int:
+        """Undo the writes logged under `generation` (restore every pre-image); returns documents restored."""
+        u = self._undo.c
+        with self._engine.begin() as conn:
+            self._lock(conn)
+            rows = list(conn.execute(sa.select(u.doc_id, u.pre).where(u.generation == generation)))
+            ids = [r.doc_id for r in rows]
+            self._delete_passages(conn, ids)
+            for chunk in _chunks(ids):
+                conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk)))
+            docs = [r.pre["doc"] for r in rows if r.pre is not None]
+            passages = [p for r in rows if r.pre is not None for p in r.pre["passages"]]
+            if docs:
+                conn.execute(sa.insert(self._docs), docs)
+            if passages:
+                conn.execute(sa.insert(self._passages), passages)
+            conn.execute(sa.delete(self._undo).where(u.generation == generation))
+        return len(rows)
+
+    def commit_generation(self, generation: int) -> None:
+        """Record that the index published `generation`: its undo log (and any older) is dropped."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(self._undo).where(self._undo.c.generation <= generation))
+            self._set_meta(conn, "generation", str(generation))
+
+    def generation(self) -> int | None:
+        """The last index generation committed against this store (None before the first)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "generation")).first()
+        return int(row[0]) if row else None
+
+    def _set_meta(self, conn: Connection, key: str, value: str) -> None:
+        m = self._meta.c
+        if conn.execute(sa.update(self._meta).where(m.key == key).values(value=value)).rowcount == 0:
+            conn.execute(sa.insert(self._meta).values(key=key, value=value))
+
+    def pre_image_passages(self, ids: Sequence[str]) -> dict[str, Passage]:
+        """Passages as they were before an unpublished write (from its undo log), by id: what a reader of the
+        published generation must still see while a writer is between its SQL commit and its publish."""
+        wanted = set(ids)
+        out: dict[str, Passage] = {}
+        with self._engine.connect() as conn:
+            for (pre,) in conn.execute(sa.select(self._undo.c.pre).order_by(self._undo.c.generation.desc())):
+                for r in (pre or {}).get("passages", []):
+                    if r["id"] in wanted:
+                        out[r["id"]] = Passage(r["id"], r["doc_id"], r["text"], r["title"], r["start"], r["end"])
+        return out
+
+    def passage_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """Stored content hash of each known passage id."""
+        p = self._passages.c
+        out: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                out.update((a, b) for a, b in conn.execute(sa.select(p.id, p.content_hash).where(p.id.in_(chunk))))
+        return out
+
+    def document_ids(self) -> list[str]:
+        """Every stored document id, in insertion order."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(sa.select(self._docs.c.id).order_by(self._docs.c.seq)).scalars())
 
     # ------------------------------------------------------------------ reads
 

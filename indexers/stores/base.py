@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from indexers.errors import ConfigError
+from indexers.segments import SegmentPart
 from indexers.stores.encoders import Encoders
 from indexers.types import Passage
 
@@ -38,17 +39,18 @@ class StoreStats:
 
 @dataclass(frozen=True)
 class Previous:
-    """The generation a build replaces: a store may reuse its rows for unchanged (passage id, content hash)."""
+    """Segments a build replaces (a merge): a store may reuse their rows for unchanged (passage id, content hash)."""
 
-    data: Path  # that generation's data folder (one sub-folder per store)
+    segments: tuple[Path, ...]  # the segment folders (row maps + one sub-folder per store)
     stores: tuple[str, ...]
-    ids_file: Path  # its [n_old] str passage ids, row order
-    hashes_file: Path  # its [n_old] str content hashes
 
-    def rows(self) -> dict[tuple[str, str], int]:
-        """(passage id, content hash) -> row in the previous generation (read on demand: few stores reuse)."""
-        ids, hashes = np.load(self.ids_file, allow_pickle=False), np.load(self.hashes_file, allow_pickle=False)
-        return {(str(i), str(h)): r for r, (i, h) in enumerate(zip(ids, hashes))}
+    def rows(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(passage id, content hash) -> (segment number in `segments`, row), read on demand."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for k, d in enumerate(self.segments):
+            ids, hashes = np.load(d / "ids.npy", allow_pickle=False), np.load(d / "passage_hashes.npy", allow_pickle=False)
+            out.update(((str(i), str(h)), (k, r)) for r, (i, h) in enumerate(zip(ids.tolist(), hashes.tolist())))
+        return out
 
 
 @dataclass(frozen=True)
@@ -97,17 +99,35 @@ class Store(Protocol):
 
 
 class StoreKind(Protocol):
-    """How one kind of store is built and loaded (the class of a Store: its registry entry)."""
+    """How one kind of store is built, marked and opened (the class of a Store: its registry entry).
+
+    An index is a list of segments (indexers.segments); a store writes one folder per segment, a deletion
+    sidecar per segment with deleted rows, and optionally generation-wide state; `open` aggregates the segments
+    into one Store whose results equal a one-segment build over the live rows (exactness is the contract)."""
 
     name: ClassVar[str]
 
     def build(self, passages: Sequence[Passage], directory: Path, params: Any, env: BuildEnv) -> int:
-        """Write a store over `passages` (row i = passages[i]) into `directory`; returns the rows computed
-        rather than reused from `env.previous`. `params` is this store's field of BuildParams."""
+        """Write one segment's store over `passages` (row i = passages[i]) into `directory`; returns the rows
+        computed rather than reused from `env.previous`. `params` is this store's field of BuildParams."""
         ...
 
-    def load(self, directory: Path, env: LoadEnv) -> Store:
-        """Open a store written by `build`, or raise IndexFormatError saying how to rebuild."""
+    def write_deleted(self, part: SegmentPart, removed: Sequence[Passage], directory: Path, params: Any,
+                      encoders: Encoders) -> None:
+        """Write the sidecar for `part`'s deleted rows into `directory`: those of `part.deleted` (if any) plus
+        `removed`, the passages this write deleted from it. A store that needs none writes nothing."""
+        ...
+
+    def write_state(self, parts: Sequence[SegmentPart], added: Sequence[Passage] | None,
+                    removed: Sequence[Passage] | None, previous: Path | None, directory: Path, params: Any,
+                    encoders: Encoders) -> None:
+        """Write generation-wide state over the segments `parts` into `directory` (or nothing). `added` and
+        `removed` are the passages this write added to and deleted from the previous generation, whose state
+        is in `previous`; both None when the state must be computed from `parts` alone."""
+        ...
+
+    def open(self, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> Store:
+        """Open the segments `parts` as one store, or raise IndexFormatError saying how to rebuild."""
         ...
 
 

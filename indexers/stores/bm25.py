@@ -78,3 +78,18 @@ class BM25Store:
                 f"index {env.root} was tokenized with analyzer {analyzer!r}, this adarag uses "
                 f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {env.root} --rebuild`")
         return cls(load_bm25(directory))
+
+    @classmethod
+    def write_deleted(cls, part, removed, directory, params, encoders) -> None:
+        directory.mkdir(parents=True, exist_ok=True)  # PROVISIONAL
+
+    @classmethod
+    def write_state(cls, parts, added, removed, previous, directory, params, encoders) -> None:
+        """PROVISIONAL"""
+
+    @classmethod
+    def open(cls, parts, state, env) -> "BM25Store":
+        if len(parts) != 1 or parts[0].live is not None:
+            raise IndexFormatError("PROVISIONAL: segmented bm25 not integrated yet")
+        cls.load(parts[0].directory, env)
+        return cls(load_bm25(parts[0].directory))

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from indexers.errors import IndexFormatError
 from indexers.ngram import NgramIndex, NgramParams, build_ngram, encode, load_ngram, ngram_text
 from indexers.ngram_search import search
 from indexers.stores.base import BuildEnv, LoadEnv, Ranked, StoreStats, check_mask, check_store_k
@@ -53,3 +54,18 @@ class NgramStore:
     @classmethod
     def load(cls, directory: Path, env: LoadEnv) -> "NgramStore":
         return cls(load_ngram(directory), env.encoders)
+
+    @classmethod
+    def write_deleted(cls, part, removed, directory, params, encoders) -> None:
+        directory.mkdir(parents=True, exist_ok=True)  # PROVISIONAL
+
+    @classmethod
+    def write_state(cls, parts, added, removed, previous, directory, params, encoders) -> None:
+        """PROVISIONAL"""
+
+    @classmethod
+    def open(cls, parts, state, env) -> "NgramStore":
+        if len(parts) != 1 or parts[0].live is not None:
+            raise IndexFormatError("PROVISIONAL: segmented ngram not integrated yet")
+        cls.load(parts[0].directory, env)
+        return cls(load_ngram(parts[0].directory), env.encoders)
