@@ -188,7 +188,6 @@ class SQLStore:
                             f"{SCHEMA_VERSION}: upgrade adarag, or rebuild the store with this version"
                         )
                     if version == SCHEMA_VERSION:
-                        self._md.create_all(conn, tables=[self._undo])  # added later in schema 1: checkfirst
                         return
                 self._md.create_all(conn)
                 conn.execute(sa.insert(self._meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -382,7 +381,9 @@ class SQLStore:
             self._delete_passages(conn, gone)
             for chunk in _chunks(gone):
                 conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk)))
-        new = tuple(p for doc, _ in [*added, *updated] for p in split_passages(doc, chosen.max_words, chosen.overlap))
+        changed = {d.id for d, _ in [*added, *updated]}
+        new = tuple(p for doc in batch if doc.id in changed
+                    for p in split_passages(doc, chosen.max_words, chosen.overlap))
         new_ids = {p.id for p in new}
         removed = tuple(Passage(r["id"], r["doc_id"], r["text"], r["title"], r["start"], r["end"])
                         for i in [*(d.id for d, _ in updated), *gone] for r in pre[i]["passages"])
@@ -390,8 +391,15 @@ class SQLStore:
                                tuple(p.id for p in removed if p.id not in new_ids), len(new))
         return IndexWrite(summary, new, removed, len(gone))
 
+    def _has_undo(self, conn: Connection) -> bool:
+        """The undo table is made by the first logged write (stores older than it open read-only unchanged)."""
+        return sa.inspect(conn).has_table(self._undo.name)
+
     def _log_undo(self, conn: Connection, generation: int, doc_ids: Sequence[str],
                   pre: dict[str, dict[str, Any]]) -> None:
+        if not doc_ids:
+            return
+        self._undo.create(conn, checkfirst=True)
         u = self._undo.c
         logged: set[str] = set()
         for chunk in _chunks(list(dict.fromkeys(doc_ids))):
@@ -405,6 +413,8 @@ class SQLStore:
     def pending_generations(self) -> list[int]:
         """Generations with an undo log: writes whose manifest may not have been published."""
         with self._engine.connect() as conn:
+            if not self._has_undo(conn):
+                return []
             return list(conn.execute(sa.select(self._undo.c.generation).distinct()
                                      .order_by(self._undo.c.generation)).scalars())
 
@@ -413,6 +423,8 @@ class SQLStore:
         u = self._undo.c
         with self._engine.begin() as conn:
             self._lock(conn)
+            if not self._has_undo(conn):
+                return 0
             rows = list(conn.execute(sa.select(u.doc_id, u.pre).where(u.generation == generation)))
             ids = [r.doc_id for r in rows]
             self._delete_passages(conn, ids)
@@ -430,7 +442,8 @@ class SQLStore:
     def commit_generation(self, generation: int) -> None:
         """Record that the index published `generation`: its undo log (and any older) is dropped."""
         with self._engine.begin() as conn:
-            conn.execute(sa.delete(self._undo).where(self._undo.c.generation <= generation))
+            if self._has_undo(conn):
+                conn.execute(sa.delete(self._undo).where(self._undo.c.generation <= generation))
             self._set_meta(conn, "generation", str(generation))
 
     def generation(self) -> int | None:
@@ -450,6 +463,8 @@ class SQLStore:
         wanted = set(ids)
         out: dict[str, Passage] = {}
         with self._engine.connect() as conn:
+            if not self._has_undo(conn):
+                return out
             for (pre,) in conn.execute(sa.select(self._undo.c.pre).order_by(self._undo.c.generation.desc())):
                 for r in (pre or {}).get("passages", []):
                     if r["id"] in wanted:

@@ -116,6 +116,43 @@ class StoreContract:
         assert store.upsert_documents([meta_only]).updated == ("d0",)
         assert store.upsert_documents([meta_only]).unchanged == ("d0",)
 
+    def test_index_write_reports_new_and_removed_passages(self, store: SQLStore) -> None:
+        store.add_documents(_docs(3), split=SPLIT)
+        old_d1 = store.get_passages([f"d1#{k}" for k in range(4)])
+        changed = Document("d1", "now a short text", title="new")
+        w = store.write([_docs(3)[0], changed, Document("d9", "brand new")], ["d2", "nope"])
+        assert w.summary.added == ("d9",) and w.summary.updated == ("d1",) and w.summary.unchanged == ("d0",)
+        assert [p.id for p in w.new_passages] == ["d1", "d9"]  # batch order
+        assert [p.id for p in w.removed_passages] == [f"d1#{k}" for k in range(4)] + [f"d2#{k}" for k in range(4)]
+        assert list(w.removed_passages[:4]) == old_d1  # with their stored text
+        assert w.n_deleted == 1 and store.count_documents() == 3
+        assert store.passage_ids() == [f"d0#{k}" for k in range(4)] + ["d1", "d9"]  # d1 keeps its position
+
+    def test_rollback_restores_exactly_what_an_unpublished_write_changed(self, store: SQLStore) -> None:
+        store.add_documents(_docs(3), split=SPLIT)
+        before = (store.passage_ids(), store.get_documents(["d0", "d1", "d2"]),
+                  store.get_passages(store.passage_ids()))
+        w = store.write([Document("d1", "changed text", metadata={"k": [1, {"x": None}]}), Document("d7", "new")],
+                        ["d0"], generation=5)
+        assert w.summary.updated == ("d1",) and store.pending_generations() == [5]
+        assert store.pre_image_passages(["d1#0", "d0#3", "d7"]) == {
+            "d1#0": before[2][4], "d0#3": before[2][3]}  # what readers of the published generation still see
+        assert store.rollback(5) == 3
+        assert (store.passage_ids(), store.get_documents(["d0", "d1", "d2"]),
+                store.get_passages(store.passage_ids())) == before
+        assert store.get_documents(["d7"], missing="skip") == [] and store.pending_generations() == []
+
+    def test_commit_generation_drops_the_undo_log(self, store: SQLStore) -> None:
+        store.add_documents(_docs(2), split=SPLIT)
+        assert store.generation() is None
+        store.write([Document("d0", "changed")], generation=6)
+        store.write([Document("d5", "more")], generation=6)  # a second batch of the same write
+        store.commit_generation(6)
+        assert store.pending_generations() == [] and store.generation() == 6
+        assert store.get_document("d0").text == "changed" and store.count_documents() == 3
+        store.write(_docs(2)[1:] + [Document("d0", "changed"), Document("d5", "more")], generation=7)
+        assert store.pending_generations() == []  # nothing changed: nothing logged
+
     def test_delete_cascades_to_passages(self, store: SQLStore) -> None:
         store.add_documents(_docs(3), split=SPLIT)
         assert store.delete_documents(["d1", "unknown", "d1"]) == 1
