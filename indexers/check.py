@@ -2,8 +2,8 @@
 Lucene CheckIndex-style; `adarag stats INDEX` says what it holds, from the manifest alone.
 
 Opening an index already checks its manifest, every file's size and xxh3 checksum and each store's row count;
-this adds what is too slow or too rare to pay on every open: the row -> passage id map against the document
-store, passage ids unique, and the document count against the manifest.
+this adds what is too slow or too rare to pay on every open: every live row's passage id and content hash
+against the document store, live passage ids unique, and the passage and document counts.
 """
 from __future__ import annotations
 
@@ -36,14 +36,19 @@ def check_index(root: str | Path) -> CheckReport:
     t = time.perf_counter()
     with open_index(root, verify=True) as ix:
         fix = f"rebuild it with `adarag index CORPUS --out {ix.root} --rebuild`"
-        sql_ids = ix.store.passage_ids()
-        ids = [str(i) for i in ix.ids]
-        if ids != sql_ids:
-            n = next((i for i, (a, b) in enumerate(zip(ids, sql_ids)) if a != b), min(len(ids), len(sql_ids)))
-            raise IndexFormatError(f"index {ix.root}: row {n} of ids.npy is not the document store's passage {n} "
-                                   f"({len(ids)} rows, {len(sql_ids)} stored passages); {fix}")
+        live = ix.live_rows()
+        ids = [str(i) for i in ix.ids[live]]
         if len(set(ids)) != len(ids):
-            raise IndexFormatError(f"index {ix.root}: ids.npy repeats a passage id; {fix}")
+            raise IndexFormatError(f"index {ix.root}: a passage id is live in two rows; {fix}")
+        stored = ix.store.passage_hashes(ids)
+        bad = next((i for i, (pid, h) in enumerate(zip(ids, ix.hashes[live].tolist())) if stored.get(pid) != h), None)
+        if bad is not None:
+            raise IndexFormatError(f"index {ix.root}: row {int(live[bad])} (passage {ids[bad]!r}) is not what the "
+                                   f"document store holds under that id; {fix}")
+        n_stored = ix.store.count_passages()
+        if n_stored != len(ids):
+            raise IndexFormatError(f"index {ix.root}: the document store holds {n_stored} passages, the segments "
+                                   f"{len(ids)} live rows; {fix}")
         n_docs = ix.store.count_documents()
         if n_docs != ix.manifest.n_docs:
             raise IndexFormatError(f"index {ix.root}: the document store holds {n_docs} documents, the manifest "
@@ -54,15 +59,24 @@ def check_index(root: str | Path) -> CheckReport:
 
 
 def index_stats(root: str | Path) -> dict:
-    """Counts, bytes per store and build parameters of index `root`, read from its manifest (no data file
-    is opened, so it is instant at any size)."""
+    """Counts, segments, bytes per store and build parameters of index `root`, read from its manifest (no data
+    file is opened, so it is instant at any size)."""
     root = Path(root).expanduser().resolve()
     m = read_manifest(root)
     parts: dict[str, int] = {}
     for rel, meta in m.files.items():
-        head = rel.split("/", 1)[0] if "/" in rel else {"docs.sqlite": "sql"}.get(rel, "row maps")
+        bits = rel.split("/")
+        if m.version >= 3:
+            bits = bits[1:]  # segment or generation folder
+            if bits and bits[0].startswith("del-"):
+                bits = bits[1:]
+        head = bits[0] if len(bits) > 1 else {"docs.sqlite": "sql"}.get(bits[-1], "row maps")
         parts[head] = parts.get(head, 0) + meta["bytes"]
+    if m.version >= 3 and m.sql and (root / m.sql).is_file():
+        parts["sql"] = (root / m.sql).stat().st_size
+    segments = m.segments or [{"n_rows": m.n_passages, "n_deleted": 0}]
     return {"index": str(root), "format": m.format, "version": m.version, "generation": m.generation,
-            "n_docs": m.n_docs, "n_passages": m.n_passages, "deleted": 0, "segments": 1, "stores": m.stores,
+            "n_docs": m.n_docs, "n_passages": m.n_passages, "deleted": sum(s["n_deleted"] for s in segments),
+            "segments": len(segments), "segment_rows": [s["n_rows"] for s in segments], "stores": m.stores,
             "bytes": dict(sorted(parts.items())), "total_bytes": sum(parts.values()), "params": m.params,
             "adarag_version": m.adarag_version, "created": m.created}

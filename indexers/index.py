@@ -319,6 +319,8 @@ class _Writer:
                 self.seconds["merge"] = time.perf_counter() - t
                 self._write_deletions()
                 self._write_state()
+                if not logged:  # a new file only the new manifest names: stamp it before publishing
+                    store.commit_generation(self.gen)
                 manifest = self._publish(store.count_documents())
             except BaseException:
                 shutil.rmtree(self.stage, ignore_errors=True)
@@ -679,15 +681,18 @@ def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index
         if st.n_rows != n_rows:
             raise IndexFormatError(f"the {name} store of {root} has {st.n_rows} rows, the index {n_rows}; "
                                    "rebuild the index")
+    if manifest.version >= 3 and manifest.sql and not (root / manifest.sql).is_file():
+        raise IndexFormatError(f"index {root} is missing {manifest.sql} (its document store); rebuild it with "
+                               f"`adarag index CORPUS --out {root} --rebuild`")
     store = SQLStore(_sql_of(root, manifest, params), namespace=params.sql_namespace)
     if manifest.version >= 3:
         done = store.generation()
-        if done is not None and done < manifest.generation and manifest.generation not in store.pending_generations():
+        if done != manifest.generation and manifest.generation not in store.pending_generations():
             store.close()
             raise IndexFormatError(
-                f"the document store of index {root} is at generation {done}, the index at {manifest.generation} "
-                f"(restored from an old backup, or changed outside adarag); rebuild with "
-                f"`adarag index CORPUS --out {root} --rebuild`")
+                f"the document store of index {root} no longer matches it (documents changed outside adarag, or "
+                f"the store was restored from another backup: it is at generation {done}, the index at "
+                f"{manifest.generation}); rebuild with `adarag index CORPUS --out {root} --rebuild`")
     elif params.sql_url is not None and store.fingerprint() != manifest.corpus_fingerprint:
         store.close()
         raise IndexFormatError(

@@ -1,18 +1,22 @@
-"""The on-disk index directory: generations of store files behind one self-checksummed `manifest.json`.
+"""The on-disk index directory: segments and generations behind one self-checksummed `manifest.json`.
 
-Layout of an index directory (format `adarag-index`, version 2)::
+Layout of an index directory (format `adarag-index`, version 3)::
 
-    manifest.json        format, version, generation, data dir, build params, corpus fingerprint, n_docs,
-                         n_passages, stores, xxh3-128 + size of every data file, and its own sha256 (`checksum`)
+    manifest.json        format, version, generation, build params, n_docs, n_passages (live), stores, the
+                         segments in order (name, rows, current deletion folder, deleted rows), the SQLite
+                         file, xxh3-128 + size of every data file, and its own sha256 (`checksum`)
     write.lock           the writers' lock (indexers.lock)
-    gen-000007/          the live generation: docs.sqlite, ids.npy, passage_hashes.npy, bm25/, dense/, ngram/
-    gen-000006/          the previous generation, kept for readers still on it; removed by the next write
+    docs-000001.sqlite   the document store, updated in place (undo-logged: indexers.sql_store)
+    seg-000001-000/      an immutable segment: row maps, one folder per store, deletion folders del-GGGGGG/
+    gen-000007/          generation-wide store state (e.g. BM25 collection statistics)
 
-A write builds a new generation in `.staging-<pid>-<hex>/` inside the index, fsyncs it, renames it to its
-`gen-NNNNNN` name and then publishes it by atomically replacing `manifest.json`: the one step that changes what
-readers see. There is no window in which the index is missing, a writer killed at any moment leaves the last
-published generation loadable, and the index directory itself is never moved or deleted. Format 1 (the store
-files directly in the index directory) still loads; the next write turns it into format 2.
+A write stages new segments, deletion folders and its generation folder in `.staging-<pid>-<hex>/`, fsyncs
+them, renames them into place under names no published manifest uses, and then publishes by atomically
+replacing `manifest.json`: the one step that changes what readers see. Folders neither the new nor the
+previous manifest names are removed after publishing (readers still on the previous generation keep theirs).
+A writer killed at any moment leaves the last published generation loadable; the next writer removes what it
+left. Formats 1 (store files in the root) and 2 (one `gen-NNNNNN/` folder) still load, as one segment; the
+next write converts them.
 """
 from __future__ import annotations
 
@@ -49,7 +53,6 @@ __all__ = [
     "index_state",
     "recover_swap",
     "new_stage",
-    "publish",
     "clean_leftovers",
     "staging_dir",
     "commit_staging",
@@ -245,6 +248,8 @@ def _validate_segments(raw: dict[str, Any], bad: str, root: Path) -> None:
     if _GEN.fullmatch(raw["data"]) is None or int(raw["data"][4:]) != raw["generation"]:
         raise IndexFormatError(f"{bad}: generation folder {raw['data']!r} does not match generation "
                                f"{raw['generation']}; {hint}")
+    if raw["previous"] and _GEN.fullmatch(raw["previous"]) is None:
+        raise IndexFormatError(f"{bad}: bad previous generation {raw['previous']!r}; {hint}")
     if raw["params"].get("sql_url") is None and SQLITE.fullmatch(raw["sql"]) is None:
         raise IndexFormatError(f"{bad}: bad document store file {raw['sql']!r}; {hint}")
     total = 0
@@ -392,27 +397,6 @@ def new_stage(root: Path) -> Path:
 def _list_files(data: Path) -> dict[str, dict[str, Any]]:
     return {p.relative_to(data).as_posix(): {FILE_HASH: hash_file(p), "bytes": p.stat().st_size}
             for p in sorted(data.rglob("*")) if p.is_file() and p.name not in _SQLITE_SIDE}
-
-
-def publish(root: Path, stage: Path, manifest: Manifest, old: Manifest | None) -> Manifest:
-    """Make the finished `stage` the index's next generation: checksum its files, fsync, rename it to
-    `gen-NNNNNN`, then atomically replace `manifest.json` (the only step readers see). Caller holds the lock."""
-    root = Path(root)
-    gen = (old.generation if old is not None else 0) + 1
-    name = f"gen-{gen:06d}"
-    files = _list_files(stage)
-    _fsync_tree(stage)
-    target = root / name
-    if target.exists():  # renamed by a writer killed before it published: never referenced
-        shutil.rmtree(target)
-    os.rename(stage, target)
-    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION, "generation": gen,
-                       "data": name, "previous": old.data if old is not None else ""})
-    _write_manifest(root, done)
-    if old is not None and old.version == 1:
-        _remove_format1_files(root, old)
-    clean_leftovers(root, done)
-    return done
 
 
 def referenced(m: Manifest | None) -> set[str]:

@@ -267,6 +267,7 @@ class SQLStore:
                     "nothing was written: use upsert_documents to replace them"
                 )
             n = self._insert(conn, hashed, chosen, self._next_seq(conn))
+            self._forget_generation(conn)
         return WriteSummary(added=tuple(d.id for d in batch), n_passages_written=n)
 
     def upsert_documents(self, docs: Iterable[Document], split: SplitConfig | None = None) -> WriteSummary:
@@ -306,6 +307,8 @@ class SQLStore:
             else:
                 n = 0
             n += self._insert(conn, added, chosen, self._next_seq(conn))
+            if added or updated:
+                self._forget_generation(conn)
         return WriteSummary(tuple(d.id for d, _ in added), tuple(d.id for d, _ in updated), tuple(unchanged),
                             tuple(removed), n)
 
@@ -328,6 +331,8 @@ class SQLStore:
             self._delete_passages(conn, wanted)
             for chunk in _chunks(wanted):
                 deleted += conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk))).rowcount
+            if deleted:
+                self._forget_generation(conn)
         return deleted
 
     # ------------------------------------------------------------------ index writes (undo-logged)
@@ -451,6 +456,10 @@ class SQLStore:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "generation")).first()
         return int(row[0]) if row else None
+
+    def _forget_generation(self, conn: Connection) -> None:
+        """A write outside an index's (add/upsert/delete_documents): no index generation matches the store now."""
+        conn.execute(sa.delete(self._meta).where(self._meta.c.key == "generation"))
 
     def _set_meta(self, conn: Connection, key: str, value: str) -> None:
         m = self._meta.c

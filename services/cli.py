@@ -146,13 +146,28 @@ def _cmd_delete(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimize(a: argparse.Namespace) -> int:
+    from indexers.index import optimize
+    from indexers.index_dir import read_manifest
+
+    before = len(read_manifest(a.index).segments or [None])
+    rep = optimize(a.index, threads=a.threads, progress=not a.json, lock_wait=a.wait)
+    m = rep.manifest
+    _emit({"index": str(a.index), "segments_before": before, "segments": len(m.segments), "n_docs": m.n_docs,
+           "n_passages": m.n_passages, "seconds": round(rep.seconds["total"], 3)}, a.json,
+          f"merged {before} segments of {a.index} into {len(m.segments)} ({m.n_passages} passages) "
+          f"in {rep.seconds['total']:.1f} s")
+    return 0
+
+
 def _cmd_stats(a: argparse.Namespace) -> int:
     from indexers.check import index_stats
 
     s = index_stats(a.index)
     by = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in s["bytes"].items())
-    _emit(s, a.json, f"{s['index']}: {s['n_docs']} documents, {s['n_passages']} passages, generation "
-                     f"{s['generation']}, stores {', '.join(s['stores'])}; {by}")
+    _emit(s, a.json, f"{s['index']}: {s['n_docs']} documents, {s['n_passages']} passages ({s['deleted']} deleted "
+                     f"rows in {s['segments']} segments), generation {s['generation']}, stores "
+                     f"{', '.join(s['stores'])}; {by}")
     return 0
 
 
@@ -473,7 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(dl, writes=True)
     dl.set_defaults(fn=_cmd_delete)
 
-    st = sub.add_parser("stats", help="what an index holds: counts, bytes per store, build parameters")
+    op = sub.add_parser("optimize", help="merge an index's segments into one, dropping deleted rows")
+    op.add_argument("index", type=Path)
+    common(op, writes=True)
+    op.set_defaults(fn=_cmd_optimize)
+
+    st = sub.add_parser("stats", help="what an index holds: counts, segments, bytes per store, build parameters")
     st.add_argument("index", type=Path)
     common(st, threads=False)
     st.set_defaults(fn=_cmd_stats)

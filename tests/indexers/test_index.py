@@ -7,9 +7,10 @@ from indexers.dense import DenseParams
 from indexers.embedders import HashEmbedder
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index import BuildParams, build_index, open_index
-from indexers.index_dir import data_dir, manifest_checksum, read_manifest
+from indexers.index_dir import manifest_checksum, read_manifest
 from indexers.ingest import read_corpus
 from indexers.types import Document
+from retrievers.search import Retriever
 
 
 def _docs(n, prefix="d"):
@@ -17,9 +18,13 @@ def _docs(n, prefix="d"):
             for i in range(n)]
 
 
-def _data(root):
-    """The live generation's folder of the index at `root`."""
-    return data_dir(root, read_manifest(root))
+def _seg(root, k=0):
+    """The k-th segment folder of the index at `root`."""
+    return root / read_manifest(root).segments[k]["name"]
+
+
+def _search(ix, query, store="bm25", k=10):
+    return [h.id for h in Retriever(ix).search(query, store, k)]
 
 
 def _edit_manifest(root, edit):
@@ -49,38 +54,40 @@ def test_adding_documents_is_incremental(tmp_path):
     root = tmp_path / "ix"
     first = _build(_docs(20), root)
     assert (first.added, first.embedded) == (20, 20)
-    vec_before = np.load(_data(root) / "dense" / "embeddings.npy")
+    seg0 = _seg(root)
+    before = {p.relative_to(seg0): p.read_bytes() for p in seg0.rglob("*") if p.is_file()}
     changed = Document(id="d3", title="Title 3", text="completely new words here")
     rep = _build([changed] + _docs(2, prefix="new"), root)
     assert (rep.added, rep.updated, rep.embedded) == (2, 1, 3)  # only new/changed passages are embedded
+    # a new segment holds them; the old one is never rewritten, its replaced row is marked deleted
+    assert [(s["n_rows"], s["n_deleted"]) for s in rep.manifest.segments] == [(20, 1), (3, 0)]
+    assert {p.relative_to(seg0): p.read_bytes() for p in seg0.rglob("*")
+            if p.is_file() and not p.relative_to(seg0).parts[0].startswith("del-")} == before
     with open_index(root) as ix:
-        assert ix.manifest.n_docs == 22
-        vec = ix.dense.vectors
-        row = {str(p): i for i, p in enumerate(ix.ids)}
-        assert np.array_equal(vec[row["d5"]], vec_before[5])  # unchanged passages keep their vectors
+        assert ix.manifest.n_docs == 22 and ix.manifest.n_passages == 22
         assert ix.store.get_passages(["d3"])[0].text == "completely new words here"
-        rows, s = ix.bm25.search(["complet", "new", "word"], 1)
-        assert ix.ids[rows[0]] == "d3"
+        assert _search(ix, "completely new words", k=1) == ["d3"]
+        assert _search(ix, "topic3", k=5) == ["d10", "d17"]  # the old d3 is gone
 
 
 def test_delete_removes_documents_from_every_store_in_one_step(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(10), root)
-    vec_before = np.load(_data(root) / "dense" / "embeddings.npy")
     rep = _build([], root, delete=["d3", "d7", "no-such-doc"])
     assert (rep.deleted, rep.added, rep.embedded) == (2, 0, 0)
+    assert [(s["n_rows"], s["n_deleted"]) for s in rep.manifest.segments] == [(10, 2)]
     with open_index(root) as ix:
-        assert ix.manifest.n_docs == 8 and "d3" not in ix.ids.tolist() and "d7" not in ix.ids.tolist()
-        rows, _ = ix.bm25.search(["topic3"], 10)  # only d3 had this term
-        assert len(rows) == 0
-        row = {str(p): i for i, p in enumerate(ix.ids)}
-        assert np.array_equal(ix.dense.vectors[row["d8"]], vec_before[8])
+        live = ix.ids[ix.live_rows()].tolist()
+        assert ix.manifest.n_docs == 8 and "d3" not in live and "d7" not in live and len(live) == 8
+        assert _search(ix, "topic3") == []  # only d3 had this term
+        assert "d3" not in _search(ix, "document number 3 topic3", "dense", 10)
+        assert len(_search(ix, "document", "dense", 100)) == 8
     with pytest.raises(ConfigError, match="list of document ids"):
         _build([], root, delete="d1")
     with pytest.raises(CorpusError):  # deleting everything would leave an empty index: refused, index kept
         _build([], root, delete=[f"d{i}" for i in range(10)])
     with open_index(root) as ix:
-        assert ix.manifest.n_docs == 8
+        assert ix.manifest.n_docs == 8 and ix.store.count_documents() == 8
 
 
 def test_rebuild_replaces_the_corpus(tmp_path):
@@ -103,9 +110,10 @@ def test_failed_build_keeps_the_previous_index(tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         build_index(_docs(3, prefix="n"), root, embedder=_Boom(64), progress=False)
     assert json.loads((root / "manifest.json").read_text()) == before
-    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", "manifest.json", "write.lock"]
+    assert sorted(p.name for p in root.iterdir()) == ["docs-000001.sqlite", "gen-000001", "manifest.json",
+                                                      "seg-000001-000", "write.lock"]
     with open_index(root) as ix:
-        assert ix.manifest.n_docs == 5
+        assert ix.manifest.n_docs == 5 and ix.store.count_documents() == 5  # the SQL changes were rolled back
 
 
 def test_bad_corpora_write_nothing(tmp_path):
@@ -125,16 +133,17 @@ def test_bad_corpora_write_nothing(tmp_path):
 def test_corrupt_index_file_is_refused(tmp_path):
     root = tmp_path / "ix"
     _build(_docs(5), root)
-    p = next((_data(root) / "bm25").glob("*.npy"))
+    p = next((_seg(root) / "bm25").glob("*.npy"))
     good = p.read_bytes()
     p.write_bytes(good[:-4] + bytes(b ^ 0xFF for b in good[-4:]))
     with pytest.raises(IndexFormatError, match="checksum"):
         open_index(root)
     p.write_bytes(good)
     open_index(root).close()
-    (_data(root) / "docs.sqlite").unlink()
-    with pytest.raises(IndexFormatError, match="missing docs.sqlite"):
+    (root / "docs-000001.sqlite").unlink()
+    with pytest.raises(IndexFormatError, match="missing docs-000001.sqlite"):
         open_index(root, verify=True)
+    assert not (root / "docs-000001.sqlite").exists()  # opening never creates one
 
 
 def test_unknown_store_is_a_config_error():
@@ -148,7 +157,7 @@ def test_external_sql_store_out_of_sync_is_detected(tmp_path):
     build_index(_docs(4), root, BuildParams(stores=("bm25", "dense"), sql_url=url,
                                             dense=DenseParams(embedder="hash", use_gpu=False)),
                 embedder=HashEmbedder(64), progress=False)
-    assert not list(root.rglob("docs.sqlite"))
+    assert not list(root.rglob("docs*.sqlite"))
     open_index(root).close()
     from indexers.sql_store import SQLStore
 

@@ -1,7 +1,8 @@
-"""The index directory format: generations published by an atomic manifest replace, a self-checksummed
-manifest, and the artifacts' staging swap."""
+"""The index directory format: segments and generations published by an atomic manifest replace, a
+self-checksummed manifest, and the artifacts' staging swap."""
 import hashlib
 import json
+import shutil
 
 import pytest
 import xxhash
@@ -9,6 +10,7 @@ import xxhash
 from indexers.errors import IndexFormatError
 from indexers.index_dir import (
     FORMAT_VERSION,
+    clean_leftovers,
     MANIFEST,
     Manifest,
     commit_staging,
@@ -17,7 +19,7 @@ from indexers.index_dir import (
     manifest_checksum,
     manifest_stamp,
     new_stage,
-    publish,
+    publish_segments,
     read_manifest,
     recover_swap,
     staging_dir,
@@ -27,23 +29,30 @@ from indexers.index_dir import (
 _ZERO = "0" * 32
 
 
-def _files(extra=None):
-    base = {"ids.npy": {"xxh3_128": _ZERO, "bytes": 0}, "passage_hashes.npy": {"xxh3_128": _ZERO, "bytes": 0},
-            "docs.sqlite": {"xxh3_128": _ZERO, "bytes": 0}, "bm25/a.bin": {"xxh3_128": _ZERO, "bytes": 0}}
-    return {**base, **(extra or {})}
-
-
 def _make(root, payload=b"abc"):
-    """Publish one generation holding the files every manifest must list plus bm25/a.bin = payload."""
+    """Publish one generation: a one-row segment holding the row maps plus bm25/a.bin = payload."""
     root.mkdir(exist_ok=True)
     old = read_manifest(root) if (root / MANIFEST).exists() else None
+    gen = (old.generation if old is not None else 0) + 1
     stage = new_stage(root)
-    (stage / "bm25").mkdir()
-    (stage / "bm25" / "a.bin").write_bytes(payload)
-    for name in ("ids.npy", "passage_hashes.npy", "docs.sqlite"):
-        (stage / name).write_bytes(b"")
-    return publish(root, stage, Manifest(n_docs=1, n_passages=1, corpus_fingerprint="f", stores=["bm25"],
-                                         params={}), old)
+    seg, state = stage / "seg", stage / "gen"
+    (seg / "bm25").mkdir(parents=True)
+    state.mkdir()
+    (seg / "bm25" / "a.bin").write_bytes(payload)
+    for name in ("ids.npy", "passage_hashes.npy"):
+        (seg / name).write_bytes(b"")
+    name = f"seg-{gen:06d}-000"
+    m = Manifest(n_docs=1, n_passages=1, corpus_fingerprint="", stores=["bm25"], params={}, generation=gen,
+                 data=f"gen-{gen:06d}", previous=old.data if old is not None else "", sql="docs-000001.sqlite",
+                 segments=[{"name": name, "n_rows": 1, "deleted": "", "n_deleted": 0}])
+    done = publish_segments(root, [(seg, name), (state, f"gen-{gen:06d}")], m, old)
+    shutil.rmtree(stage)
+    return done
+
+
+def _a(root, m):
+    """bm25/a.bin of the manifest's (only) segment."""
+    return root / m.segments[0]["name"] / "bm25" / "a.bin"
 
 
 def _sign(root, raw):
@@ -56,9 +65,9 @@ def test_publish_lists_every_file_with_checksum_in_a_new_generation(tmp_path):
     m = _make(root)
     assert m.version == FORMAT_VERSION and m.generation == 1 and m.data == "gen-000001" and m.previous == ""
     assert verify_index(root) == m
-    assert m.files["bm25/a.bin"] == {"xxh3_128": xxhash.xxh3_128_hexdigest(b"abc"), "bytes": 3}
-    assert (data_dir(root, m) / "bm25" / "a.bin").read_bytes() == b"abc"
-    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST]
+    assert m.files["seg-000001-000/bm25/a.bin"] == {"xxh3_128": xxhash.xxh3_128_hexdigest(b"abc"), "bytes": 3}
+    assert _a(root, m).read_bytes() == b"abc" and data_dir(root, m) == root
+    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST, "seg-000001-000"]
 
 
 def test_second_publish_keeps_the_previous_generation_and_drops_older_ones(tmp_path):
@@ -67,20 +76,21 @@ def test_second_publish_keeps_the_previous_generation_and_drops_older_ones(tmp_p
     stamp = manifest_stamp(root)
     m2 = _make(root, b"two")
     assert manifest_stamp(root) != stamp  # readers notice with one stat
-    assert m2.generation == 2 and m2.previous == "gen-000001" and (root / "gen-000001").is_dir()
+    assert m2.generation == 2 and m2.previous == "gen-000001" and (root / "seg-000001-000").is_dir()
     m3 = _make(root, b"three")
-    assert m3.previous == "gen-000002" and not (root / "gen-000001").exists()
-    assert (data_dir(root, verify_index(root)) / "bm25" / "a.bin").read_bytes() == b"three"
+    assert m3.previous == "gen-000002" and not (root / "seg-000001-000").exists()
+    assert not (root / "gen-000001").exists() and (root / "gen-000002").exists()
+    assert _a(root, verify_index(root)).read_bytes() == b"three"
 
 
 def test_corrupt_or_missing_data_file_is_detected(tmp_path):
     root = tmp_path / "ix"
     m = _make(root)
-    (data_dir(root, m) / "bm25" / "a.bin").write_bytes(b"abd")  # same size, other content
+    _a(root, m).write_bytes(b"abd")  # same size, other content
     with pytest.raises(IndexFormatError, match="checksum.*adarag index"):
         verify_index(root)
-    (data_dir(root, m) / "bm25" / "a.bin").unlink()
-    with pytest.raises(IndexFormatError, match="missing bm25/a.bin"):
+    _a(root, m).unlink()
+    with pytest.raises(IndexFormatError, match="missing seg-000001-000/bm25/a.bin"):
         verify_index(root)
 
 
@@ -120,6 +130,13 @@ def test_manifest_edits_break_its_own_checksum(tmp_path):
     (lambda r: r.update(data="gen-000009"), "does not match generation"),
     (lambda r: r.update(data="../../etc"), "does not match generation"),
     (lambda r: r.update(previous="x/y"), "bad previous generation"),
+    (lambda r: r.update(sql="../docs.sqlite"), "bad document store file"),
+    (lambda r: r["segments"][0].update(name="../seg"), "bad segment entry"),
+    (lambda r: r["segments"][0].update(n_deleted=2), "bad segment entry"),
+    (lambda r: r["segments"][0].update(n_deleted=1), "bad segment entry"),  # deleted rows but no folder
+    (lambda r: r["segments"].append(dict(r["segments"][0])), "bad segment entry"),  # listed twice
+    (lambda r: r.update(n_passages=2), "live rows"),
+    (lambda r: r["files"].pop("seg-000001-000/ids.npy"), "lists no file"),
 ])
 def test_a_signed_but_malformed_manifest_is_refused_by_shape(tmp_path, edit, match):
     """Even a manifest whose checksum was recomputed (an edit by hand, a bug) is checked field by field."""
@@ -181,9 +198,9 @@ def test_format_1_manifest_without_checksum_still_reads(tmp_path):
     (root / MANIFEST).write_text(json.dumps(raw))
     m = verify_index(root)
     assert m.version == 1 and data_dir(root, m) == root
-    m2 = _make(root, b"new")  # the next write moves it to format 2 and removes the format-1 files
+    m2 = _make(root, b"new")  # the next write moves it to format 3 and removes the format-1 files
     assert m2.version == FORMAT_VERSION and not (root / "bm25").exists()
-    assert (data_dir(root, m2) / "bm25" / "a.bin").read_bytes() == b"new"
+    assert _a(root, m2).read_bytes() == b"new"
 
 
 def test_a_writer_killed_before_publishing_leaves_the_generation_and_is_cleaned(tmp_path):
@@ -191,14 +208,18 @@ def test_a_writer_killed_before_publishing_leaves_the_generation_and_is_cleaned(
     _make(root, b"old")
     stage = new_stage(root)  # a new write starts ...
     (stage / "half").write_bytes(b"x")  # ... and dies before publishing
-    (root / "gen-000002").mkdir()  # or dies between the rename and the manifest replace
+    (root / "seg-000002-000").mkdir()  # or dies between the renames and the manifest replace
+    (root / "seg-000001-000" / "del-000002").mkdir()
+    (root / "docs-000002.sqlite").write_bytes(b"")
     (root / f"{MANIFEST}.tmp-1-ab").write_text("{")
     m = verify_index(root)
-    assert m.generation == 1 and (data_dir(root, m) / "bm25" / "a.bin").read_bytes() == b"old"
+    assert m.generation == 1 and _a(root, m).read_bytes() == b"old"
     assert index_state(root) == "index"
+    clean_leftovers(root, m)  # what the next writer does first
+    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST, "seg-000001-000"]
+    assert sorted(p.name for p in (root / "seg-000001-000").iterdir()) == ["bm25", "ids.npy", "passage_hashes.npy"]
     m2 = _make(root, b"new")
-    assert m2.generation == 2 and (data_dir(root, m2) / "bm25" / "a.bin").read_bytes() == b"new"
-    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", "gen-000002", MANIFEST]
+    assert m2.generation == 2 and _a(root, m2).read_bytes() == b"new"
 
 
 def test_index_state_tells_indexes_from_other_folders(tmp_path):
@@ -225,7 +246,7 @@ def test_recover_swap_restores_a_missing_index_from_previous_and_never_deletes(t
     _make(root, b"keep")
     root.rename(tmp_path / "ix.previous")
     recover_swap(root)
-    assert (data_dir(root, verify_index(root)) / "bm25" / "a.bin").read_bytes() == b"keep"
+    assert _a(root, verify_index(root)).read_bytes() == b"keep"
     assert not (tmp_path / "ix.previous").exists()
     # a corrupt .previous is left where it is, for the user, and nothing is created
     _make(tmp_path / "iy")

@@ -24,15 +24,18 @@ _CHILD = textwrap.dedent("""
     root, prefix, n, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     if mode == "slow":  # hold the lock a while before publishing, so a second writer surely overlaps
-        publish = ix.publish
-        ix.publish = lambda *a: (time.sleep(1.0), publish(*a))[1]
-    elif mode == "kill-staged":  # the new generation is written but not yet renamed
-        ix.publish = die
-    elif mode == "kill-renamed":  # gen-N is in place, the manifest not yet replaced
+        publish = ix.publish_segments
+        ix.publish_segments = lambda *a: (time.sleep(1.0), publish(*a))[1]
+    elif mode == "kill-staged":  # SQL changed (undo-logged), the new segment staged, nothing renamed yet
+        ix.publish_segments = die
+    elif mode == "kill-renamed":  # the segment and generation folders are in place, the manifest not replaced
         replace = os.replace
         os.replace = lambda s, t: die() if str(t).endswith("manifest.json") else replace(s, t)
-    elif mode == "kill-published":  # the manifest is replaced, leftovers not yet cleaned
-        d.clean_leftovers = die
+    elif mode == "kill-published":  # the manifest is replaced, the SQL undo log not yet dropped
+        import indexers.sql_store as q
+        q.SQLStore.commit_generation = die
+    elif mode == "kill-cleaning":  # the manifest is replaced, unreferenced folders not yet removed
+        d._remove_unreferenced = die
     docs = [Document(id=f"{prefix}{i}", title=f"{prefix} {i}", text=f"{prefix} passage {i} words") for i in range(n)]
     build_index(docs, root, BuildParams(stores=("bm25",)), progress=False)
     print("done", flush=True)
@@ -54,9 +57,15 @@ def _child(tmp_path, root, prefix, n, mode="plain"):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _ids(root):
+def _ids(root, quiet=True):
+    """The documents index `root` serves. With no writer at work (`quiet`) its live rows and its document
+    store must agree; a writer between its SQL commit and its publish has rows in the store the index lacks."""
     with open_index(root) as ix:
-        return {p.doc_id for p in ix.store.iter_passages()}
+        live = {str(i) for i in ix.ids[ix.live_rows()]}
+        if quiet:
+            stored = {p.id for p in ix.store.iter_passages()}
+            assert live == stored, (sorted(live ^ stored)[:5], len(live), len(stored))
+        return {p.doc_id for p in ix.store.get_passages(sorted(live))}
 
 
 def _search_ok(root):
@@ -64,7 +73,7 @@ def _search_ok(root):
     from indexers.text import tokenize
 
     with open_index(root) as ix:
-        rows, scores = ix.bm25.search(tokenize("passage words"), 20)
+        rows, scores = ix.store_of("bm25").search_batch([tokenize("passage words")], 20)[0]
         return len(ix.hits(rows, scores))
 
 
@@ -112,21 +121,24 @@ def test_a_missing_index_with_a_previous_copy_is_restored_before_a_write(tmp_pat
 
 
 @pytest.mark.parametrize("mode, published", [("kill-staged", False), ("kill-renamed", False),
-                                             ("kill-published", True)])
+                                             ("kill-published", True), ("kill-cleaning", True)])
 def test_kill_9_at_every_step_of_a_publish_leaves_a_loadable_index(tmp_path, mode, published):
     root = tmp_path / "ix"
     _build(_docs("old", 30), root)
+    _build([], root, delete=["old0"])  # so the killed write also has deletion folders to leave
     p = _child(tmp_path, root, "new", 10, mode)
     p.communicate(timeout=120)
     assert p.returncode == -9
-    old = {f"old{i}" for i in range(30)}
+    old = {f"old{i}" for i in range(1, 30)}
     assert _ids(root) == (old | {f"new{i}" for i in range(10)} if published else old)
     assert _search_ok(root) == 20
-    _build(_docs("more", 2), root)  # the next write cleans what the dead one left
+    _build(_docs("more", 2), root)  # the next write cleans what the dead one left (and rolls back its SQL)
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["gen-000002", "gen-000003", MANIFEST, "write.lock"] if published else \
-        names == ["gen-000001", "gen-000002", MANIFEST, "write.lock"], names
-    assert len(_ids(root)) == 30 + 2 + (10 if published else 0)
+    segs = ["seg-000001-000", "seg-000003-000", "seg-000004-000"] if published else \
+        ["seg-000001-000", "seg-000003-000"]
+    gens = ["gen-000003", "gen-000004"] if published else ["gen-000002", "gen-000003"]
+    assert names == ["docs-000001.sqlite", *gens, MANIFEST, *segs, "write.lock"], names
+    assert len(_ids(root)) == 29 + 2 + (10 if published else 0)
 
 
 def test_a_failed_first_build_leaves_no_folder_and_a_failed_add_leaves_the_index(tmp_path):
@@ -176,7 +188,8 @@ def test_an_index_opened_before_another_writer_publishes_reports_itself_stale(tm
         assert not ix.is_stale() and ix.generation == 1
         _build(_docs("b", 2), root)
         assert ix.is_stale()
-        assert {p.doc_id for p in ix.store.iter_passages()} == {"a0", "a1", "a2"}  # its generation still reads
+        rows, scores = ix.store_of("bm25").search_batch([["passag"]], 10)[0]
+        assert {h.doc_id for h in ix.hits(rows, scores)} == {"a0", "a1", "a2"}  # its generation still searches
     with open_index(root) as ix:
         assert not ix.is_stale() and ix.generation == 2
 
@@ -188,7 +201,7 @@ def test_stress_two_writers_and_a_reader_lose_nothing(tmp_path):
     writers = [_child(tmp_path, root, f"w{w}r{r}-", 15) for r in range(4) for w in range(2)]
     seen, deadline = 0, time.monotonic() + 300
     while any(p.poll() is None for p in writers) and time.monotonic() < deadline:
-        n = len(_ids(root))
+        n = len(_ids(root, quiet=False))
         assert n >= seen, "a reader saw documents disappear"
         seen = n
         assert _search_ok(root) == 20
@@ -205,5 +218,6 @@ def test_a_write_that_changes_nothing_publishes_no_generation(tmp_path):
     assert (rep.added, rep.updated, rep.unchanged, rep.deleted) == (0, 0, 5, 0) and rep.manifest.generation == 1
     rep = _build([], root, delete=["no-such-id"])
     assert rep.deleted == 0 and rep.manifest.generation == 1
-    assert sorted(p.name for p in root.iterdir()) == ["gen-000001", MANIFEST, "write.lock"]
+    assert sorted(p.name for p in root.iterdir()) == ["docs-000001.sqlite", "gen-000001", MANIFEST,
+                                                      "seg-000001-000", "write.lock"]
     assert _build([], root, delete=["a0"]).manifest.generation == 2
