@@ -62,6 +62,7 @@ __all__ = [
     "DELETED",
     "SQLITE",
     "publish_segments",
+    "segments_fingerprint",
     "referenced",
 ]
 
@@ -442,12 +443,25 @@ def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manife
             shutil.rmtree(target)
         os.rename(src, target)
         _fsync_dir(target.parent)
-    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION})
+    done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION,
+                       "corpus_fingerprint": segments_fingerprint(manifest.segments, files)})
     _write_manifest(root, done)
     if old is not None and old.version == 1:
         _remove_format1_files(root, old)
     _remove_unreferenced(root, referenced(done) | referenced(old))
     return done
+
+
+def segments_fingerprint(segments: list[dict[str, Any]], files: dict[str, dict[str, Any]]) -> str:
+    """sha256 naming the exact live passages of a format-3 index: each segment's row maps (ids, content hashes)
+    and deleted rows, by their checksums, in order (no data file is read)."""
+    h = hashlib.sha256()
+    for seg in segments:
+        rels = [f"{seg['name']}/ids.npy", f"{seg['name']}/passage_hashes.npy"] + \
+            ([f"{seg['name']}/{seg['deleted']}/rows.npy"] if seg["deleted"] else [])
+        for rel in rels:
+            h.update(f"{rel}={files[rel][FILE_HASH]};".encode())
+    return h.hexdigest()
 
 
 def _generation_of(name: str) -> int | None:

@@ -67,7 +67,8 @@ def ict_groups(index: Index, n_queries: int, negatives: int = 7, *, first_stage:
     random passages when fewer come back. `exclude_docs` keeps e.g. held-out queries' relevant documents out."""
     if not isinstance(n_queries, int) or n_queries < 1 or not isinstance(negatives, int) or negatives < 1:
         raise ConfigError(f"n_queries and negatives must be positive ints, got {n_queries!r}, {negatives!r}")
-    n = len(index.ids)
+    live = index.live_rows().tolist()  # deleted rows (an index with deletes) are never sampled
+    n = len(live)
     if n < negatives + 1:
         raise ConfigError(f"index {index.root} holds {n} passages; ICT with {negatives} negatives needs "
                           f"at least {negatives + 1}: lower --negatives or index more documents")
@@ -77,7 +78,7 @@ def ict_groups(index: Index, n_queries: int, negatives: int = 7, *, first_stage:
     excluded = set(exclude_docs)
     ids = [str(x) for x in index.ids.tolist()]
     examples: list[tuple[str, str, str]] = []  # (source doc id, query, positive)
-    for row in rng.sample(range(n), n):
+    for row in rng.sample(live, n):
         if len(examples) >= n_queries:
             break
         if doc_id_of(ids[row]) in excluded:
@@ -91,17 +92,18 @@ def ict_groups(index: Index, n_queries: int, negatives: int = 7, *, first_stage:
         batch = examples[start:start + 64]
         ranked = retriever.rows_batch([q for _, q, _ in batch], first_stage, depth)
         for (doc, query, positive), (rows, _) in zip(batch, ranked):
-            negs = _negatives(index, ids, rows.tolist(), {doc} | excluded, negatives, rng)
+            negs = _negatives(index, ids, live, rows.tolist(), {doc} | excluded, negatives, rng)
             groups.append(Group(f"ict:{doc}:{len(groups)}", query, positive, negs, "ict"))
     return groups
 
 
-def _negatives(index: Index, ids: list[str], ranked_rows: list[int], banned: set[str], k: int,
+def _negatives(index: Index, ids: list[str], live: list[int], ranked_rows: list[int], banned: set[str], k: int,
                rng: random.Random) -> tuple[str, ...]:
-    """k passages from `ranked_rows` (in order) then random rows, none from a document in `banned`, one per doc."""
+    """k passages from `ranked_rows` (in order) then random live rows, none from a document in `banned`, one
+    per doc."""
     seen = set(banned)
     rows: list[int] = []
-    for r in ranked_rows + rng.sample(range(len(ids)), min(len(ids), 8 * k)):
+    for r in ranked_rows + rng.sample(live, min(len(live), 8 * k)):
         d = doc_id_of(ids[r])
         if d not in seen:
             seen.add(d)

@@ -85,9 +85,10 @@ def qrels_pairs(index: Index, queries: Mapping[str, str], qrels: Mapping[str, Ma
     from tqdm import tqdm
 
     retriever, store = _first_stage(index, params.first_stage, params.threads)
+    live = index.live_rows().tolist()  # deleted rows (an index with deletes) are never sampled
     rows_of: dict[str, list[int]] = {}
-    for row, pid in enumerate(index.ids.tolist()):
-        rows_of.setdefault(doc_id_of(str(pid)), []).append(row)
+    for row in live:
+        rows_of.setdefault(doc_id_of(str(index.ids[row])), []).append(row)
     rng = random.Random(params.seed)
     pairs: list[Pair] = []
     candidates: dict[str, list[Hit]] = {}
@@ -109,7 +110,7 @@ def qrels_pairs(index: Index, queries: Mapping[str, str], qrels: Mapping[str, Ma
             hard = [h for h in hits if h.doc_id not in relevant][: params.hard_negatives]
             pairs += [Pair(qid, query, hit_text(h), 0.0, "hard") for h in hard]
             seen = {h.doc_id for h in hits} | relevant
-            pool = [r for r in rng.sample(range(len(index.ids)), min(len(index.ids), 4 * params.random_negatives + 8))
+            pool = [r for r in rng.sample(live, min(len(live), 4 * params.random_negatives + 8))
                     if doc_id_of(str(index.ids[r])) not in seen][: params.random_negatives]
             pairs += [Pair(qid, query, hit_text(h), 0.0, "random") for h in index.hits(pool, [0.0] * len(pool))]
     return pairs, candidates
@@ -149,7 +150,8 @@ def teacher_pairs(index: Index, teacher: str, params: TrainParams, max_pairs: in
     if not isinstance(judge, LLMJudge):
         raise ConfigError(f"teacher {teacher!r} is not an LLM judge: use llm or llm:MODEL")
     judge.warm_up()
-    order = random.Random(params.seed).sample(range(len(index.ids)), len(index.ids))
+    live = index.live_rows().tolist()
+    order = random.Random(params.seed).sample(live, len(live))
     pairs: list[Pair] = []
     n_queries, t0 = 0, time.perf_counter()
     bar = tqdm(total=max_pairs, desc="teacher pairs", unit="pair", disable=not progress)
