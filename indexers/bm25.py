@@ -1,15 +1,19 @@
 """The sparse BM25 store: build from token lists, search exactly, save/load as .npy + JSON (no pickle).
 
-Okapi reproduces rank_bm25.BM25Okapi 0.2.2 float for float: idf = log(N-n+.5) - log(n+.5) with negative idfs
-floored at epsilon * mean idf (mean summed in first-appearance order), per-posting impacts computed in its
-operation order, and query terms added in order (duplicates twice). Hits are only docs that hold at least one
-query term; order is (score desc, row asc).
+Okapi reproduces rank_bm25.BM25Okapi 0.2.2: idf = log(N-n+.5) - log(n+.5) with negative idfs floored at
+epsilon * mean idf, per-posting impacts computed in its operation order, and query terms added in order
+(duplicates twice). One deliberate deviation: the mean idf is the correctly rounded `math.fsum(idf) / V`, not
+rank-bm25's left-to-right sum, so it does not depend on corpus order (segments and shards need that); scores of
+floored terms (df > N/2) may differ from rank-bm25 in the last ulp, all others are bit-equal. Hits are only docs
+that hold at least one query term; order is (score desc, row asc). Format 2 also keeps per-posting term
+frequencies (`tfs`), from which indexers.bm25_segments rescores postings under collection-wide statistics.
 """
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -19,9 +23,11 @@ from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index_dir import load_arrays
 from kernels import bm25 as _k
 
-__all__ = ["BM25Params", "BM25Index", "build_bm25", "load_bm25"]
+__all__ = ["BM25Params", "BM25Index", "build_bm25", "load_bm25", "raw_idf", "floor_idf", "mean_idf",
+           "length_norms", "posting_impacts"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READS = (1, 2)  # format 1 has no tfs.npy: it loads with tfs=None
 _VARIANTS = ("okapi", "lucene")
 
 
@@ -47,10 +53,10 @@ class BM25Params:
 
 class BM25Index:
     """Loaded BM25 postings: vocab term -> id, CSC arrays (indptr [V+1] int64, indices [nnz] int32,
-    impacts [nnz] float64) and doc lengths [N] int64."""
+    impacts [nnz] float64, tfs [nnz] int32 or None for a format-1 index) and doc lengths [N] int64."""
 
     def __init__(self, params: BM25Params, vocab: dict[str, int], indptr: np.ndarray, indices: np.ndarray,
-                 impacts: np.ndarray, doc_lens: np.ndarray, avgdl: float) -> None:
+                 impacts: np.ndarray, doc_lens: np.ndarray, avgdl: float, tfs: np.ndarray | None = None) -> None:
         self.params = params
         self.vocab = vocab
         self.indptr = indptr
@@ -58,6 +64,7 @@ class BM25Index:
         self.impacts = impacts
         self.doc_lens = doc_lens
         self.avgdl = avgdl
+        self.tfs = tfs
 
     @property
     def n_docs(self) -> int:
@@ -104,7 +111,8 @@ class BM25Index:
         for t, i in self.vocab.items():
             terms[i] = t
         (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
-        meta = {"format": "adarag-bm25", "version": FORMAT_VERSION, "params": asdict(self.params),
+        version = FORMAT_VERSION if self.tfs is not None else 1  # a loaded format-1 index stays format 1
+        meta = {"format": "adarag-bm25", "version": version, "params": asdict(self.params),
                 "n_docs": self.n_docs, "n_terms": len(self.vocab), "nnz": int(len(self.indices)),
                 "avgdl": self.avgdl}
         (directory / "params.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -116,7 +124,8 @@ class BM25Index:
 
 
 def _arrays(index: BM25Index) -> dict[str, np.ndarray]:
-    return {"indptr": index.indptr, "indices": index.indices, "impacts": index.impacts, "doc_lens": index.doc_lens}
+    arrs = {"indptr": index.indptr, "indices": index.indices, "impacts": index.impacts, "doc_lens": index.doc_lens}
+    return arrs if index.tfs is None else {**arrs, "tfs": index.tfs}
 
 
 def _check_k(k: int) -> None:
@@ -149,37 +158,63 @@ def build_bm25(token_lists: Sequence[Sequence[str]], params: BM25Params = BM25Pa
     avgdl = int(doc_lens.sum()) / n  # Python int / int, as rank-bm25
     idf = _idf(df, n, params)
     impacts = _impacts(idf[p_term], tf, doc_lens[p_doc], avgdl, params) + 0.0  # + 0.0: no -0.0 (kernel contract)
-    return BM25Index(params, vocab, indptr, p_doc.astype(np.int32), impacts, doc_lens, avgdl)
+    return BM25Index(params, vocab, indptr, p_doc.astype(np.int32), impacts, doc_lens, avgdl, tf.astype(np.int32))
 
 
-def _idf(df: np.ndarray, n: int, params: BM25Params) -> np.ndarray:
-    """Per-term idf [V] float64; Okapi uses math.log per distinct df so values match rank-bm25's exactly."""
+def raw_idf(df: np.ndarray, n: int, params: BM25Params) -> np.ndarray:
+    """Unfloored idf per entry [m] float64; Okapi uses math.log per distinct df so values match rank-bm25's."""
     if params.variant == "lucene":
         return np.log(1.0 + (n - df + 0.5) / (df + 0.5))
     uniq, inv = np.unique(df, return_inverse=True)
     table = np.array([math.log(n - f + 0.5) - math.log(f + 0.5) for f in uniq.tolist()], dtype=np.float64)
-    idf = table[inv.reshape(-1)]
-    if len(idf):
-        average_idf = float(np.cumsum(idf)[-1]) / len(idf)  # cumsum adds left to right, like rank-bm25's loop
-        idf[idf < 0] = params.epsilon * average_idf
+    return table[inv.reshape(-1)]
+
+
+def mean_idf(idf: np.ndarray, counts: np.ndarray) -> float:
+    """Correctly rounded mean of the multiset {idf[i] repeated counts[i]}: equals math.fsum(all) / len(all)."""
+    total = sum((Fraction(x) * c for x, c in zip(idf.tolist(), counts.tolist())), Fraction(0))
+    return float(total) / int(np.sum(counts))
+
+
+def floor_idf(idf: np.ndarray, mean: float, params: BM25Params) -> np.ndarray:
+    """Okapi's floor: negative idfs become epsilon * mean idf (in place, returned); lucene idfs pass through."""
+    if params.variant == "okapi":
+        idf[idf < 0] = params.epsilon * mean
     return idf
 
 
-def _impacts(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, params: BM25Params) -> np.ndarray:
-    """Per-posting score contribution [nnz] float64, in rank-bm25's operation order."""
+def _idf(df: np.ndarray, n: int, params: BM25Params) -> np.ndarray:
+    """Per-term idf [V] float64, floored over this index's own terms."""
+    idf = raw_idf(df, n, params)
+    if params.variant == "okapi" and len(idf):
+        uniq, counts = np.unique(df, return_counts=True)  # the mean needs each distinct idf once, with its count
+        floor_idf(idf, mean_idf(raw_idf(uniq, n, params), counts), params)
+    return idf
+
+
+def length_norms(dl: np.ndarray, avgdl: float, params: BM25Params) -> np.ndarray:
+    """k1 * (1 - b + b * dl / avgdl) per entry [m] float64, in rank-bm25's operation order."""
     k1, b = params.k1, params.b
-    norm = k1 * (1 - b + b * dl / avgdl)
+    return k1 * (1 - b + b * dl / avgdl)
+
+
+def posting_impacts(idf: np.ndarray | float, tf: np.ndarray, norm: np.ndarray, params: BM25Params) -> np.ndarray:
+    """Per-posting score contribution [m] float64 from `length_norms`, in rank-bm25's operation order."""
     if params.variant == "lucene":
         return idf * (tf / (tf + norm))
-    return idf * (tf * (k1 + 1) / (tf + norm))
+    return idf * (tf * (params.k1 + 1) / (tf + norm))
+
+
+def _impacts(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: float, params: BM25Params) -> np.ndarray:
+    return posting_impacts(idf, tf, length_norms(dl, avgdl, params), params)
 
 
 def load_bm25(directory: Path) -> BM25Index:
     """Load an index written by `BM25Index.save`, checking every array's dtype, shape and bounds."""
     directory = Path(directory)
     meta = _read_json(directory / "params.json")
-    if not isinstance(meta, dict) or meta.get("format") != "adarag-bm25" or meta.get("version") != FORMAT_VERSION:
-        raise IndexFormatError(f"{directory / 'params.json'}: not an adarag-bm25 v{FORMAT_VERSION} index "
+    if not isinstance(meta, dict) or meta.get("format") != "adarag-bm25" or meta.get("version") not in _READS:
+        raise IndexFormatError(f"{directory / 'params.json'}: not an adarag-bm25 index of format {list(_READS)} "
                                f"(got {str(meta)[:80]}); rebuild the index")
     try:
         params = BM25Params(**meta["params"])
@@ -192,14 +227,20 @@ def load_bm25(directory: Path) -> BM25Index:
     vocab = {t: i for i, t in enumerate(terms)}
     if len(vocab) != n_terms:
         raise IndexFormatError(f"{directory / 'vocab.json'}: duplicate terms; rebuild the index")
-    arrs = load_arrays(directory, {"indptr": (np.int64, (n_terms + 1,)), "indices": (np.int32, (nnz,)),
-                                   "impacts": (np.float64, (nnz,)), "doc_lens": (np.int64, (n_docs,))})
+    want = {"indptr": (np.int64, (n_terms + 1,)), "indices": (np.int32, (nnz,)),
+            "impacts": (np.float64, (nnz,)), "doc_lens": (np.int64, (n_docs,))}
+    if meta["version"] >= 2:
+        want["tfs"] = (np.int32, (nnz,))
+    arrs = load_arrays(directory, want)
     indptr, indices = arrs["indptr"], arrs["indices"]
     if indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0):
         raise IndexFormatError(f"{directory / 'indptr.npy'}: not a valid posting offset array; rebuild the index")
     if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n_docs):
         raise IndexFormatError(f"{directory / 'indices.npy'}: doc ids outside [0, {n_docs}); rebuild the index")
-    return BM25Index(params, vocab, indptr, indices, arrs["impacts"], arrs["doc_lens"], avgdl)
+    tfs = arrs.get("tfs")
+    if tfs is not None and nnz and int(tfs.min()) < 1:
+        raise IndexFormatError(f"{directory / 'tfs.npy'}: term frequencies below 1; rebuild the index")
+    return BM25Index(params, vocab, indptr, indices, arrs["impacts"], arrs["doc_lens"], avgdl, tfs)
 
 
 def _read_json(path: Path) -> object:

@@ -1,17 +1,19 @@
-"""indexers.bm25: Okapi scores equal rank_bm25.BM25Okapi; search order; save/load round trip."""
+"""indexers.bm25: Okapi scores equal rank_bm25.BM25Okapi (last ulp aside where idf is floored, see
+tests/indexers/okapi_oracle.py); search order; save/load round trip; format-1 folders still load."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from rank_bm25 import BM25Okapi
 
-from indexers.bm25 import BM25Params, build_bm25, load_bm25
+from indexers.bm25 import BM25Params, build_bm25, load_bm25, mean_idf
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.text import tokenize
+from tests.indexers.okapi_oracle import assert_okapi_close, okapi_oracle
 
 HOTPOT = Path("/work/shared/data/hotpotqa")
 
@@ -20,23 +22,17 @@ corpora = st.lists(st.lists(words, max_size=8), min_size=1, max_size=25).filter(
 queries = st.lists(words | st.just("zzz"), max_size=6)  # "zzz" is never in the vocab
 
 
-def _expected(rb: BM25Okapi, corpus: list[list[str]], query: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """rank-bm25's scores ranked by (score desc, row asc), restricted to docs holding a query term."""
-    with np.errstate(invalid="ignore", divide="ignore"):  # b=1 gives rank-bm25 0/0 on empty (unmatched) docs
-        scores = np.asarray(rb.get_scores(query), dtype=np.float64)
-    matched = np.array([any(t in set(doc) for t in query) for doc in corpus], dtype=bool)
-    cand = np.flatnonzero(matched)
-    top = cand[np.lexsort((cand, -scores[cand]))[:k]]
-    return top, scores[top]
-
-
 def _check_against_rank_bm25(corpus, qs, k, params=BM25Params()):
+    """Rows ranked by (score desc, row asc) over docs holding a query term; scores as `assert_okapi_close`."""
     index = build_bm25(corpus, params)
-    rb = BM25Okapi(corpus, k1=params.k1, b=params.b, epsilon=params.epsilon)
+    doc_sets = [set(d) for d in corpus]
+    oracle = okapi_oracle(corpus, params.k1, params.b, params.epsilon)
     for q, (ids, scores) in zip(qs, index.search_batch(qs, k)):
-        exp_ids, exp_scores = _expected(rb, corpus, q, k)
-        np.testing.assert_array_equal(ids, exp_ids)
-        np.testing.assert_allclose(scores, exp_scores, rtol=1e-12, atol=0)
+        plain, fixed, floored = oracle(q)
+        cand = np.array([i for i, d in enumerate(doc_sets) if d & set(q)], dtype=np.int64)
+        top = cand[np.lexsort((cand, -fixed[cand]))[:k]]
+        np.testing.assert_array_equal(ids, top)
+        assert_okapi_close(scores, plain[top], fixed[top], floored)
         single_ids, single_scores = index.search(q, k)
         np.testing.assert_array_equal(single_ids, ids)
         np.testing.assert_array_equal(single_scores, scores)
@@ -67,16 +63,7 @@ def test_okapi_equals_rank_bm25_on_real_corpora(load):
     texts, queries = load()
     corpus = [tokenize(t) for t in texts]
     qs = [tokenize(q) for q in queries]
-    index = build_bm25(corpus)
-    rb = BM25Okapi(corpus)
-    doc_sets = [set(d) for d in corpus]
-    for q, (ids, scores) in zip(qs, index.search_batch(qs, 10)):
-        ref = np.asarray(rb.get_scores(q))
-        qs_set = set(q)
-        cand = np.array([i for i, s in enumerate(doc_sets) if s & qs_set], dtype=np.int64)
-        top = cand[np.lexsort((cand, -ref[cand]))[:10]]
-        np.testing.assert_array_equal(ids, top)
-        np.testing.assert_array_equal(scores, ref[top])  # bitwise, not just allclose
+    _check_against_rank_bm25(corpus, qs, 10)
 
 
 def test_lucene_variant_formula():
@@ -131,11 +118,12 @@ def test_save_load_round_trip(tmp_path):
     corpus = [tokenize(t) for t in ["the cat sat", "a dog and a cat", "", "dogs bark at cats", "zebra"]]
     index = build_bm25(corpus)
     names = index.save(tmp_path / "bm25")
-    assert sorted(names) == sorted(["indptr.npy", "indices.npy", "impacts.npy", "doc_lens.npy",
+    assert sorted(names) == sorted(["indptr.npy", "indices.npy", "impacts.npy", "doc_lens.npy", "tfs.npy",
                                     "vocab.json", "params.json"])
     assert sorted(p.name for p in (tmp_path / "bm25").iterdir()) == sorted(names)
     loaded = load_bm25(tmp_path / "bm25")
     assert loaded.params == index.params and loaded.vocab == index.vocab and loaded.avgdl == index.avgdl
+    np.testing.assert_array_equal(loaded.tfs, index.tfs)
     qs = [tokenize(q) for q in ["cat", "dog cat cat", "zebra bark", "nothing"]]
     for (a_ids, a_s), (b_ids, b_s) in zip(index.search_batch(qs, 3), loaded.search_batch(qs, 3)):
         np.testing.assert_array_equal(a_ids, b_ids)
@@ -146,6 +134,8 @@ def test_save_load_round_trip(tmp_path):
     ("indices.npy", np.zeros(3, np.int64)),  # wrong dtype
     ("impacts.npy", np.zeros(1, np.float64)),  # wrong shape
     ("indptr.npy", None),  # missing
+    ("tfs.npy", None),  # format 2 needs it
+    ("tfs.npy", np.zeros(3, np.int32)),  # a tf of 0
 ])
 def test_load_rejects_bad_arrays(tmp_path, name, bad):
     index = build_bm25([["a", "b"], ["b", "c"]])
@@ -164,3 +154,32 @@ def test_load_rejects_out_of_range_doc_ids(tmp_path):
     np.save(tmp_path / "indices.npy", np.full(len(index.indices), 7, np.int32))
     with pytest.raises(IndexFormatError, match="indices.npy"):
         load_bm25(tmp_path)
+
+
+def test_tfs_are_term_frequencies():
+    index = build_bm25([["a", "b", "a"], [], ["a"]])
+    a = index.vocab["a"]
+    s, e = index.indptr[a], index.indptr[a + 1]
+    assert index.indices[s:e].tolist() == [0, 2] and index.tfs[s:e].tolist() == [2, 1]
+    assert index.tfs.dtype == np.int32
+
+
+def test_format_1_folder_loads_without_tfs(tmp_path):
+    """tests/data/index-v1/bm25 was written by adarag 0.1.0; it searches as before and re-saves as format 1."""
+    old = load_bm25(Path(__file__).resolve().parents[1] / "data" / "index-v1" / "bm25")
+    assert old.tfs is None and old.n_docs == 6
+    ids, scores = old.search(list(old.vocab)[:3], 4)
+    assert len(ids) and np.all(np.diff(scores) <= 0)
+    old.save(tmp_path)
+    assert not (tmp_path / "tfs.npy").exists()
+    assert json.loads((tmp_path / "params.json").read_text())["version"] == 1
+    assert load_bm25(tmp_path).tfs is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-50, 50, allow_nan=False), min_size=1, max_size=30), st.randoms(use_true_random=False))
+def test_mean_idf_is_fsum_whatever_the_order(idf, rnd):
+    counts = [rnd.randint(1, 4) for _ in idf]
+    flat = [x for x, c in zip(idf, counts) for _ in range(c)]
+    rnd.shuffle(flat)
+    assert mean_idf(np.array(idf), np.array(counts)) == math.fsum(flat) / len(flat)
