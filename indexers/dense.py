@@ -59,6 +59,7 @@ class DenseIndex:
             raise ConfigError(f"embeddings must be a 2-D array, got shape {vectors.shape}")
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # [n, dim]
         self.params = params
+        self.on_gpu = False
         self._index = faiss_index if faiss_index is not None else self._build()
 
     @property
@@ -80,6 +81,7 @@ class DenseIndex:
             if self.params.use_gpu and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
                 log.info("dense: flat index on %d GPU(s)", faiss.get_num_gpus())
                 idx = faiss.index_cpu_to_all_gpus(idx)
+                self.on_gpu = True
         return idx
 
     def search(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +95,9 @@ class DenseIndex:
         if q.shape[1] != self.dim:
             raise ConfigError(f"query embeddings have dim {q.shape[1]}, the index has {self.dim}")
         if mask is not None:
-            return self._search_masked(q, k, np.flatnonzero(mask))
+            return self._exact(q, k, np.flatnonzero(mask))
+        if self.params.index != "hnsw" and not self.on_gpu:  # flat on the CPU: the exact kernel, ties by row
+            return self._exact(q, k, None)
         kk = min(k, len(self))
         if kk == 0:
             return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
@@ -102,14 +106,20 @@ class DenseIndex:
         scores, rows = self._index.search(q, kk)
         return rows.astype(np.int64), scores
 
-    def _search_masked(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        kk = min(k, len(allowed))
-        scores = q @ self.vectors[allowed].T  # [n_q, n_allowed] float32
+    def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner-product top-k over the `allowed` rows (all when None), ties by row ascending even at
+        the k-th place (a heap's top-k keeps an arbitrary one), so any split into segments merges the same."""
+        vecs = self.vectors if allowed is None else self.vectors[allowed]
+        n = len(vecs)
+        kk = min(k, n)
+        scores = q @ vecs.T  # [n_q, n] float32
         rows = np.empty((len(q), kk), np.int64)
         top = np.empty((len(q), kk), np.float32)
         for i, s in enumerate(scores):
-            order = np.lexsort((allowed, -s))[:kk]
-            rows[i], top[i] = allowed[order], s[order]
+            cand = np.flatnonzero(s >= np.partition(s, n - kk)[n - kk]) if 0 < kk < n else np.arange(n)
+            ids = cand if allowed is None else allowed[cand]
+            order = np.lexsort((ids, -s[cand]))[:kk]
+            rows[i], top[i] = ids[order], s[cand][order]
         return rows, top
 
     def save(self, directory: Path) -> list[str]:

@@ -277,9 +277,10 @@ class _Writer:
             (old is not None and old.version < 3 and not rebuild) or (rebuild and params.sql_url is not None))
         self.sql_file = "" if params.sql_url else (old.sql if self.incremental else f"docs-{self.gen:06d}.sqlite")
         self.segments: list[Segment] = _segments_of(out, old) if self.incremental else []
-        self.n_old = len(self.segments)
+        self.before = list(self.segments)  # the previous generation's segments, as they were
+        self.before_parts = {name: [s.part(name) for s in self.before] for name in params.stores}
         self.marked: dict[str, list[Passage]] = {}  # segment name -> passages this write deleted from it
-        self.removed_old: list[Passage] = []  # passages deleted from segments that existed before this write
+        self.removed_of: dict[str, list[Passage]] = {}  # the same, kept when a merge replaces the segment
         self.added: list[Passage] = []  # passages put in new segments (for store statistics)
         self.buffer: list[Passage] = []
         self.k = 0
@@ -421,9 +422,8 @@ class _Writer:
                 if row is not None:
                     seg.deleted_rows = np.union1d(seg.deleted_rows, [row]).astype(np.int64)
                     self.marked.setdefault(seg.name, []).append(p)
-                    if seg.directory.parent == self.out:
-                        self.removed_old.append(p)
-                    else:
+                    self.removed_of.setdefault(seg.name, []).append(p)
+                    if seg.directory.parent != self.out:  # a segment of this write: the passage was never live
                         self.added = [a for a in self.added if a.id != p.id]
                     break
 
@@ -492,14 +492,13 @@ class _Writer:
         """Generation-wide store state (e.g. BM25's collection statistics) into the generation folder."""
         gen_dir = self.stage / f"gen-{self.gen:06d}"
         gen_dir.mkdir()
-        before = self.old if self.incremental else None
+        removed = [self.removed_of.get(s.name, []) for s in self.before]
         for name in self.params.stores:
-            kind = store_kind(name)
-            prev_state = self.out / before.data / name if before is not None else None
-            kind.write_state([s.part(name) for s in self.segments], self.added if before else None,
-                             self.removed_old if before else None,
-                             prev_state if prev_state is not None and prev_state.is_dir() else None,
-                             gen_dir / name, getattr(self.params, name), self.encoders)
+            prev = self.out / self.old.data / name if self.incremental else None
+            store_kind(name).write_state(
+                self.before_parts[name] if self.incremental else None, prev if prev and prev.is_dir() else None,
+                self.added, removed, [s.part(name) for s in self.segments], gen_dir / name,
+                getattr(self.params, name), self.encoders)
         self.moves.append((gen_dir, gen_dir.name))
 
     def _publish(self, n_docs: int) -> Manifest:

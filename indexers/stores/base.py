@@ -118,12 +118,12 @@ class StoreKind(Protocol):
         `removed`, the passages this write deleted from it. A store that needs none writes nothing."""
         ...
 
-    def write_state(self, parts: Sequence[SegmentPart], added: Sequence[Passage] | None,
-                    removed: Sequence[Passage] | None, previous: Path | None, directory: Path, params: Any,
-                    encoders: Encoders) -> None:
-        """Write generation-wide state over the segments `parts` into `directory` (or nothing). `added` and
-        `removed` are the passages this write added to and deleted from the previous generation, whose state
-        is in `previous`; both None when the state must be computed from `parts` alone."""
+    def write_state(self, before: Sequence[SegmentPart] | None, previous: Path | None, added: Sequence[Passage],
+                    removed: Sequence[Sequence[Passage]], after: Sequence[SegmentPart], directory: Path,
+                    params: Any, encoders: Encoders) -> None:
+        """Write generation-wide state over the segments `after` into `directory` (or nothing). An update
+        starts from the previous generation's segments `before` and state `previous`: this write added the
+        live passages `added` and deleted `removed[i]` from `before[i]`. `before` is None for a new index."""
         ...
 
     def open(self, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> Store:

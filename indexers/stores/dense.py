@@ -79,7 +79,7 @@ class DenseStore:
         """Nothing: inner products need no collection statistics; deleted rows are masked."""
 
     @classmethod
-    def write_state(cls, parts, added, removed, previous, directory, params, encoders) -> None:
+    def write_state(cls, before, previous, added, removed, after, directory, params, encoders) -> None:
         """Nothing: no generation-wide state."""
 
     @classmethod

@@ -60,7 +60,7 @@ class NgramStore:
         directory.mkdir(parents=True, exist_ok=True)  # PROVISIONAL
 
     @classmethod
-    def write_state(cls, parts, added, removed, previous, directory, params, encoders) -> None:
+    def write_state(cls, before, previous, added, removed, after, directory, params, encoders) -> None:
         """PROVISIONAL"""
 
     @classmethod
