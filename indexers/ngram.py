@@ -22,7 +22,7 @@ from indexers.index_dir import load_arrays
 from kernels import fm_index as _fm
 
 __all__ = ["NgramParams", "NgramIndex", "NgramMatch", "SEP", "build_ngram", "load_ngram", "ngram_tokenizer",
-           "ngram_text", "encode"]
+           "ngram_text", "encode", "matchable_suffix"]
 
 FORMAT_VERSION = 1
 SEP = 2**32 - 1  # passage separator symbol; token ids are < 2**31
@@ -150,13 +150,7 @@ class NgramIndex:
 
     def longest_suffix_match(self, tokens: Sequence[int]) -> NgramMatch:
         """Longest suffix of a running token sequence that occurs in the corpus, and one place it occurs."""
-        if isinstance(tokens, (str, bytes)):
-            raise ConfigError("pass token ids, not a string: encode it with the store's tokenizer first")
-        toks = [int(t) for t in tokens]
-        bad = [i for i, t in enumerate(toks) if t < 0 or t >= SEP]
-        if bad:
-            toks = toks[bad[-1] + 1:]
-        m = _fm.longest_suffix_match(self.fm, toks)
+        m = _fm.longest_suffix_match(self.fm, matchable_suffix(tokens))
         if m.length == 0:
             return NgramMatch(0, self.count(()), -1, -1)
         rows, offs = self.rows_offsets(np.array([m.position], dtype=np.int64))
@@ -179,6 +173,15 @@ class NgramIndex:
     @classmethod
     def load(cls, directory: Path) -> "NgramIndex":
         return load_ngram(directory)
+
+
+def matchable_suffix(tokens: Sequence[int]) -> list[int]:
+    """The tokens after the last one that cannot be a token id (no suffix match can reach past it)."""
+    if isinstance(tokens, (str, bytes)):
+        raise ConfigError("pass token ids, not a string: encode it with the store's tokenizer first")
+    toks = [int(t) for t in tokens]
+    bad = [i for i, t in enumerate(toks) if t < 0 or t >= SEP]
+    return toks[bad[-1] + 1:] if bad else toks
 
 
 def build_ngram(passage_token_ids: Sequence[Sequence[int]], params: NgramParams = NgramParams()) -> NgramIndex:

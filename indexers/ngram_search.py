@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from indexers.errors import ConfigError
 from indexers.ngram import NgramIndex
+from indexers.ngram_segments import SegmentedNgram, SegmentIntervals
 
-__all__ = ["NgramSearchParams", "search", "query_ngrams"]
+__all__ = ["NgramSearchParams", "NgramCandidate", "search", "query_ngrams"]
 
 
 @dataclass(frozen=True)
@@ -43,55 +44,72 @@ class NgramSearchParams:
             raise ConfigError(f"NgramSearchParams needs alpha > 0 and 0 <= beta <= 1, got {self.alpha}, {self.beta}")
 
 
-def query_ngrams(index: NgramIndex, query_token_ids: Sequence[int], params: NgramSearchParams = NgramSearchParams()
-                 ) -> list[tuple[int, int, int, int, int]]:
-    """Scored candidates (start, end, sp, ep, count) of the query, maximal as described in the module doc."""
+class NgramCandidate(NamedTuple):
+    """A query n-gram q[start:end], its live corpus count and its SA intervals (for locating its rows)."""
+
+    start: int
+    end: int
+    count: int
+    intervals: SegmentIntervals
+
+
+def _segmented(index: NgramIndex | SegmentedNgram) -> SegmentedNgram:
+    return SegmentedNgram([(index, None, None)]) if isinstance(index, NgramIndex) else index
+
+
+def query_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
+                 params: NgramSearchParams = NgramSearchParams()) -> list[NgramCandidate]:
+    """Scored candidates of the query, maximal as described in the module doc (counts over live rows)."""
+    index = _segmented(index)
     q = [int(t) for t in query_token_ids][: params.max_query_tokens]
-    found: dict[tuple[int, int], tuple[int, int]] = {}
+    root = index.interval(())
+    found: dict[tuple[int, int], SegmentIntervals] = {}
     for i in range(len(q)):
-        sp, ep = 0, index.fm.n_rows
+        ivs = root
         for j in range(i, min(len(q), i + params.max_n)):
-            sp, ep = index.extend(sp, ep, q[j])
-            if sp == ep:
+            ivs = index.extend(ivs, q[j])
+            if ivs.count == 0:
                 break
-            found[(i, j + 1)] = (sp, ep)
+            found[(i, j + 1)] = ivs
     out = []
-    for (i, j), (sp, ep) in found.items():
-        c = ep - sp
+    for (i, j), ivs in found.items():
+        c = ivs.count
         if c > params.max_count:
             continue
         right, left = found.get((i, j + 1)), found.get((i - 1, j))
-        if (right and right[1] - right[0] == c) or (left and left[1] - left[0] == c):
+        if (right and right.count == c) or (left and left.count == c):
             continue  # a longer n-gram has exactly these occurrences
-        out.append((i, j, sp, ep, c))
+        out.append(NgramCandidate(i, j, c, ivs))
     return out
 
 
-def search(index: NgramIndex, query_token_ids: Sequence[int], k: int,
+def search(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int], k: int,
            params: NgramSearchParams = NgramSearchParams(), mask: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k passages -> (rows [k'] int64, scores [k'] float64), order (score desc, row asc); k' <= k.
 
     `mask` [n_docs] bool keeps only rows where it is True; it drops rows after scoring, so scores and the
-    located budget are those of the unmasked search and the masked top-k is exact."""
+    located budget are those of the unmasked search and the masked top-k is exact. Over a SegmentedNgram,
+    rows are global and the result is that of one index built over the live rows, mapped back."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive int, got {k!r}")
     if isinstance(query_token_ids, (str, bytes)):
         raise ConfigError("pass the query's token ids (indexers.ngram.encode), not a string")
+    index = _segmented(index)
     total = max(2, index.n_tokens)
     cands = query_ngrams(index, query_token_ids, params)
     # rarest first (then longer, then leftmost): the located budget goes to the most telling n-grams
-    cands.sort(key=lambda g: (g[4], -(g[1] - g[0]), g[0]))
+    cands.sort(key=lambda g: (g.count, -(g.end - g.start), g.start))
     budget = params.max_located
     per_doc: dict[int, list[tuple[float, int, int]]] = {}
-    for i, j, sp, ep, c in cands:
+    for i, j, c, ivs in cands:
         if c > budget:
             continue
         budget -= c
         w = math.log(max(total - c, 1) / c)
         if w <= 0:
             continue
-        rows = index.interval_rows(sp, ep, j - i)
+        rows = index.interval_rows(ivs, j - i)
         for r in (rows if mask is None else rows[mask[rows]]).tolist():
             per_doc.setdefault(r, []).append((w, i, j))
     if not per_doc:

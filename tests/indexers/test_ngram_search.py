@@ -57,7 +57,8 @@ def test_ranking_contract(hotpot):
     assert search(index, [2**31], 5)[0].size == 0
     big = search(index, t, 10_000)[0]
     np.testing.assert_array_equal(big[:7], rows)
-    for i, j, sp, ep, c in query_ngrams(index, t):
+    for i, j, c, ivs in query_ngrams(index, t):
+        (_, sp, ep, _, _), = ivs.parts
         assert c == index.count(t[i:j]) == ep - sp and c <= NgramSearchParams().max_count
     with pytest.raises(ConfigError):
         search(index, t, 0)
