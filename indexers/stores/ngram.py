@@ -10,6 +10,8 @@ import numpy as np
 from indexers.errors import IndexFormatError
 from indexers.ngram import NgramIndex, NgramParams, build_ngram, encode, load_ngram, ngram_text
 from indexers.ngram_search import search
+from indexers.ngram_segments import SegmentedNgram
+from indexers.segments import SegmentPart
 from indexers.stores.base import BuildEnv, LoadEnv, Ranked, StoreStats, check_mask, check_store_k
 from indexers.stores.encoders import Encoders
 from indexers.types import Passage
@@ -18,11 +20,13 @@ __all__ = ["NgramStore"]
 
 
 class NgramStore:
-    """A loaded n-gram store; queries are token-id lists from the index's n-gram tokenizer."""
+    """A loaded n-gram store; queries are token-id lists from the index's n-gram tokenizer. One segment without
+    deletions is its NgramIndex; several, or deletions, a SegmentedNgram whose live counts equal one FM-index
+    over the live passages, so the SEAL scores are the same (indexers.ngram_segments)."""
 
     name: ClassVar[str] = "ngram"
 
-    def __init__(self, index: NgramIndex, encoders: Encoders) -> None:
+    def __init__(self, index: NgramIndex | SegmentedNgram, encoders: Encoders) -> None:
         self.index = index
         self.encoders = encoders
 
@@ -38,7 +42,7 @@ class NgramStore:
         return [search(self.index, q, k, mask=mask) for q in queries]
 
     def stats(self) -> StoreStats:
-        """Rows and tokens (SEAL's F_total); n-gram counts come from the FM-index itself."""
+        """Rows and live tokens (SEAL's F_total); n-gram counts come from the FM-indexes themselves."""
         return StoreStats(self.n_rows, self.index.n_tokens)
 
     def warm_up(self, threads: int | None = None) -> None:
@@ -46,26 +50,50 @@ class NgramStore:
 
     @classmethod
     def build(cls, passages: Sequence[Passage], directory: Path, params: NgramParams, env: BuildEnv) -> int:
-        tok = env.encoders.ngram_tokenizer()
-        build_ngram(encode(tok, [ngram_text(p.text, p.title, params.collapse_spaces) for p in passages]),
-                    params).save(directory)
+        build_ngram(_token_ids(passages, params, env.encoders), params).save(directory)
         return len(passages)
 
     @classmethod
-    def load(cls, directory: Path, env: LoadEnv) -> "NgramStore":
-        return cls(load_ngram(directory), env.encoders)
-
-    @classmethod
-    def write_deleted(cls, part, removed, directory, params, encoders) -> None:
-        directory.mkdir(parents=True, exist_ok=True)  # PROVISIONAL
+    def write_deleted(cls, part: SegmentPart, removed: Sequence[Passage], directory: Path, params: NgramParams,
+                      encoders: Encoders) -> None:
+        """An FM-index over the segment's deleted rows (all so far: their token ids are kept beside it), whose
+        counts are subtracted from the segment's."""
+        tokens = _load_tokens(part.deleted) if part.deleted is not None else []
+        tokens += _token_ids(removed, params, encoders)
+        directory.mkdir(parents=True, exist_ok=True)
+        flat = np.fromiter((t for ts in tokens for t in ts), dtype=np.int64, count=sum(map(len, tokens)))
+        np.save(directory / _TOKENS, flat, allow_pickle=False)
+        np.save(directory / _OFFSETS, np.cumsum([0] + [len(ts) for ts in tokens]).astype(np.int64), allow_pickle=False)
+        build_ngram(tokens, params).save(directory / _FM)
 
     @classmethod
     def write_state(cls, before, previous, added, removed, after, directory, params, encoders) -> None:
-        """PROVISIONAL"""
+        """Nothing: n-gram counts are summed over the segments at query time."""
 
     @classmethod
-    def open(cls, parts, state, env) -> "NgramStore":
-        if len(parts) != 1 or parts[0].live is not None:
-            raise IndexFormatError("PROVISIONAL: segmented ngram not integrated yet")
-        cls.load(parts[0].directory, env)
-        return cls(load_ngram(parts[0].directory), env.encoders)
+    def open(cls, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> "NgramStore":
+        if len(parts) == 1 and parts[0].live is None:
+            return cls(load_ngram(parts[0].directory), env.encoders)
+        return cls(SegmentedNgram([(load_ngram(p.directory), load_ngram(p.deleted / _FM) if p.deleted else None,
+                                    p.live) for p in parts]), env.encoders)
+
+
+_TOKENS, _OFFSETS, _FM = "tokens.npy", "offsets.npy", "fm"
+
+
+def _token_ids(passages: Sequence[Passage], params: NgramParams, encoders: Encoders) -> list[list[int]]:
+    """Passages as the n-gram store indexes them: generator token ids of their title and text."""
+    tok = encoders.ngram_tokenizer()
+    return encode(tok, [ngram_text(p.text, p.title, params.collapse_spaces) for p in passages])
+
+
+def _load_tokens(directory: Path) -> list[list[int]]:
+    """The deleted rows' token ids a deletion sidecar keeps."""
+    try:
+        flat = np.load(directory / _TOKENS, allow_pickle=False)
+        off = np.load(directory / _OFFSETS, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise IndexFormatError(f"{directory}: cannot read the deleted rows' tokens ({e}); rebuild the index") from e
+    if off.ndim != 1 or len(off) == 0 or off[0] != 0 or off[-1] != len(flat) or np.any(np.diff(off) < 0):
+        raise IndexFormatError(f"{directory / _OFFSETS}: bad offsets; rebuild the index")
+    return [flat[a:b].tolist() for a, b in zip(off[:-1].tolist(), off[1:].tolist())]
