@@ -112,10 +112,10 @@ class DenseIndex:
         vecs = self.vectors if allowed is None else self.vectors[allowed]
         n = len(vecs)
         kk = min(k, n)
-        scores = q @ vecs.T  # [n_q, n] float32
         rows = np.empty((len(q), kk), np.int64)
         top = np.empty((len(q), kk), np.float32)
-        for i, s in enumerate(scores):
+        for i in range(len(q)):
+            s = vecs @ q[i]  # [n] float32; one matrix-vector product per query, so a batch == its queries alone
             cand = np.flatnonzero(s >= np.partition(s, n - kk)[n - kk]) if 0 < kk < n else np.arange(n)
             ids = cand if allowed is None else allowed[cand]
             order = np.lexsort((ids, -s[cand]))[:kk]

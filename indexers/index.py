@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from indexers.bm25 import BM25Index, BM25Params
 from indexers.dense import DenseIndex, DenseParams
-from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.errors import ConfigError, CorpusError, IndexBusyError, IndexFormatError
 from indexers.index_dir import (
     Manifest,
     clean_leftovers,
@@ -304,11 +304,14 @@ class _Writer:
         manifest = None
         try:
             try:
+                if logged:
+                    store.begin_generation(self.gen)
                 counts = self._ingest(store, documents, delete, logged)
                 if store.count_passages() == 0:
                     raise CorpusError("the corpus has no passages with text: nothing to index")
                 changed = counts["added"] or counts["updated"] or counts["deleted"] or merge_all
                 if self.incremental and not changed:  # nothing changed: no new generation to publish
+                    store.rollback(self.gen)
                     shutil.rmtree(self.stage, ignore_errors=True)
                     self.seconds["total"] = time.perf_counter() - t0
                     return BuildReport(self.old, 0, 0, counts["unchanged"], 0, self.seconds, 0)
@@ -665,6 +668,24 @@ def open_index(root: str | Path, *, verify: bool = True) -> Index:
     raise AssertionError("unreachable")
 
 
+def _recover_sql(root: Path, manifest: Manifest, store: SQLStore) -> None:
+    """Roll back what a killed writer left in the document store, if no writer is at work now (its lock is
+    free); a read-only index, or one being written, is left to its next writer."""
+    pending = store.pending_generations()
+    if not any(g > manifest.generation for g in pending):
+        return
+    try:
+        with WriteLock(root, wait=0):
+            if read_manifest(root).generation != manifest.generation:
+                return  # published meanwhile: the caller retries on the new generation
+            for g in store.pending_generations():
+                if g > manifest.generation:
+                    log.warning("%s: rolling back the document store changes of an interrupted write", root)
+                    store.rollback(g)
+    except (IndexBusyError, OSError):
+        pass
+
+
 def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index:
     manifest = verify_index(root) if verify else read_manifest(root)
     params = _params_from_manifest(manifest)
@@ -685,6 +706,7 @@ def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index
                                f"`adarag index CORPUS --out {root} --rebuild`")
     store = SQLStore(_sql_of(root, manifest, params), namespace=params.sql_namespace)
     if manifest.version >= 3:
+        _recover_sql(root, manifest, store)
         done = store.generation()
         if done != manifest.generation and manifest.generation not in store.pending_generations():
             store.close()

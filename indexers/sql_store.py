@@ -415,19 +415,29 @@ class SQLStore:
         if rows:
             conn.execute(sa.insert(self._undo), rows)
 
+    def begin_generation(self, generation: int) -> None:
+        """Mark an index write of `generation` as started (pending until committed or rolled back), even if it
+        changes no document (a merge): a reader then tells a published-but-uncommitted write from a stale store."""
+        with self._engine.begin() as conn:
+            self._set_meta(conn, "pending", str(generation))
+
     def pending_generations(self) -> list[int]:
-        """Generations with an undo log: writes whose manifest may not have been published."""
+        """Generations begun or undo-logged and not yet committed: writes whose manifest may not be published."""
         with self._engine.connect() as conn:
-            if not self._has_undo(conn):
-                return []
-            return list(conn.execute(sa.select(self._undo.c.generation).distinct()
-                                     .order_by(self._undo.c.generation)).scalars())
+            found = set()
+            if self._has_undo(conn):
+                found.update(conn.execute(sa.select(self._undo.c.generation).distinct()).scalars())
+            row = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "pending")).first()
+            if row:
+                found.add(int(row[0]))
+            return sorted(found)
 
     def rollback(self, generation: int) -> int:
         """Undo the writes logged under `generation` (restore every pre-image); returns documents restored."""
         u = self._undo.c
         with self._engine.begin() as conn:
             self._lock(conn)
+            self._clear_pending(conn, generation, exact=True)
             if not self._has_undo(conn):
                 return 0
             rows = list(conn.execute(sa.select(u.doc_id, u.pre).where(u.generation == generation)))
@@ -449,7 +459,14 @@ class SQLStore:
         with self._engine.begin() as conn:
             if self._has_undo(conn):
                 conn.execute(sa.delete(self._undo).where(self._undo.c.generation <= generation))
+            self._clear_pending(conn, generation, exact=False)
             self._set_meta(conn, "generation", str(generation))
+
+    def _clear_pending(self, conn: Connection, generation: int, exact: bool) -> None:
+        m = self._meta.c
+        row = conn.execute(sa.select(m.value).where(m.key == "pending")).first()
+        if row and (int(row[0]) == generation if exact else int(row[0]) <= generation):
+            conn.execute(sa.delete(self._meta).where(m.key == "pending"))
 
     def generation(self) -> int | None:
         """The last index generation committed against this store (None before the first)."""

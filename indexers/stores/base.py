@@ -112,6 +112,11 @@ class StoreKind(Protocol):
         computed rather than reused from `env.previous`. `params` is this store's field of BuildParams."""
         ...
 
+    def load(self, directory: Path, env: LoadEnv) -> Store:
+        """Open one segment without deletions (what `build` wrote), or raise IndexFormatError saying how to
+        rebuild."""
+        ...
+
     def write_deleted(self, part: SegmentPart, removed: Sequence[Passage], directory: Path, params: Any,
                       encoders: Encoders) -> None:
         """Write the sidecar for `part`'s deleted rows into `directory`: those of `part.deleted` (if any) plus

@@ -129,14 +129,15 @@ class BM25Store:
         stats.save(directory / _GLOBAL)
 
     @classmethod
+    def load(cls, directory: Path, env: LoadEnv) -> "BM25Store":
+        _check_analyzer(env)
+        return cls(load_bm25(directory))
+
+    @classmethod
     def open(cls, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> "BM25Store":
-        analyzer = env.recorded.get("analyzer")
-        if analyzer != DEFAULT_ANALYZER.name:
-            raise IndexFormatError(
-                f"index {env.root} was tokenized with analyzer {analyzer!r}, this adarag uses "
-                f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {env.root} --rebuild`")
+        _check_analyzer(env)
         if len(parts) == 1 and parts[0].live is None:
-            return cls(load_bm25(parts[0].directory))
+            return cls.load(parts[0].directory, env)
         segs = [(load_bm25(p.directory), _deleted(p), p.live) for p in parts]
         stats = BM25Global.load(state / _GLOBAL) if state is not None and (state / _GLOBAL).is_file() else \
             global_stats([(ix, d) for ix, d, _ in segs])
@@ -149,6 +150,14 @@ class BM25Store:
 
 
 _GLOBAL = "global.json"
+
+
+def _check_analyzer(env: LoadEnv) -> None:
+    analyzer = env.recorded.get("analyzer")
+    if analyzer != DEFAULT_ANALYZER.name:
+        raise IndexFormatError(
+            f"index {env.root} was tokenized with analyzer {analyzer!r}, this adarag uses "
+            f"{DEFAULT_ANALYZER.name!r}: rebuild it with `adarag index CORPUS --out {env.root} --rebuild`")
 
 
 def _tokens(p: Passage) -> list[str]:

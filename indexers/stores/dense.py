@@ -83,6 +83,10 @@ class DenseStore:
         """Nothing: no generation-wide state."""
 
     @classmethod
+    def load(cls, directory: Path, env: LoadEnv) -> "DenseStore":
+        return cls([(DenseIndex.load(directory), None)], env.encoders)
+
+    @classmethod
     def open(cls, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> "DenseStore":
         return cls([(DenseIndex.load(p.directory), p.live) for p in parts], env.encoders)
 

@@ -71,9 +71,13 @@ class NgramStore:
         """Nothing: n-gram counts are summed over the segments at query time."""
 
     @classmethod
+    def load(cls, directory: Path, env: LoadEnv) -> "NgramStore":
+        return cls(load_ngram(directory), env.encoders)
+
+    @classmethod
     def open(cls, parts: Sequence[SegmentPart], state: Path | None, env: LoadEnv) -> "NgramStore":
         if len(parts) == 1 and parts[0].live is None:
-            return cls(load_ngram(parts[0].directory), env.encoders)
+            return cls.load(parts[0].directory, env)
         return cls(SegmentedNgram([(load_ngram(p.directory), load_ngram(p.deleted / _FM) if p.deleted else None,
                                     p.live) for p in parts]), env.encoders)
 

@@ -35,9 +35,15 @@ _CHILD = textwrap.dedent("""
         import indexers.sql_store as q
         q.SQLStore.commit_generation = die
     elif mode == "kill-cleaning":  # the manifest is replaced, unreferenced folders not yet removed
-        d._remove_unreferenced = die
+        write = d._write_manifest
+        d._write_manifest = lambda *a: (write(*a), setattr(d, "_remove_unreferenced", die))
     docs = [Document(id=f"{prefix}{i}", title=f"{prefix} {i}", text=f"{prefix} passage {i} words") for i in range(n)]
-    build_index(docs, root, BuildParams(stores=("bm25",)), progress=False)
+    if prefix == "optimize":
+        ix.optimize(root, progress=False)
+    elif prefix == "delete":
+        build_index([], root, delete=[f"old{i}" for i in range(5, 5 + n)], progress=False)
+    else:
+        build_index(docs, root, BuildParams(stores=("bm25",)), progress=False)
     print("done", flush=True)
 """)
 
@@ -139,6 +145,29 @@ def test_kill_9_at_every_step_of_a_publish_leaves_a_loadable_index(tmp_path, mod
     gens = ["gen-000003", "gen-000004"] if published else ["gen-000002", "gen-000003"]
     assert names == ["docs-000001.sqlite", *gens, MANIFEST, *segs, "write.lock"], names
     assert len(_ids(root)) == 29 + 2 + (10 if published else 0)
+
+
+@pytest.mark.parametrize("op", ["optimize", "delete"])
+@pytest.mark.parametrize("mode", ["kill-staged", "kill-renamed", "kill-published", "kill-cleaning"])
+def test_kill_9_during_a_merge_or_a_delete_leaves_a_loadable_index(tmp_path, op, mode):
+    from indexers.check import check_index
+
+    root = tmp_path / "ix"
+    _build(_docs("old", 30), root)
+    _build(_docs("more", 3), root)  # two segments, so there is something to merge
+    before = _ids(root)
+    p = _child(tmp_path, root, op, 4, mode)
+    p.communicate(timeout=120)
+    assert p.returncode == -9
+    gone = {f"old{i}" for i in range(5, 9)}
+    after = _ids(root)
+    published = mode in ("kill-published", "kill-cleaning")
+    assert after == (before - gone if op == "delete" and published else before)
+    assert _search_ok(root) == 20
+    check_index(root)
+    _build(_docs("late", 2), root)
+    assert _ids(root) == after | {"late0", "late1"}
+    check_index(root)
 
 
 def test_a_failed_first_build_leaves_no_folder_and_a_failed_add_leaves_the_index(tmp_path):

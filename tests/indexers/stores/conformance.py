@@ -21,6 +21,7 @@ from indexers.embedders import HashEmbedder
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.ingest import passage_hash
 from indexers.ngram import NgramParams
+from indexers.segments import SegmentPart
 from indexers.stores import STORE_KINDS, Store
 from indexers.stores.base import BuildEnv, LoadEnv, StoreKind
 from indexers.stores.encoders import Encoders
@@ -195,3 +196,34 @@ class StoreConformance:
                 p.unlink()
             with pytest.raises(IndexFormatError):
                 self.kind.load(copy, self._env(copy))
+
+    def test_segments_with_deletions_equal_one_segment_of_the_live_rows(self, tmp_path):
+        """The segment contract: the store over three segments with deleted rows ranks (and scores) exactly
+        as one segment built over the live passages, rows mapped back to global rows."""
+        hashes = np.array([passage_hash(p) for p in PASSAGES])
+        enc, dead = offline_encoders(), {1, 4, 9}
+        parts = []
+        for a, b in ((0, 4), (4, 8), (8, len(PASSAGES))):
+            d = tmp_path / f"seg{a}"
+            self.kind.build(PASSAGES[a:b], d / self.kind.name, self.params, BuildEnv(enc, hashes[a:b]))
+            first = [p for i, p in enumerate(PASSAGES[a:b], a) if i in dead][:1]  # two deletion rounds
+            rest = [p for i, p in enumerate(PASSAGES[a:b], a) if i in dead][1:]
+            deleted = None
+            for n, gone in enumerate((first, rest)):
+                if gone:
+                    out = d / f"del{n}" / self.kind.name
+                    self.kind.write_deleted(SegmentPart(d / self.kind.name, deleted, None, b - a), gone, out,
+                                            self.params, enc)
+                    deleted = out
+            live = np.array([i not in dead for i in range(a, b)])
+            parts.append(SegmentPart(d / self.kind.name, deleted, None if live.all() else live, b - a))
+        state = tmp_path / "state"
+        self.kind.write_state(None, None, [], [], parts, state, self.params, enc)
+        store = self.kind.open(parts, state if state.exists() else None, self._env(tmp_path / "x"))
+        assert store.n_rows == len(PASSAGES)
+        rows_of = np.array([i for i in range(len(PASSAGES)) if i not in dead])
+        live_passages = [PASSAGES[i] for i in rows_of]
+        for q, got in zip(QUERIES, self._search(store, QUERIES, len(PASSAGES))):
+            ref_rows, ref_scores = self.reference(q, live_passages)
+            assert not set(got[0].tolist()) & dead
+            self._assert_matches_reference(got, (rows_of[ref_rows], ref_scores), len(PASSAGES))
