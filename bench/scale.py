@@ -40,6 +40,17 @@ if a["stage"] in ("build", "add", "delete"):
     params = BuildParams(stores=tuple(a["stores"])) if a["stage"] == "build" else None
     rep = build_index(docs, a["index"], params, progress=False, **kw)
     out["n_passages"] = rep.manifest.n_passages
+    out["segments"] = len(getattr(rep.manifest, "segments", None) or [None])
+elif a["stage"] == "optimize":
+    try:
+        from indexers.index import optimize
+    except ImportError:  # a revision before segments: nothing to merge
+        optimize = None
+    if optimize is not None:
+        rep = optimize(a["index"], progress=False)
+        out["segments"] = len(rep.manifest.segments)
+    else:
+        out["skipped"] = True
 elif a["stage"] == "open":
     from indexers.index import open_index
     t = time.perf_counter()
@@ -120,6 +131,7 @@ def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[st
     row["query"] = run_stage(checkout, stage="query", index=str(index), stores=stores, queries=qs)
     row["add_100"] = run_stage(checkout, stage="add", corpus=str(add), index=str(index))
     row["delete_100"] = run_stage(checkout, stage="delete", index=str(index), delete=[f"s{i}" for i in range(100)])
+    row["optimize"] = run_stage(checkout, stage="optimize", index=str(index))
     return row
 
 
@@ -130,16 +142,20 @@ def table(rows: dict[str, dict], stores: list[str]) -> str:
 
     def add(label, get, better_low=True):
         vals = [get(rows[n]) for n in names]
-        cells = [f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" for v in vals]
-        ratio = f" {vals[1] / vals[0]:.2f}x |" if len(vals) == 2 and vals[0] else ""
+        cells = ["n/a" if v is None else f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" for v in vals]
+        ratio = f" {vals[1] / vals[0]:.2f}x |" if len(vals) == 2 and vals[0] and vals[1] is not None else \
+            (" |" if len(vals) == 2 else "")
         lines.append(f"| {label} | " + " | ".join(cells) + " |" + ratio)
 
     add("build wall s", lambda r: r["build"]["wall_s"])
+    add("segments after build", lambda r: r["build"].get("segments", 1))
     add("build peak RSS MB", lambda r: r["build"]["peak_rss_mb"])
     add("bytes on disk / passage", lambda r: r["bytes_per_passage"])
     add("open s (in process)", lambda r: r["open"]["open_s"])
     add("add 100 docs wall s", lambda r: r["add_100"]["wall_s"])
     add("delete 100 docs wall s", lambda r: r["delete_100"]["wall_s"])
+    add("merge to one segment wall s", lambda r: None if r["optimize"].get("skipped") else r["optimize"]["wall_s"])
+    add("merge peak RSS MB", lambda r: None if r["optimize"].get("skipped") else r["optimize"]["peak_rss_mb"])
     for s in stores:
         add(f"{s} query p50 ms", lambda r, s=s: r["query"][s]["p50_ms"])
         add(f"{s} query p95 ms", lambda r, s=s: r["query"][s]["p95_ms"])

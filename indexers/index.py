@@ -413,22 +413,30 @@ class _Writer:
         return load_segment(directory, name, len(passages))
 
     def _remove(self, passages: Sequence[Passage]) -> None:
-        """Mark `passages` (stored versions this write replaced or deleted) deleted where they are live."""
+        """Mark `passages` (stored versions this write replaced or deleted) deleted where they are live: still
+        buffered, or in the one segment holding the id live (O(log n) per id and segment)."""
         if not passages:
             return
-        ids = {p.id for p in passages}
-        if self.buffer:
-            self.buffer = [p for p in self.buffer if p.id not in ids]
-        for p in passages:
-            for seg in reversed(self.segments):
-                row = seg.find([p.id]).get(p.id)
-                if row is not None:
-                    seg.deleted_rows = np.union1d(seg.deleted_rows, [row]).astype(np.int64)
-                    self.marked.setdefault(seg.name, []).append(p)
-                    self.removed_of.setdefault(seg.name, []).append(p)
-                    if seg.directory.parent != self.out:  # a segment of this write: the passage was never live
-                        self.added = [a for a in self.added if a.id != p.id]
-                    break
+        by_id = {p.id: p for p in passages}
+        buffered = {p.id for p in self.buffer} & by_id.keys()
+        if buffered:
+            self.buffer = [p for p in self.buffer if p.id not in buffered]
+        remaining = sorted(by_id.keys() - buffered)
+        for seg in reversed(self.segments):
+            if not remaining:
+                break
+            found = seg.find(remaining)
+            if not found:
+                continue
+            seg.deleted_rows = np.union1d(seg.deleted_rows, list(found.values())).astype(np.int64)
+            ours = seg.directory.parent != self.out  # a segment of this write: its passages were never live
+            for pid in found:
+                self.marked.setdefault(seg.name, []).append(by_id[pid])
+                if not ours:
+                    self.removed_of.setdefault(seg.name, []).append(by_id[pid])
+            if ours:
+                self.added = [a for a in self.added if a.id not in found]
+            remaining = [i for i in remaining if i not in found]
 
     def _merge(self, store: SQLStore, merge_all: bool) -> None:
         """Merge policy: adjacent segments merge while there are more than `max_segments` and the merged one

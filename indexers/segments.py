@@ -9,7 +9,7 @@ segment's current deletion folder. Rows of all segments, in manifest order, form
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ class Segment:
     order: np.ndarray  # [n_rows] int64: rows sorted by id
     deleted_rows: np.ndarray  # [n_deleted] int64, sorted
     deleted_name: str = ""  # the current deletion folder ("" for none)
+    _keys: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -73,16 +74,17 @@ class Segment:
         return SegmentPart(self.directory / store, deleted, self.live, self.n_rows)
 
     def find(self, ids: Sequence[str]) -> dict[str, int]:
-        """passage id -> live row, for the ids this segment holds live."""
+        """passage id -> live row, for the ids this segment holds live (O(log n) each)."""
         if not len(ids) or not self.n_rows:
             return {}
-        keys = self.ids[self.order]
-        want = np.asarray(list(ids), dtype=keys.dtype if keys.dtype.itemsize else "U1")
-        at = np.searchsorted(keys, want)
+        if self._keys is None:
+            self._keys = self.ids[self.order]  # ids in sorted order
+        keys = self._keys
+        at = np.searchsorted(keys, np.asarray(list(ids), dtype=str))  # no cast to keys' width: no truncation
         out: dict[str, int] = {}
         dead = set(self.deleted_rows.tolist()) if len(self.deleted_rows) else set()
         for pid, i in zip(ids, at.tolist()):
-            if i < len(keys) and keys[i] == pid:
+            if i < len(keys) and str(keys[i]) == pid:
                 row = int(self.order[i])
                 if row not in dead:
                     out[pid] = row
