@@ -206,8 +206,7 @@ def _date_ok(f: _Field, dialect: str) -> sa.ColumnElement[bool]:
     if dialect == "sqlite":
         return sa.and_(f.is_("str"), f.text.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"),
                        sa.or_(sa.func.length(f.text) == 10, sa.func.substr(f.text, 11, 1).in_(("T", " "))),
-                       sa.func.strftime(_SQLITE_NORM, _sqlite_wall(f.text)).is_not(None),
-                       sa.func.strftime(_SQLITE_NORM, f.text).is_not(None))
+                       sa.func.strftime(_SQLITE_NORM, _sqlite_wall(f.text)).is_not(None))
     return sa.and_(f.is_("str"), f.text.regexp_match(_PG_ISO))
 
 
@@ -260,26 +259,38 @@ def _equal(f: _Field, value: Any, dialect: str) -> sa.ColumnElement[bool]:
     return sa.or_(same, sa.and_(_date_ok(f, dialect), _date_cmp(f, "==", date, dialect)))
 
 
+def _one_of(f: _Field, values: list[Any], dialect: str) -> sa.ColumnElement[bool]:
+    """`any(_equal(...))`, with plain numbers and non-date strings as one SQL IN each (one extraction per row)."""
+    nums = [int(v) if isinstance(v, bool) else v for v in values if isinstance(v, (bool, int, float))]
+    strs = [v for v in values if isinstance(v, str) and _iso_date(v) is None]
+    rest = [v for v in values if v is None or isinstance(v, datetime) or (isinstance(v, str) and v not in strs)]
+    parts = [_equal(f, v, dialect) for v in dict.fromkeys(rest)]
+    if nums:
+        typ = sa.Float() if any(isinstance(v, float) for v in nums) else sa.BigInteger()
+        parts.append(sa.and_(f.is_("num"), f.num.in_([sa.literal(v, typ) for v in nums])))
+    if strs:
+        parts.append(sa.and_(f.is_("str"), f.text.in_([sa.literal(v) for v in strs])))
+    return sa.or_(sa.false(), *parts)
+
+
 def _leaf(cond: dict[str, Any], docs: sa.Table, dialect: str, reserved_key: str | None) -> sa.ColumnElement[int]:
     op, value = cond["operator"], cond["value"]
     f = _field(cond["field"], docs, dialect, reserved_key)
     if op in ("==", "!="):
         match = _equal(f, value, dialect)
     elif op in ("in", "not in"):
-        match = sa.or_(sa.false(), *[_equal(f, v, dialect) for v in value])
+        match = _one_of(f, value, dialect)
     else:
         if value is None:
             return sa.literal(NO_MATCH)
         date = _iso_date(value)
-        if date is None:  # a number (or bool): numbers compare, strings and containers raise
+        if date is None:  # a number (or bool): numbers compare; strings and containers raise, as in Haystack
             bound = sa.literal(value, sa.Float() if isinstance(value, float) else sa.BigInteger())
-            err = f.kind.in_(("str", "other"))
-            match = sa.and_(f.is_("num"), getattr(f.num, _ORDERING[op])(bound))
-        else:  # a date: ISO date strings compare, any other non-null value raises
-            ok = _date_ok(f, dialect)
-            err = sa.and_(f.kind != "null", sa.not_(ok))
-            match = sa.and_(ok, _date_cmp(f, op, date, dialect))
-        return sa.case((err, RAISES), (match, MATCH), else_=NO_MATCH)
+            ok, match = f.is_("num"), getattr(f.num, _ORDERING[op])(bound)
+        else:  # a date: ISO date strings compare; any other non-null value raises
+            ok, match = _date_ok(f, dialect), _date_cmp(f, op, date, dialect)
+        # `ok` first: the common row evaluates the type test once (this CASE is the hot path of a scan)
+        return sa.case((ok, sa.case((match, MATCH), else_=NO_MATCH)), (f.kind != "null", RAISES), else_=NO_MATCH)
     hit, miss = (MATCH, NO_MATCH) if op in ("==", "in") else (NO_MATCH, MATCH)
     return sa.case((match, hit), else_=miss)
 
