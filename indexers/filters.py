@@ -3,11 +3,15 @@
 A filter compiles to a *verdict* per document row: MATCH, NO_MATCH, or RAISES where Haystack's own evaluator
 (`haystack.utils.filters.document_matches_filter`) would raise on that document, e.g. a number compared with a
 string by `>`. AND/OR stop at the first condition that decides (as Haystack's `all`/`any` do), so a condition
-that would raise only raises when Haystack reaches it. Semantics are Haystack's, except (all stricter, named
-in the error): list/dict/other values in `==`/`!=`/`in` and non-list `in` values are refused up front; `>`..`<=`
-take a number, None, or an ISO 8601 date (`YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]`); stored date strings
-in another spelling (dateutil's lenient forms) raise instead of being parsed; dates compare to the millisecond
-on SQLite; Haystack's TypeError (a list compared by `>`) is our FilterError.
+that would raise only raises when Haystack reaches it. Semantics are Haystack's, except (all stricter):
+- refused up front, whatever is stored: list/dict values in `==`/`!=`/`in`, a non-list `in`, and `>`..`<=`
+  with anything but None, a number or an ISO date `YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]` (Haystack
+  raises only once a stored value reaches the comparison, and parses dateutil's lenient forms such as "5");
+  so are the fields embedding, sparse_embedding, blob, score, bare meta, and meta keys empty or holding " or \\;
+- a stored date string in another spelling ("2020-01-01T10", "5 May 2020") raises under `>`..`<=` and equals
+  only its exact string under `==`; Haystack parses it. Dates compare to the millisecond on SQLite;
+- on PostgreSQL a stored "YYYY-02-29" of a common year fails every date comparison of that field;
+- where Haystack raises TypeError (a stored list compared by `>`), we raise our filter error too.
 """
 from __future__ import annotations
 
@@ -31,8 +35,10 @@ COMPARISONS = ("==", "!=", ">", ">=", "<", "<=", "in", "not in")
 LOGICALS = ("AND", "OR", "NOT")
 _ORDERING = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__"}
 _UNFILTERABLE = ("embedding", "sparse_embedding", "blob", "score", "meta")
-_ISO = re.compile(r"\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)?)?")
-_PG_ISO = r"^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)?)?$"
+_DAY = r"\d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2\d))"
+_TIME = r"([T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?)?"
+_ISO = re.compile(_DAY + _TIME)  # what PostgreSQL casts without error (but Feb 29 of a common year)
+_PG_ISO = f"^{_DAY}{_TIME}$"
 _ISO_HINT = "an ISO 8601 date like '2020-01-31' or '2020-01-31T12:00:00+02:00'"
 _SQLITE_NORM = "%Y-%m-%d %H:%M:%f"
 _SQLITE_TZ = ("*Z", "*[+-][0-9][0-9]:[0-9][0-9]")
@@ -206,7 +212,8 @@ def _date_ok(f: _Field, dialect: str) -> sa.ColumnElement[bool]:
     if dialect == "sqlite":
         return sa.and_(f.is_("str"), f.text.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"),
                        sa.or_(sa.func.length(f.text) == 10, sa.func.substr(f.text, 11, 1).in_(("T", " "))),
-                       sa.func.strftime(_SQLITE_NORM, _sqlite_wall(f.text)).is_not(None))
+                       sa.func.strftime(_SQLITE_NORM, _sqlite_wall(f.text)).is_not(None),
+                       sa.func.date(_sqlite_wall(f.text), "+0 days") == sa.func.substr(f.text, 1, 10))  # no Feb 30
     return sa.and_(f.is_("str"), f.text.regexp_match(_PG_ISO))
 
 

@@ -599,8 +599,12 @@ class SQLStore:
             stmt = self._ordered_select(*cols, verdict.label("verdict"))
         else:
             stmt = sa.select(*cols, verdict.label("verdict")).order_by(d.seq)
-        with self._engine.connect() as conn:
-            rows = list(conn.execute(stmt.where(verdict != NO_MATCH)))
+        try:
+            with self._engine.connect() as conn:
+                rows = list(conn.execute(stmt.where(verdict != NO_MATCH)))
+        except sa.exc.DataError as e:  # PostgreSQL: a stored ISO-shaped date that is no date (2023-02-29)
+            raise ConfigError(f"filters {filters} compare a stored value that Haystack cannot compare: "
+                              f"{e.orig}; fix that metadata value") from None
         bad = next((r for r in rows if r.verdict == RAISES), None)
         if bad is not None:
             raise ConfigError(f"filters {filters} compare a stored value that Haystack cannot compare (e.g. a str "

@@ -27,7 +27,7 @@ PG_URL = os.environ.get("ADARAG_TEST_PG_URL", "")
 # Strings dateutil cannot parse: a stored "1" is a date to Haystack's lenient `>` (day 1 of this month), which
 # we refuse on purpose (see indexers/filters.py), so the generator leaves such strings out.
 DATES = ["2020-01-01", "2020-01-01T00:00:00", "2020-01-01T10:00:00+02:00", "2020-01-01T08:00:00Z",
-         "2021-06-30 12:30", "2019-12-31T23:59:59.500"]
+         "2021-06-30 12:30", "2019-12-31T23:59:59.500", "2020-02-30"]
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([-1.5, 0.0, 2.0, 2.5]),
     st.sampled_from(["x", "hello", "", *DATES]),
