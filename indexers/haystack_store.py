@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -26,11 +27,6 @@ try:
     from haystack.document_stores.types import DuplicatePolicy
     from haystack.errors import FilterError
     from haystack.utils import Secret
-    from haystack.utils.filters import (
-        COMPARISON_OPERATORS,
-        LOGICAL_OPERATORS,
-        document_matches_filter,
-    )
 except ImportError as e:  # only a missing haystack: a broken install should fail loudly as itself
     if e.name is None or not e.name.startswith("haystack"):
         raise
@@ -41,33 +37,15 @@ __all__ = ["RESERVED_META_KEY", "SQLDocumentStore"]
 log = logging.getLogger(__name__)
 
 RESERVED_META_KEY = "_haystack"  # metadata key holding Haystack-only fields; user meta may not use it
-_READ_BATCH = 500
 
 
-def _check_filters(filters: Any, path: str = "filters") -> None:
-    """Raise `FilterError` for malformed filters up front, so an empty store rejects them too."""
-    if not isinstance(filters, dict):
-        raise FilterError(f"{path} must be a dict, got {type(filters).__name__}")
-    if "field" in filters:
-        for key in ("operator", "value"):
-            if key not in filters:
-                raise FilterError(f"{path}: comparison {filters} has no {key!r} key")
-        if not isinstance(filters["field"], str):
-            raise FilterError(f"{path}: 'field' must be a str like 'meta.year', got {filters['field']!r}")
-        if filters["operator"] not in COMPARISON_OPERATORS:
-            raise FilterError(f"{path}: unknown comparison operator {filters['operator']!r}; "
-                              f"valid are {sorted(COMPARISON_OPERATORS)}")
-        return
-    for key in ("operator", "conditions"):
-        if key not in filters:
-            raise FilterError(f"{path}: logic condition {filters} has no {key!r} key "
-                              "(a comparison needs 'field', 'operator', 'value')")
-    if filters["operator"] not in LOGICAL_OPERATORS:
-        raise FilterError(f"{path}: unknown logical operator {filters['operator']!r}; valid are {sorted(LOGICAL_OPERATORS)}")
-    if not isinstance(filters["conditions"], list):
-        raise FilterError(f"{path}: 'conditions' must be a list, got {type(filters['conditions']).__name__}")
-    for i, cond in enumerate(filters["conditions"]):
-        _check_filters(cond, f"{path}.conditions[{i}]")
+@contextmanager
+def _filter_errors() -> Iterator[None]:
+    """Our filter errors are `ConfigError`s (core has no Haystack); Haystack callers expect its `FilterError`."""
+    try:
+        yield
+    except ConfigError as e:
+        raise FilterError(str(e)) from e
 
 
 def _to_ours(doc: Document, where: str) -> _Doc:
@@ -135,8 +113,8 @@ class SQLDocumentStore:
 
     `__init__` only records its JSON-serialisable arguments; the database is opened on first use. Pass
     `url=Secret.from_env_var(...)` when the URL holds a password, so `to_dict()` does not write it out.
-    `DuplicatePolicy.NONE` means FAIL, as in Haystack's InMemoryDocumentStore. Filters are Haystack's own
-    `document_matches_filter` run over every stored document: O(n) per call, simple and exactly Haystack's semantics.
+    `DuplicatePolicy.NONE` means FAIL, as in Haystack's InMemoryDocumentStore. Filters are compiled to SQL
+    (`indexers.filters`, Haystack's semantics; its docstring lists where we are stricter) and run by the database.
     """
 
     def __init__(self, url: str | Secret, namespace: str = "") -> None:
@@ -179,13 +157,10 @@ class SQLDocumentStore:
 
     def filter_documents(self, filters: dict[str, Any] | None = None) -> list[Document]:
         """Stored documents matching `filters` (all of them when empty), in insertion order."""
-        if filters:
-            _check_filters(filters)
-        out: list[Document] = []
-        for batch in self._batches():
-            docs = [_to_haystack(d) for d in batch]
-            out.extend(d for d in docs if not filters or document_matches_filter(filters, d))
-        return out
+        store = self.store
+        with _filter_errors():
+            docs = store.filter_documents(filters, reserved_key=RESERVED_META_KEY)
+        return [_to_haystack(d) for d in docs]
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """Write `documents` in one transaction; returns how many were written (SKIP leaves out existing ids).
@@ -229,21 +204,22 @@ class SQLDocumentStore:
 
     def delete_all_documents(self) -> None:
         """Delete every document; the tables stay (use `store.drop()` to remove them)."""
-        ids = [d.id for batch in self._batches() for d in batch]
-        self.store.delete_documents(ids)
+        self.store.delete_documents(self.store.document_ids())
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
-        return len(self.filter_documents(filters))
+        return len(self._matching_ids(filters))
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
-        """Delete the documents matching `filters`; returns how many. O(n) like `filter_documents`."""
-        return self.store.delete_documents([d.id for d in self._filtered(filters)])
+        """Delete the documents matching `filters`; returns how many."""
+        self._nonempty(filters)
+        return self.store.delete_documents(self._matching_ids(filters))
 
     def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
         """Merge `meta` into the meta of every document matching `filters`; returns how many matched."""
         if not isinstance(meta, dict):
             raise ValueError(f"meta must be a dict, got {type(meta).__name__}")
-        matched = self._filtered(filters)
+        self._nonempty(filters)
+        matched = self.filter_documents(filters)
         updated = [replace(d, meta={**d.meta, **meta}) for d in matched]
         if updated:
             self.store.upsert_documents([_to_ours(d, "update_by_filter") for d in updated])
@@ -251,16 +227,15 @@ class SQLDocumentStore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _filtered(self, filters: dict[str, Any]) -> list[Document]:
+    def _matching_ids(self, filters: dict[str, Any] | None) -> list[str]:
+        store = self.store
+        with _filter_errors():
+            return store.filter_document_ids(filters, reserved_key=RESERVED_META_KEY)
+
+    @staticmethod
+    def _nonempty(filters: Any) -> None:
         if not filters:
             raise FilterError("filters must be a non-empty dict here: use delete_all_documents to touch everything")
-        return self.filter_documents(filters)
-
-    def _batches(self) -> Iterator[list[_Doc]]:
-        """All stored documents in insertion order, in batches (every document has >= 1 passage)."""
-        ids = list(dict.fromkeys(p.doc_id for p in self.store.iter_passages()))
-        for i in range(0, len(ids), _READ_BATCH):
-            yield self.store.get_documents(ids[i:i + _READ_BATCH], missing="skip")  # skip: deleted meanwhile
 
     def close(self) -> None:
         if self._sql is not None:

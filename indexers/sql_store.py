@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from indexers.errors import ConfigError, CorpusError, IndexFormatError, NotFoundError, missing
+from indexers.filters import NO_MATCH, RAISES, compile_filters
 from indexers.ingest import SplitConfig, check_document, content_hash, corpus_fingerprint, passage_hash, split_passages
 from indexers.types import Document, Passage
 
@@ -587,6 +588,43 @@ class SQLStore:
         with self._engine.connect() as conn:
             rows = conn.execution_options(yield_per=10_000).execute(self._ordered_select(p.id, p.content_hash))
             return corpus_fingerprint(rows)
+
+    def _filtered_rows(self, filters: dict[str, Any] | None, reserved_key: str | None, *cols: Any,
+                       passages: bool = False) -> list[Any]:
+        """Rows of `cols` whose document matches `filters` (Haystack syntax, evaluated by the database), in
+        corpus order; `ConfigError` if Haystack would raise on a document (e.g. `>` between a str and a number)."""
+        verdict = compile_filters(filters, self._docs, self._engine.dialect.name, reserved_key=reserved_key)
+        d = self._docs.c
+        if passages:
+            stmt = self._ordered_select(*cols, verdict.label("verdict"))
+        else:
+            stmt = sa.select(*cols, verdict.label("verdict")).order_by(d.seq)
+        try:
+            with self._engine.connect() as conn:
+                rows = list(conn.execute(stmt.where(verdict != NO_MATCH)))
+        except sa.exc.DataError as e:  # PostgreSQL: a stored ISO-shaped date that is no date (2023-02-29)
+            raise ConfigError(f"filters {filters} compare a stored value that Haystack cannot compare: "
+                              f"{e.orig}; fix that metadata value") from None
+        bad = next((r for r in rows if r.verdict == RAISES), None)
+        if bad is not None:
+            raise ConfigError(f"filters {filters} compare a stored value that Haystack cannot compare (e.g. a str "
+                              f"or list by '>' with a number, or a non-ISO date string): fix the filter or the "
+                              f"metadata (first such row: {bad[0]!r})")
+        return rows
+
+    def filter_document_ids(self, filters: dict[str, Any] | None, *, reserved_key: str | None = None) -> list[str]:
+        """Ids of the documents matching Haystack `filters` (all when empty), in insertion order; one query."""
+        return [r[0] for r in self._filtered_rows(filters, reserved_key, self._docs.c.id)]
+
+    def filter_passage_ids(self, filters: dict[str, Any] | None, *, reserved_key: str | None = None) -> list[str]:
+        """Ids of the passages of documents matching `filters`, in corpus order (as `passage_ids()`); one query."""
+        return [r[0] for r in self._filtered_rows(filters, reserved_key, self._passages.c.id, passages=True)]
+
+    def filter_documents(self, filters: dict[str, Any] | None, *, reserved_key: str | None = None) -> list[Document]:
+        """Documents matching `filters`, in insertion order; `reserved_key` as in `filters.compile_filters`."""
+        d = self._docs.c
+        rows = self._filtered_rows(filters, reserved_key, d.id, d.text, d.title, d.metadata)
+        return [Document(id=r.id, text=r.text, title=r.title, metadata=r.metadata) for r in rows]
 
     # ------------------------------------------------------------------ lifecycle
 
