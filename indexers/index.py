@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.engine import URL
@@ -573,6 +574,19 @@ class Index:
         generations, updated in place, so it may already hold documents a newer generation added)."""
         want = [doc_id, f"{doc_id}#0"]  # a document's passage ids (indexers.ingest.split_passages)
         return any(seg.find(want) for seg in self.segments)
+
+    def filter_mask(self, filters: Mapping[str, Any] | None) -> np.ndarray | None:
+        """bool [n_rows]: the live rows whose document matches `filters` (Haystack's filter syntax, evaluated
+        by the SQL store: indexers.filters); None for no filter. Every store's search honours it exactly."""
+        if filters is None:
+            return None
+        ids = np.asarray(self.store.filter_passage_ids(filters), dtype=str)
+        mask = np.zeros(len(self.ids), dtype=bool)
+        off = 0
+        for seg in self.segments:
+            mask[off + seg.live_rows_of(ids)] = True
+            off += seg.n_rows
+        return mask
 
     def live_rows(self) -> np.ndarray:
         """The global rows of live (not deleted) passages, ascending."""

@@ -73,6 +73,23 @@ class Segment:
         deleted = self.directory / self.deleted_name / store if self.deleted_name else None
         return SegmentPart(self.directory / store, deleted, self.live, self.n_rows)
 
+    def live_rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The live rows holding any of the passage ids `ids` [m] str, ascending (vectorised: a filter's
+        matching passages become a row mask in O(m log n))."""
+        if not len(ids) or not self.n_rows:
+            return np.empty(0, np.int64)
+        if self._keys is None:
+            self._keys = self.ids[self.order]
+        keys = self._keys
+        at = np.searchsorted(keys, ids)
+        ok = at < len(keys)
+        hit = np.zeros(len(ids), bool)
+        hit[ok] = keys[at[ok]] == ids[ok]
+        rows = np.sort(self.order[at[hit]])
+        if len(self.deleted_rows):
+            rows = rows[~np.isin(rows, self.deleted_rows, assume_unique=True)]
+        return rows
+
     def find(self, ids: Sequence[str]) -> dict[str, int]:
         """passage id -> live row, for the ids this segment holds live (O(log n) each)."""
         if not len(ids) or not self.n_rows:

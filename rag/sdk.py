@@ -284,11 +284,13 @@ class RAG:
 
     # ------------------------------------------------------------------ retrieval
 
-    def search(self, query: str, *, store: str | None = None, k: int = 10, rerank: bool = False) -> SearchResult:
-        """Top-k passages from one store or a fusion of stores; `rerank` re-scores them with the open reranker."""
+    def search(self, query: str, *, store: str | None = None, k: int = 10, rerank: bool = False,
+               filters: Mapping[str, Any] | None = None) -> SearchResult:
+        """Top-k passages from one store or a fusion of stores; `rerank` re-scores them with the open reranker.
+        `filters` (Haystack's filter syntax over `meta.*`, `id`, `content`) keeps only matching documents."""
         t = time.perf_counter()
         with self._reading():
-            hits = self.retriever.search(query, store, max(k, self.depth) if rerank else k)
+            hits = self.retriever.search(query, store, max(k, self.depth) if rerank else k, filters)
             default_store = self.retriever.default_store
         timings = {"retrieve": time.perf_counter() - t}
         if rerank:
@@ -301,7 +303,7 @@ class RAG:
         return SearchResult(query, store or default_store, hits, timings)
 
     def gather_evidence(self, query: str, *, k: int | None = None, store: str | None = None,
-                        budget_tokens: int | None = None) -> Evidence:
+                        budget_tokens: int | None = None, filters: Mapping[str, Any] | None = None) -> Evidence:
         """Retrieve `depth` candidates, rerank them (if a reranker is open), then choose the evidence.
 
         `k=None` lets the passage selector choose a variable-size set under the token budget; an int takes the
@@ -311,7 +313,7 @@ class RAG:
         budget = self._check_evidence_args(k, budget_tokens)
         t0 = time.perf_counter()
         with self._reading():
-            hits = self.retriever.search(query, store, max(self.depth, k or 0))
+            hits = self.retriever.search(query, store, max(self.depth, k or 0), filters)
         timings = {"retrieve": time.perf_counter() - t0}
         if self.reranker is not None:
             t = time.perf_counter()
@@ -347,7 +349,8 @@ class RAG:
 
     def ask(self, question: str, *, mode: str | None = None, k: int | None = None, store: str | None = None,
             max_new_tokens: int = 48, draft: str | None = None, budget_tokens: int | None = None,
-            stream: bool = False, cancel: threading.Event | None = None) -> Answer | Iterator[str | Answer]:
+            stream: bool = False, cancel: threading.Event | None = None,
+            filters: Mapping[str, Any] | None = None) -> Answer | Iterator[str | Answer]:
         """Answer `question` from the index, citing passages.
 
         `mode`: None / "auto" lets the controller pick per question; or one of none, one_shot, iterative, chain.
@@ -357,6 +360,7 @@ class RAG:
         last the `Answer`; errors in the arguments are raised here, before any iterator is returned.
         `cancel`: setting this event stops the work between two decoding steps or retrievals (raises `Cancelled`);
         closing a stream's iterator early does the same, so an abandoned answer frees the model at once.
+        `filters` (Haystack's filter syntax) restricts every retrieval to matching documents.
         """
         from rag.modes import MODE_NAMES
 
@@ -368,8 +372,12 @@ class RAG:
             raise ConfigError(f"unknown mode {mode!r}: use auto or one of {', '.join(MODE_NAMES)}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
             raise ConfigError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
+        if filters is not None:
+            from indexers.filters import check_filters
+
+            check_filters(filters)  # a bad filter fails here, before any model runs
         kwargs = dict(mode=mode, k=k, store=store, max_new_tokens=max_new_tokens, draft=draft,
-                      budget_tokens=budget_tokens)
+                      budget_tokens=budget_tokens, filters=filters)
         if not stream:
             return self._ask(question, cancel=cancel, **kwargs)
         return self._stream(question, kwargs, cancel if cancel is not None else threading.Event())
@@ -415,7 +423,7 @@ class RAG:
                                 passages=[f"{h.title}\n{h.text}" if h.title else h.text for h in passages], **extra)
 
     def _ask(self, question: str, *, mode: str | None, k: int | None, store: str | None, max_new_tokens: int,
-             draft: str | None, budget_tokens: int | None,
+             draft: str | None, budget_tokens: int | None, filters: Mapping[str, Any] | None = None,
              on_token: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Answer:
         from rag.modes import ModeContext, run_mode
         from rag.prompts import parse_citations
@@ -445,7 +453,7 @@ class RAG:
 
         def retrieve(query: str) -> list[Hit]:
             check()
-            ev = self.gather_evidence(query, k=k, store=store, budget_tokens=budget_tokens)
+            ev = self.gather_evidence(query, k=k, store=store, budget_tokens=budget_tokens, filters=filters)
             gathered.append(ev)
             seen.update((h.id, h) for h in ev.hits)
             return ev.hits

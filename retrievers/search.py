@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -72,32 +72,38 @@ class Retriever:
             self.index.store_of(p)  # a store the index lacks is a ConfigError naming the ones it has
         return parts
 
-    def _single(self, name: str, queries: list[str], depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _single(self, name: str, queries: list[str], depth: int, mask: np.ndarray | None
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
         store = self.index.store_of(name)
-        return store.search_batch(store.prepare(queries, self.threads), depth)
+        return store.search_batch(store.prepare(queries, self.threads), depth, mask)
 
-    def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query: (rows [k'] int64, scores [k'] float) ranked best first."""
+    def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10,
+                   filters: Mapping[str, Any] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query: (rows [k'] int64, scores [k'] float) ranked best first. `filters` (Haystack syntax, on
+        document metadata, `id` or `content`) restricts every store to matching passages, exactly: the top-k
+        of the matching passages, never a shorter list while enough match."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise TypeError(f"queries must be a sequence of str, got {type(queries).__name__}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"k must be a positive int, got {k!r}")
         queries = [check_query(q, self.max_query_chars) for q in queries]
         parts = self.stores_of(store)
+        mask = self.index.filter_mask(filters)
         if len(parts) == 1:
-            return self._single(parts[0], queries, k)
+            return self._single(parts[0], queries, k, mask)
         depth = max(k, self.depth)
-        per_store = [self._single(p, queries, depth) for p in parts]
+        per_store = [self._single(p, queries, depth, mask) for p in parts]
         out = []
         for lists in zip(*per_store):
             fused = reciprocal_rank_fusion([r.tolist() for r, _ in lists], k=self.rrf_k)[:k]
             out.append((np.array([r for r, _ in fused], np.int64), np.array([s for _, s in fused])))
         return out
 
-    def search_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10) -> list[list[Hit]]:
-        return [self.index.hits(r, s) for r, s in self.rows_batch(queries, store, k)]
+    def search_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10,
+                     filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+        return [self.index.hits(r, s) for r, s in self.rows_batch(queries, store, k, filters)]
 
-    def search(self, query: str, store: str | None = None, k: int = 10) -> list[Hit]:
-        """Top-k passages for one query, with their text."""
-        return self.search_batch([query], store, k)[0]  # search_batch validates the query
+    def search(self, query: str, store: str | None = None, k: int = 10,
+               filters: Mapping[str, Any] | None = None) -> list[Hit]:
+        """Top-k passages for one query, with their text (only of documents matching `filters`, if given)."""
+        return self.search_batch([query], store, k, filters)[0]  # search_batch validates the query

@@ -183,6 +183,18 @@ def _cmd_check(a: argparse.Namespace) -> int:
     return 0
 
 
+def _filter_json(text: str) -> dict:
+    """--filter: a Haystack filter as a JSON object (checked further by indexers.filters)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e}); quote the filter, e.g. '{{\"field\": \"meta.year\", "
+                                         f"\"operator\": \">=\", \"value\": 2000}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"a filter is a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _cmd_search(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
@@ -201,7 +213,7 @@ def _cmd_search(a: argparse.Namespace) -> int:
 
             qs = list(load_queries(a.queries).items())
             t = time.perf_counter()
-            rows = rag.retriever.rows_batch([q for _, q in qs], a.store, a.k)
+            rows = rag.retriever.rows_batch([q for _, q in qs], a.store, a.k, a.filter)
             secs = time.perf_counter() - t
             store = a.store or rag.retriever.default_store
             tag = f"adarag-{store}"
@@ -216,7 +228,7 @@ def _cmd_search(a: argparse.Namespace) -> int:
             _emit({"run": str(a.run_out), "n_queries": len(qs), "seconds": round(secs, 3), "store": store},
                   a.json, f"wrote {len(qs)} queries x top-{a.k} to {a.run_out} in {secs:.2f} s")
             return 0
-        res = rag.search(a.query, store=a.store, k=a.k)
+        res = rag.search(a.query, store=a.store, k=a.k, filters=a.filter)
     hits, timings = res.hits, dict(res.timings)
     if a.rerank is not None:  # re-score the top --rerank-depth hits (retrievers.rerank)
         from retrievers.rerank import load_reranker
@@ -263,7 +275,7 @@ def _cmd_ask(a: argparse.Namespace) -> int:
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
                   reranker=a.reranker, budget_tokens=a.budget, controller=a.controller) as rag:
         ans = rag.ask(a.question, mode=a.mode, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens,
-                      draft=a.draft)
+                      draft=a.draft, filters=a.filter)
     if a.json:
         d = ans.to_dict()
         d.pop("raw_text", None)
@@ -516,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"rerank the hits: none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH "
                          f"(bare: {DEFAULT_RERANKER})")
     se.add_argument("--rerank-depth", type=_COUNT, default=DEFAULT_DEPTH, help="hits the reranker re-scores")
+    se.add_argument("--filter", type=_filter_json, default=None, metavar="JSON",
+                    help='only documents matching a Haystack filter, e.g. \'{"field": "meta.year", "operator": '
+                         '">=", "value": 2000}\'')
     common(se)
     se.set_defaults(fn=_cmd_search)
 
@@ -524,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("question")
     ak.add_argument("--generator", default=DEFAULT_GENERATOR, help="qwen-1.5b, qwen-0.5b, smollm-135m or a path")
     ak.add_argument("--store", default=None, help="as for search (default: fused)")
+    ak.add_argument("--filter", type=_filter_json, default=None, metavar="JSON",
+                    help="only evidence from documents matching this Haystack filter (as for search)")
     ak.add_argument("-k", type=_COUNT, default=None,
                     help="fixed number of passages in the prompt (default: the selector chooses under --budget)")
     ak.add_argument("--budget", type=_TOKENS, default=DEFAULT_BUDGET_TOKENS,

@@ -20,6 +20,10 @@ TEXT_MAX = 200_000   # characters per document; the body limit (413) usually bit
 _Strict = ConfigDict(extra="forbid", strict=True)
 
 
+_FILTERS = ('only documents matching this Haystack filter, e.g. {"field": "meta.year", "operator": ">=", '
+            '"value": 2000}; logical: {"operator": "AND", "conditions": [...]}')
+
+
 class AskRequest(BaseModel):
     """POST /v1/ask. `stream: true` answers with Server-Sent Events (`token`*, then `answer` or `error`)."""
 
@@ -31,6 +35,7 @@ class AskRequest(BaseModel):
     store: str | None = Field(default=None, max_length=64, description="bm25, dense, ngram, fused or a+b")
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
     stream: bool = False
+    filters: dict[str, Any] | None = Field(default=None, description=_FILTERS)
 
 
 class SearchRequest(BaseModel):
@@ -41,6 +46,7 @@ class SearchRequest(BaseModel):
     store: str | None = Field(default=None, max_length=64)
     k: int = Field(default=10, ge=1, le=1000)
     rerank: bool = Field(default=False, description="re-score with the service's reranker, if it has one")
+    filters: dict[str, Any] | None = Field(default=None, description=_FILTERS)
 
 
 class DocumentIn(BaseModel):

@@ -46,7 +46,8 @@ async def ask(req: AskRequest, state: StateDep, rag: RagDep) -> Any:
     if req.max_new_tokens > s.max_new_tokens_limit:
         raise ConfigError(f"max_new_tokens {req.max_new_tokens} is over this service's limit of "
                           f"{s.max_new_tokens_limit}: ask for fewer")
-    kw: dict[str, Any] = {"k": req.k, "store": req.store, "max_new_tokens": req.max_new_tokens}
+    kw: dict[str, Any] = {"k": req.k, "store": req.store, "max_new_tokens": req.max_new_tokens,
+                          "filters": req.filters}
     if req.mode is not None:
         kw["mode"] = req.mode
     cancel = threading.Event()  # set on timeout or disconnect: the SDK stops at its next decoding step

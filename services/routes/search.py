@@ -19,6 +19,7 @@ router = APIRouter(tags=["search"])
 async def search(req: SearchRequest, state: StateDep, rag: RagDep) -> Any:
     """Rank passages with the index's stores (default: BM25 + dense fused)."""
     check_query(req.query, state.settings.max_question_chars)
-    res = await state.work_gate.run(rag.search, req.query, store=req.store, k=req.k, rerank=req.rerank)
+    res = await state.work_gate.run(rag.search, req.query, store=req.store, k=req.k, rerank=req.rerank,
+                                    filters=req.filters)
     state.metrics.retrieval_calls.labels(res.store).inc()
     return res.to_dict()

@@ -77,6 +77,17 @@ def test_search_with_either_key_header(client):
         assert len(hits) == 3 and hits[0]["title"] == "Shirley Temple"
 
 
+def test_search_filters_restrict_hits_and_a_bad_filter_is_422(client):
+    body = {"query": "Shirley Temple film", "store": "bm25", "k": 5}
+    free = client.post("/v1/search", json=body, headers=H).json()["hits"]
+    f = {"field": "id", "operator": "not in", "value": [free[0]["id"]]}
+    hits = client.post("/v1/search", json={**body, "filters": f}, headers=H).json()["hits"]
+    assert [h["id"] for h in hits] == [h["id"] for h in free[1:]] + [hits[-1]["id"]]  # the rest move up
+    r = client.post("/v1/search", json={**body, "filters": {"field": "meta.year", "operator": "~", "value": 1}},
+                    headers=H)
+    assert r.status_code == 422 and "operator" in r.json()["error"]
+
+
 @pytest.mark.parametrize("body, status, words", [
     (b'{"query": "Shirley', 422, "malformed JSON"),
     (b'[1, 2]', 422, "invalid request"),

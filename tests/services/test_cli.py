@@ -38,6 +38,20 @@ def test_search_json_contract(cli_index, capsys):
     assert _last_json(capsys)["hits"][0]["title"] == "Shirley Temple"
 
 
+def test_search_filter_keeps_only_matching_documents(cli_index, capsys):
+    assert main(["search", str(cli_index), "Shirley Temple", "--store", "bm25", "-k", "50", "--json"]) == 0
+    free = [h["id"] for h in _last_json(capsys)["hits"]]
+    f = json.dumps({"field": "id", "operator": "!=", "value": free[0]})
+    assert main(["search", str(cli_index), "Shirley Temple", "--store", "bm25", "-k", "4", "--filter", f,
+                 "--json"]) == 0
+    assert [h["id"] for h in _last_json(capsys)["hits"]] == free[1:5]
+    assert main(["search", str(cli_index), "Shirley Temple", "--filter", "{year: 2000}", "--json"]) == 2
+    assert "not JSON" in _last_json(capsys)["error"]
+    bad = json.dumps({"field": "meta.year", "operator": "~", "value": 1})
+    assert main(["search", str(cli_index), "Shirley Temple", "--filter", bad, "--json"]) == 2
+    assert "operator" in _last_json(capsys)["error"]
+
+
 def test_search_queries_writes_a_trec_run(cli_index, tmp_path, capsys):
     q = tmp_path / "queries.jsonl"
     q.write_text('{"_id": "q1", "text": "Shirley Temple"}\n\n{"_id": "q2", "text": "Corliss Archer radio"}\n')
