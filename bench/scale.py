@@ -123,7 +123,8 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[str], qs: list[str]) -> dict:
+def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[str], qs: list[str],
+            merge: bool = True) -> dict:
     index = work / "index"
     row = {"build": run_stage(checkout, stage="build", corpus=str(corpus), index=str(index), stores=stores)}
     row["bytes_per_passage"] = du(index) / row["build"]["n_passages"]
@@ -131,7 +132,7 @@ def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[st
     row["query"] = run_stage(checkout, stage="query", index=str(index), stores=stores, queries=qs)
     row["add_100"] = run_stage(checkout, stage="add", corpus=str(add), index=str(index))
     row["delete_100"] = run_stage(checkout, stage="delete", index=str(index), delete=[f"s{i}" for i in range(100)])
-    row["optimize"] = run_stage(checkout, stage="optimize", index=str(index))
+    row["optimize"] = run_stage(checkout, stage="optimize", index=str(index)) if merge else {"skipped": True}
     return row
 
 
@@ -170,6 +171,8 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="git revision to measure in the same run (e.g. cd468db)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir, removed)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--no-merge", action="store_true",
+                    help="skip the merge into one segment (it needs the memory of a one-segment build)")
     a = ap.parse_args()
     stores = [s for s in a.stores.split(",") if s]
     scratch = Path(a.work or tempfile.mkdtemp(prefix="adarag-scale-"))
@@ -189,7 +192,7 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
                 work.mkdir()
                 print(f"measuring {name} ...", flush=True)
-                rows[name] = measure(co, work, corpus, add, stores, qs)
+                rows[name] = measure(co, work, corpus, add, stores, qs, merge=not a.no_merge)
                 shutil.rmtree(work, ignore_errors=True)
     finally:
         if a.work is None:

@@ -293,8 +293,13 @@ def ngram_tokenizer(params: NgramParams = NgramParams()) -> Any:
     return AutoTokenizer.from_pretrained(str(ensure_hf_dir(params.tokenizer, progress=False)))
 
 
+_ENCODE_BATCH = 1024  # texts per tokenizer call: its per-token objects are transient, ~56 bytes a token
+
+
 def encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text (pass `ngram_text(...)` strings), no special tokens, one batched tokenizer call."""
+    """Token ids of each text (pass `ngram_text(...)` strings), no special tokens, batched tokenizer calls."""
     if isinstance(texts, str):
         raise ConfigError("encode takes a list of texts, not one str")
-    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    texts = list(texts)
+    return [list(ids) for i in range(0, len(texts), _ENCODE_BATCH)
+            for ids in tokenizer(texts[i:i + _ENCODE_BATCH], add_special_tokens=False)["input_ids"]]
