@@ -208,6 +208,25 @@ def test_every_released_format_still_loads():
         assert ix.ids[rows[0]] == "berlin"
         long0 = ix.store.get_passages(["long#3"])[0]
         assert long0.doc_id == "long" and long0.text.endswith("tail about rivers")
+    v2 = root.parent / "index-v2"  # built by adarag at d1023bd (format 2: one gen-NNNNNN folder)
+    with open_index(v2) as ix:
+        assert ix.manifest.version == 2 and len(ix.segments) == 1
+        assert _search(ix, "capital of Germany", k=1) == ["berlin"]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_next_write_converts_an_old_format_to_segments(tmp_path, version):
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "ix"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / f"index-v{version}", root)
+    rep = build_index([Document(id="oslo", title="Oslo", text="Oslo is the capital of Norway.")], root,
+                      progress=False)
+    assert rep.manifest.version == 3 and rep.added == 1 and len(rep.manifest.segments) == 1
+    with open_index(root) as ix:
+        assert _search(ix, "capital of Norway", k=1) == ["oslo"]
+        assert _search(ix, "capital of Germany", k=1) == ["berlin"]
 
 
 def test_index_built_with_another_analyzer_is_refused(tmp_path):
