@@ -118,12 +118,6 @@ def _params_from_manifest(m: Manifest) -> BuildParams:
                                "rebuild it with `adarag index CORPUS --out INDEX --rebuild`") from None
 
 
-def _sql_url(data: Path, params: BuildParams) -> str | URL:
-    """The SQL store's URL: the user's, or the SQLite file in `data` (built with URL.create, so a `?` or `%`
-    in the path stays part of the file name instead of becoming a URL query)."""
-    return params.sql_url or URL.create("sqlite", database=str(data / _SQLITE))
-
-
 def _writable_state(out: Path) -> str:
     """index_state(out), refusing a folder that holds anything but an adarag index (nothing else is written over)."""
     state = index_state(out)
@@ -467,13 +461,12 @@ class _Writer:
         run = self.segments[i:j]
         ids = [str(x) for s in run for x in s.ids[live_rows_of(s)].tolist()]
         hashes = [str(x) for s in run for x in s.hashes[live_rows_of(s)].tolist()]
-        passages = store.get_passages(ids, missing="skip")
-        stored = store.passage_hashes(ids)
-        if len(passages) != len(ids) or any(stored.get(i) != h for i, h in zip(ids, hashes)):
+        stored = store.stored_passages(ids)
+        if any(i not in stored or stored[i][1] != h for i, h in zip(ids, hashes)):
             raise IndexFormatError(f"index {self.out}: the document store does not hold the passages its segments "
                                    f"list (out of sync); rebuild it with `adarag index CORPUS --out {self.out} --rebuild`")
         prev = Previous(tuple(s.directory for s in run), tuple(self.params.stores))
-        merged = self._write_segment(passages, prev) if passages else None
+        merged = self._write_segment([stored[i][0] for i in ids], prev) if ids else None
         for s in run:
             self.marked.pop(s.name, None)
             if s.directory.parent == self.stage:
@@ -652,9 +645,9 @@ class Index:
     def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
         pids = [str(self.ids[r]) for r in rows]
-        by_id = {p.id: p for p in self.store.get_passages(pids, missing="skip")}
-        stored = self.store.passage_hashes(pids) if by_id else {}
-        stale = [pid for r, pid in zip(rows, pids) if stored.get(pid) != self.hashes[r]]
+        stored = self.store.stored_passages(pids)
+        by_id = {pid: p for pid, (p, _) in stored.items()}
+        stale = [pid for r, pid in zip(rows, pids) if pid not in stored or stored[pid][1] != self.hashes[r]]
         if stale:  # a writer changed them after this generation was published: read the pre-images
             by_id.update(self.store.pre_image_passages(stale))
         out = []

@@ -320,6 +320,12 @@ class SQLStore:
             out.extend(conn.execute(sa.select(p.id).where(p.doc_id.in_(chunk)).order_by(p.doc_id, p.ord)).scalars())
         return out
 
+    def _delete_docs(self, conn: Connection, doc_ids: Sequence[str]) -> int:
+        """Delete documents and their passages; returns how many documents there were."""
+        self._delete_passages(conn, doc_ids)
+        return sum(conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk))).rowcount
+                   for chunk in _chunks(doc_ids))
+
     def _delete_passages(self, conn: Connection, doc_ids: Sequence[str]) -> None:
         for chunk in _chunks(doc_ids):
             conn.execute(sa.delete(self._passages).where(self._passages.c.doc_id.in_(chunk)))
@@ -327,11 +333,8 @@ class SQLStore:
     def delete_documents(self, ids: Iterable[str]) -> int:
         """Delete documents and their passages; unknown ids are ignored. Returns the number of documents deleted."""
         wanted = list(dict.fromkeys(_id_list(ids, "delete_documents")))
-        deleted = 0
         with self._engine.begin() as conn:
-            self._delete_passages(conn, wanted)
-            for chunk in _chunks(wanted):
-                deleted += conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk))).rowcount
+            deleted = self._delete_docs(conn, wanted)
             if deleted:
                 self._forget_generation(conn)
         return deleted
@@ -384,9 +387,7 @@ class SQLStore:
                 conn.execute(sa.delete(self._docs).where(self._docs.c.id == doc.id))
                 self._insert(conn, [(doc, h)], chosen, seq)
             self._insert(conn, added, chosen, self._next_seq(conn))
-            self._delete_passages(conn, gone)
-            for chunk in _chunks(gone):
-                conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk)))
+            self._delete_docs(conn, gone)
         changed = {d.id for d, _ in [*added, *updated]}
         new = tuple(p for doc in batch if doc.id in changed
                     for p in split_passages(doc, chosen.max_words, chosen.overlap))
@@ -442,10 +443,7 @@ class SQLStore:
             if not self._has_undo(conn):
                 return 0
             rows = list(conn.execute(sa.select(u.doc_id, u.pre).where(u.generation == generation)))
-            ids = [r.doc_id for r in rows]
-            self._delete_passages(conn, ids)
-            for chunk in _chunks(ids):
-                conn.execute(sa.delete(self._docs).where(self._docs.c.id.in_(chunk)))
+            self._delete_docs(conn, [r.doc_id for r in rows])
             docs = [r.pre["doc"] for r in rows if r.pre is not None]
             passages = [p for r in rows if r.pre is not None for p in r.pre["passages"]]
             if docs:
@@ -533,14 +531,20 @@ class SQLStore:
     def get_passages(self, ids: Iterable[str], missing: Literal["raise", "skip"] = "raise") -> list[Passage]:
         """Passages in the requested order (chunked IN queries); unknown ids as in `get_documents`."""
         wanted = _id_list(ids, "get_passages")
-        p = self._passages.c
-        found: dict[str, Passage] = {}
-        cols = (p.id, p.doc_id, p.text, p.title, p.start, p.end)
-        with self._engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(wanted))):
-                for row in conn.execute(sa.select(*cols).where(p.id.in_(chunk))):
-                    found[row[0]] = Passage(*row)
+        found = {pid: passage for pid, (passage, _) in self.stored_passages(wanted).items()}
         return self._ordered(wanted, found, missing, "passage")
+
+    def stored_passages(self, ids: Iterable[str]) -> dict[str, tuple[Passage, str]]:
+        """passage id -> (passage, stored content hash) for the known ids, one chunked query: what an index
+        reads to serve a hit and check it is the version its generation holds."""
+        p = self._passages.c
+        cols = (p.id, p.doc_id, p.text, p.title, p.start, p.end, p.content_hash)
+        found: dict[str, tuple[Passage, str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(_id_list(ids, "stored_passages")))):
+                for row in conn.execute(sa.select(*cols).where(p.id.in_(chunk))):
+                    found[row[0]] = (Passage(*row[:6]), row[6])
+        return found
 
     def _ordered(self, wanted: list[str], found: dict[str, Any], missing: str, what: str) -> list[Any]:
         if missing not in ("raise", "skip"):
