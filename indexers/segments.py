@@ -73,39 +73,31 @@ class Segment:
         deleted = self.directory / self.deleted_name / store if self.deleted_name else None
         return SegmentPart(self.directory / store, deleted, self.live, self.n_rows)
 
-    def live_rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """The live rows holding any of the passage ids `ids` [m] str, ascending (vectorised: a filter's
-        matching passages become a row mask in O(m log n))."""
-        if not len(ids) or not self.n_rows:
-            return np.empty(0, np.int64)
-        if self._keys is None:
-            self._keys = self.ids[self.order]
-        keys = self._keys
-        at = np.searchsorted(keys, ids)
-        ok = at < len(keys)
-        hit = np.zeros(len(ids), bool)
-        hit[ok] = keys[at[ok]] == ids[ok]
-        rows = np.sort(self.order[at[hit]])
-        if len(self.deleted_rows):
-            rows = rows[~np.isin(rows, self.deleted_rows, assume_unique=True)]
-        return rows
-
-    def find(self, ids: Sequence[str]) -> dict[str, int]:
-        """passage id -> live row, for the ids this segment holds live (O(log n) each)."""
-        if not len(ids) or not self.n_rows:
-            return {}
+    def _live_row_per_id(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """[m] int64: the live row holding each passage id, -1 where none (O(log n) each, vectorised)."""
+        want = np.asarray(ids, dtype=str)  # not cast to the keys' width: no truncated id may match
+        if not len(want) or not self.n_rows:
+            return np.full(len(want), -1, np.int64)
         if self._keys is None:
             self._keys = self.ids[self.order]  # ids in sorted order
         keys = self._keys
-        at = np.searchsorted(keys, np.asarray(list(ids), dtype=str))  # no cast to keys' width: no truncation
-        out: dict[str, int] = {}
-        dead = set(self.deleted_rows.tolist()) if len(self.deleted_rows) else set()
-        for pid, i in zip(ids, at.tolist()):
-            if i < len(keys) and str(keys[i]) == pid:
-                row = int(self.order[i])
-                if row not in dead:
-                    out[pid] = row
-        return out
+        at = np.searchsorted(keys, want)
+        hit = at < len(keys)
+        hit[hit] = keys[at[hit]] == want[hit]
+        rows = np.where(hit, self.order[np.minimum(at, len(keys) - 1)], -1)
+        if len(self.deleted_rows):
+            rows[np.isin(rows, self.deleted_rows)] = -1
+        return rows
+
+    def live_rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The live rows holding any of the passage ids `ids` [m] str, ascending (a filter's matching
+        passages become a row mask in O(m log n))."""
+        rows = self._live_row_per_id(ids)
+        return np.sort(rows[rows >= 0])
+
+    def find(self, ids: Sequence[str]) -> dict[str, int]:
+        """passage id -> live row, for the ids this segment holds live."""
+        return {pid: r for pid, r in zip(ids, self._live_row_per_id(ids).tolist()) if r >= 0}
 
 
 def write_row_maps(directory: Path, passages: Sequence[Passage], hashes: Sequence[str] | None = None) -> np.ndarray:
