@@ -282,15 +282,39 @@ def ngram_text(text: str, title: str = "", collapse_spaces: bool = True) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def ngram_tokenizer(params: NgramParams = NgramParams()) -> Any:
+def ngram_tokenizer(params: NgramParams = NgramParams()) -> "FastTokenizer":
     """The generator's fast tokenizer, loaded offline from its local Hugging Face dir (converted once)."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as e:
-        raise missing("generate", "transformers") from e
     from indexers.model_cache import ensure_hf_dir
 
-    return AutoTokenizer.from_pretrained(str(ensure_hf_dir(params.tokenizer, progress=False)))
+    return FastTokenizer(ensure_hf_dir(params.tokenizer, progress=False) / "tokenizer.json")
+
+
+class FastTokenizer:
+    """A Hugging Face `tokenizer.json` run by the `tokenizers` library: the ids transformers' fast tokenizer
+    gives (tested), without importing torch and transformers, which cost ~4 s of every add or delete."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as e:
+            raise missing("generate", "tokenizers") from e
+        try:
+            self._tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # the Rust loader raises its own Exception type
+            raise ConfigError(f"{path}: not a Hugging Face tokenizer.json ({e}); delete the model cache folder "
+                              "holding it so that it is converted again") from e
+
+    def __call__(self, texts: str | Sequence[str], add_special_tokens: bool = False) -> dict[str, list]:
+        """{"input_ids": ids of the text, or of each text}, as a transformers tokenizer answers."""
+        if isinstance(texts, str):
+            return {"input_ids": self._tok.encode(texts, add_special_tokens=add_special_tokens).ids}
+        return {"input_ids": [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)]}
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
+        return [self._tok.id_to_token(int(i)) for i in ids]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
 
 _ENCODE_BATCH = 1024  # texts per tokenizer call: its per-token objects are transient, ~56 bytes a token

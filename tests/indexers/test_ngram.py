@@ -124,6 +124,25 @@ def test_real_tokenizer_round_trip(hotpot_dir, tmp_path):
     assert m.length >= 8 and m.row == 0
 
 
+def test_fast_tokenizer_gives_transformers_ids(hotpot_dir):
+    """ngram_tokenizer runs tokenizer.json without transformers; its ids must be the generator's, on real text
+    and on the edge cases (unicode, control characters, digits, long runs, empty)."""
+    transformers = pytest.importorskip("transformers")
+    from indexers.model_cache import ensure_hf_dir
+
+    ref = transformers.AutoTokenizer.from_pretrained(str(ensure_hf_dir(NgramParams().tokenizer, progress=False)))
+    tok = ngram_tokenizer(NgramParams())
+    docs = [json.loads(line) for _, line in zip(range(300), open(hotpot_dir / "corpus.jsonl", encoding="utf-8"))]
+    texts = [ngram_text(d["text"], d["title"]) for d in docs] + [
+        "", " ", "  two  spaces", "Zürich – Ærø ‘quoted’ 東京 🙂", "tab\there\nnewline\r\n", "x" * 5000,
+        "1234567890 3.14159 1e-9", "<|endoftext|> <|im_start|>"]
+    assert encode(tok, texts) == [list(ids) for ids in ref(texts, add_special_tokens=False)["input_ids"]]
+    assert tok(texts[3])["input_ids"] == ref(texts[3], add_special_tokens=False)["input_ids"]  # one str
+    ids = encode(tok, [texts[0]])[0]
+    assert tok.convert_ids_to_tokens(ids) == ref.convert_ids_to_tokens(ids)
+    assert tok.decode(ids) == texts[0]
+
+
 def test_whitespace_runs_never_decide_a_match(tmp_path):
     """Issue #17: 3 of 15 HotpotQA phrases were not found because the corpus has two spaces after full stops."""
     pytest.importorskip("transformers")
