@@ -324,22 +324,65 @@ def data_dir(root: Path, manifest: Manifest) -> Path:
     return Path(root) / manifest.data if manifest.version == 2 else Path(root)
 
 
-def verify_index(root: Path, manifest: Manifest | None = None) -> Manifest:
+VERIFIED = "verified.json"  # stat cache: files whose checksum matched, skipped by later opens while unchanged
+_RACY_S = 2.0  # files touched this recently are never cached: a same-tick rewrite could keep their stat
+
+
+def verify_index(root: Path, manifest: Manifest | None = None, *, full: bool = False) -> Manifest:
     """Check that every file the manifest lists exists with its size and checksum; raise IndexFormatError
-    naming the first that does not."""
+    naming the first that does not.
+
+    A file whose checksum matched before and whose stat (size, mtime, ctime, inode) is unchanged since is not
+    read again (git's index cache does the same): any write to a file moves its ctime, so a changed byte is
+    still refused, while a reopen of a multi-GB index reads no data. `full` ignores that cache (`adarag check`).
+    """
     root = Path(root)
     manifest = manifest or read_manifest(root)
     data = data_dir(root, manifest)
     algo = _file_hash(manifest.version)
+    cache = {} if full else _read_verified(root)
+    seen: dict[str, list] = {}
+    now = time.time()
     for rel, meta in manifest.files.items():
         p = data / rel
-        if not p.is_file():
+        try:
+            st = p.stat()
+        except OSError:
+            st = None
+        if st is None or not p.is_file():
             raise IndexFormatError(f"index {root} is missing {rel}; {_rebuild_hint(root)}")
-        if p.stat().st_size != meta["bytes"] or hash_file(p, algo) != meta[algo]:
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, meta[algo]]
+        name = p.relative_to(root).as_posix()
+        if st.st_size == meta["bytes"] and cache.get(name) == key:
+            seen[name] = key
+            continue
+        if st.st_size != meta["bytes"] or hash_file(p, algo) != meta[algo]:
             raise IndexFormatError(
                 f"index file {p} does not match its checksum in {MANIFEST} (corrupt or modified); {_rebuild_hint(root)}"
             )
+        if now - max(st.st_mtime, st.st_ctime) > _RACY_S:
+            seen[name] = key
+    if seen != cache:
+        _write_verified(root, seen)
     return manifest
+
+
+def _read_verified(root: Path) -> dict[str, list]:
+    try:
+        raw = json.loads((root / VERIFIED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _write_verified(root: Path, entries: dict[str, list]) -> None:
+    """Replace the stat cache atomically; a read-only index simply goes without one."""
+    tmp = root / f"{VERIFIED}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, root / VERIFIED)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def manifest_stamp(root: Path) -> tuple[int, int, int] | None:
@@ -500,7 +543,8 @@ def clean_leftovers(root: Path, manifest: Manifest | None) -> None:
         _remove_unreferenced(root, referenced(manifest), newer_than=manifest.generation)
     keep = {manifest.data, manifest.previous} - {""} if manifest is not None else set()
     for p in root.iterdir():
-        if p.name.startswith(_STAGE_PREFIX) or (p.name.startswith(f"{MANIFEST}.tmp") and p.is_file()):
+        temp = p.name.startswith((f"{MANIFEST}.tmp", f"{VERIFIED}.tmp")) and p.is_file()
+        if p.name.startswith(_STAGE_PREFIX) or temp:
             log.info("removing %s left by an interrupted write", p)
         elif _GEN.fullmatch(p.name) and p.name not in keep and manifest is not None and manifest.version < 3:
             log.debug("removing old generation %s", p)

@@ -94,6 +94,52 @@ def test_corrupt_or_missing_data_file_is_detected(tmp_path):
         verify_index(root)
 
 
+def _count_hashes(monkeypatch):
+    import indexers.index_dir as index_dir
+
+    calls = []
+    real = index_dir.hash_file
+    monkeypatch.setattr(index_dir, "hash_file", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    return calls
+
+
+def test_reopen_reads_no_unchanged_file_but_any_write_is_caught(tmp_path, monkeypatch):
+    """Issue #17: the stat cache spares a reopen the hashing; a byte flipped later (same size) is still refused."""
+    import time
+
+    import indexers.index_dir as index_dir
+
+    monkeypatch.setattr(index_dir, "_RACY_S", -1.0)  # files are seconds old in real use; here they are new
+    root = tmp_path / "ix"
+    m = _make(root)
+    calls = _count_hashes(monkeypatch)
+    verify_index(root)
+    n_files = len(calls)
+    assert n_files == len(m.files) and (root / index_dir.VERIFIED).is_file()
+    verify_index(root)
+    assert len(calls) == n_files  # nothing read again
+    verify_index(root, full=True)
+    assert len(calls) == 2 * n_files  # `adarag check` reads every byte whatever the cache says
+    time.sleep(0.05)  # past the file system's timestamp tick
+    with open(_a(root, m), "r+b") as f:
+        f.write(b"x")  # same size, other content
+    with pytest.raises(IndexFormatError, match="checksum"):
+        verify_index(root)
+    (root / index_dir.VERIFIED).write_text("{not json")
+    _a(root, m).write_bytes(b"abc")
+    assert verify_index(root) == m  # an unreadable cache is only a cache: everything is hashed again
+
+
+def test_files_written_just_now_are_never_cached(tmp_path, monkeypatch):
+    """A rewrite in the same timestamp tick as the cached stat would keep it: fresh files are hashed each time."""
+    root = tmp_path / "ix"
+    _make(root)
+    calls = _count_hashes(monkeypatch)
+    verify_index(root)
+    verify_index(root)
+    assert len(calls) == 2 * len(read_manifest(root).files)
+
+
 def test_missing_manifest_never_suggests_overwriting(tmp_path):
     root = tmp_path / "ix"
     _make(root)
