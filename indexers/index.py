@@ -12,6 +12,7 @@ Searches over segments with deletions equal a fresh one-segment build of the liv
 """
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -554,13 +555,34 @@ class Index:
         self.store = store
         self.segments = list(segments)
         # global rows are the segments' rows in order, deleted ones included (every store shares them)
-        self.ids = np.concatenate([s.ids for s in segments]) if segments else np.empty(0, "U1")  # [n_rows] str
-        self.hashes = np.concatenate([s.hashes for s in segments]) if segments else np.empty(0, "U1")
+        self._starts = np.cumsum([0] + [s.n_rows for s in segments]).astype(np.int64)  # [n_segments + 1]
+        self.n_rows = int(self._starts[-1])
         lives = [s.live for s in segments]
         self.live = None if all(m is None for m in lives) else np.concatenate(
             [np.ones(s.n_rows, bool) if m is None else m for s, m in zip(segments, lives)])  # [n_rows] bool
         self.encoders = encoders
         self._stores = stores
+
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        """[n_rows] str: every row's passage id (built on first use: 40 MB at 1M rows, which an open skips)."""
+        return np.concatenate([s.ids for s in self.segments]) if self.segments else np.empty(0, "U1")
+
+    @functools.cached_property
+    def hashes(self) -> np.ndarray:
+        """[n_rows] str: every row's passage content hash."""
+        return np.concatenate([s.hashes for s in self.segments]) if self.segments else np.empty(0, "U1")
+
+    def _row_maps(self, rows: Sequence[int]) -> tuple[list[str], list[str]]:
+        """Passage ids and content hashes of global `rows`, read from their segments' row maps."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_rows):
+            raise ConfigError(f"rows must be in [0, {self.n_rows})")
+        seg = np.searchsorted(self._starts, rows, side="right") - 1
+        local = rows - self._starts[seg]
+        ids = [str(self.segments[g].ids[r]) for g, r in zip(seg.tolist(), local.tolist())]
+        hashes = [str(self.segments[g].hashes[r]) for g, r in zip(seg.tolist(), local.tolist())]
+        return ids, hashes
 
     def holds_document(self, doc_id: str) -> bool:
         """Whether this generation has a live passage of document `doc_id` (the document store is shared by
@@ -574,7 +596,7 @@ class Index:
         if filters is None:
             return None
         ids = np.asarray(self.store.filter_passage_ids(filters), dtype=str)
-        mask = np.zeros(len(self.ids), dtype=bool)
+        mask = np.zeros(self.n_rows, dtype=bool)
         off = 0
         for seg in self.segments:
             mask[off + seg.live_rows_of(ids)] = True
@@ -583,7 +605,7 @@ class Index:
 
     def live_rows(self) -> np.ndarray:
         """The global rows of live (not deleted) passages, ascending."""
-        return np.arange(len(self.ids), dtype=np.int64) if self.live is None else np.flatnonzero(self.live)
+        return np.arange(self.n_rows, dtype=np.int64) if self.live is None else np.flatnonzero(self.live)
 
     @property
     def stores(self) -> tuple[str, ...]:
@@ -644,10 +666,10 @@ class Index:
 
     def hits(self, rows: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """Turn (row, score) pairs into Hits with passage text from the SQL store, in the given order."""
-        pids = [str(self.ids[r]) for r in rows]
+        pids, hashes = self._row_maps(rows)
         stored = self.store.stored_passages(pids)
         by_id = {pid: p for pid, (p, _) in stored.items()}
-        stale = [pid for r, pid in zip(rows, pids) if pid not in stored or stored[pid][1] != self.hashes[r]]
+        stale = [pid for pid, h in zip(pids, hashes) if pid not in stored or stored[pid][1] != h]
         if stale:  # a writer changed them after this generation was published: read the pre-images
             by_id.update(self.store.pre_image_passages(stale))
         out = []
@@ -671,7 +693,8 @@ class Index:
 
 
 def open_index(root: str | Path, *, verify: bool = True) -> Index:
-    """Open the index's published generation; `verify` checks every file's sha256 against the manifest first.
+    """Open the index's published generation; `verify` checks the files against the manifest first (sizes, and
+    checksums of files changed since last verified: index_dir.verify_index).
 
     A writer publishing while this opens can remove the generation being read; the open then retries on the
     new one.

@@ -117,7 +117,7 @@ def write_row_maps(directory: Path, passages: Sequence[Passage], hashes: Sequenc
 
 def _load(path: Path, n: int | None, what: str) -> np.ndarray:
     try:
-        a = np.load(path, allow_pickle=False)
+        a = np.load(path, allow_pickle=False, mmap_mode="r")  # pages read when used: opens stay cheap
     except (OSError, ValueError) as e:
         raise IndexFormatError(f"{path}: cannot read ({e}); rebuild the index") from e
     if a.ndim != 1 or (n is not None and len(a) != n):
