@@ -351,7 +351,7 @@ def verify_index(root: Path, manifest: Manifest | None = None, *, full: bool = F
             st = None
         if st is None or not p.is_file():
             raise IndexFormatError(f"index {root} is missing {rel}; {_rebuild_hint(root)}")
-        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, meta[algo]]
+        key = _stat_key(st, meta[algo])
         name = p.relative_to(root).as_posix()
         if st.st_size == meta["bytes"] and cache.get(name) == key:
             seen[name] = key
@@ -438,9 +438,42 @@ def new_stage(root: Path) -> Path:
     return stage
 
 
-def _list_files(data: Path) -> dict[str, dict[str, Any]]:
-    return {p.relative_to(data).as_posix(): {FILE_HASH: hash_file(p), "bytes": p.stat().st_size}
-            for p in sorted(data.rglob("*")) if p.is_file() and p.name not in _SQLITE_SIDE}
+def _list_files(data: Path, stable: dict[str, list] | None = None) -> dict[str, dict[str, Any]]:
+    """Manifest entries (checksum, size) of every file under `data`; with `stable`, also the stat-cache keys of
+    files that did not change while hashed and were last written over _RACY_S ago."""
+    out = {}
+    for p in sorted(data.rglob("*")):
+        if not p.is_file() or p.name in _SQLITE_SIDE:
+            continue
+        rel, before = p.relative_to(data).as_posix(), p.stat()
+        digest = hash_file(p)
+        out[rel] = {FILE_HASH: digest, "bytes": before.st_size}
+        if stable is not None:
+            key, after = _stat_key(before, digest), p.stat()
+            if key == _stat_key(after, digest) and time.time() - max(after.st_mtime, after.st_ctime) > _RACY_S:
+                stable[rel] = key
+    return out
+
+
+def _stat_key(st: os.stat_result, digest: str) -> list:
+    """What the stat cache compares: any write to the file changes its ctime."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, digest]
+
+
+def _remember_verified(root: Path, files: dict[str, dict[str, Any]], hashed: dict[str, list]) -> None:
+    """After a publish: the stat cache keeps its entries for files the manifest still lists and gains the files
+    this writer hashed (renaming their folder changed none of their stat), so the next open skips them too."""
+    cache = _read_verified(root)
+    entries = {rel: key for rel, key in cache.items() if rel in files}
+    for rel, key in hashed.items():
+        try:
+            st = (root / rel).stat()
+        except OSError:
+            continue
+        if _stat_key(st, key[-1]) == key:
+            entries[rel] = key
+    if entries != cache:
+        _write_verified(root, entries)
 
 
 def referenced(m: Manifest | None) -> set[str]:
@@ -476,9 +509,11 @@ def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manife
     atomically replace `manifest.json`. `manifest.files` carries the entries of files it keeps; the moved
     files' entries are added here. Caller holds the write lock and has set the generation fields."""
     root = Path(root)
-    files = dict(manifest.files)
+    files, hashed = dict(manifest.files), {}
     for src, dst in moves:
-        files.update({f"{dst}/{rel}": meta for rel, meta in _list_files(src).items()})
+        stable: dict[str, list] = {}
+        files.update({f"{dst}/{rel}": meta for rel, meta in _list_files(src, stable).items()})
+        hashed.update({f"{dst}/{rel}": key for rel, key in stable.items()})
         _fsync_tree(src)
     for src, dst in moves:
         target = root / dst
@@ -489,6 +524,7 @@ def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manife
     done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION,
                        "corpus_fingerprint": segments_fingerprint(manifest.segments, files)})
     _write_manifest(root, done)
+    _remember_verified(root, files, hashed)
     if old is not None and old.version == 1:
         _remove_format1_files(root, old)
     _remove_unreferenced(root, referenced(done) | referenced(old))

@@ -109,9 +109,9 @@ def test_reopen_reads_no_unchanged_file_but_any_write_is_caught(tmp_path, monkey
 
     import indexers.index_dir as index_dir
 
-    monkeypatch.setattr(index_dir, "_RACY_S", -1.0)  # files are seconds old in real use; here they are new
     root = tmp_path / "ix"
-    m = _make(root)
+    m = _make(root)  # just written: the writer caches nothing
+    monkeypatch.setattr(index_dir, "_RACY_S", -1.0)  # files are seconds old in real use; here they are new
     calls = _count_hashes(monkeypatch)
     verify_index(root)
     n_files = len(calls)
@@ -128,6 +128,27 @@ def test_reopen_reads_no_unchanged_file_but_any_write_is_caught(tmp_path, monkey
     (root / index_dir.VERIFIED).write_text("{not json")
     _a(root, m).write_bytes(b"abc")
     assert verify_index(root) == m  # an unreadable cache is only a cache: everything is hashed again
+
+
+def test_a_publish_caches_the_files_it_hashed_once_they_are_old(tmp_path, monkeypatch):
+    """A build's segments were written minutes before it publishes: the writer's own hashing fills the cache,
+    so the first open does not read them again; a later byte flip is still refused."""
+    import time
+
+    import indexers.index_dir as index_dir
+
+    monkeypatch.setattr(index_dir, "_RACY_S", -1.0)
+    root = tmp_path / "ix"
+    m = _make(root)
+    calls = _count_hashes(monkeypatch)
+    verify_index(root)
+    assert calls == []
+    time.sleep(0.05)
+    _a(root, m).write_bytes(b"abd")
+    with pytest.raises(IndexFormatError, match="checksum"):
+        verify_index(root)
+    m2 = _make(root, b"two")  # the next publish drops entries of files it no longer lists
+    assert set(json.loads((root / index_dir.VERIFIED).read_text())) == set(m2.files)
 
 
 def test_files_written_just_now_are_never_cached(tmp_path, monkeypatch):
