@@ -37,7 +37,10 @@ if a["stage"] in ("build", "add", "delete"):
     from indexers.ingest import read_corpus
     docs = read_corpus([a["corpus"]]) if a["stage"] != "delete" else []
     kw = {"delete": a["delete"]} if a["stage"] == "delete" else {}
-    params = BuildParams(stores=tuple(a["stores"])) if a["stage"] == "build" else None
+    params = None
+    if a["stage"] == "build":
+        from indexers.dense import DenseParams
+        params = BuildParams(stores=tuple(a["stores"]), dense=DenseParams(embedder=a["embedder"], use_gpu=False))
     t = time.perf_counter()
     rep = build_index(docs, a["index"], params, progress=False, **kw)
     out["op_s"] = time.perf_counter() - t  # the write itself, without interpreter start-up and imports
@@ -126,9 +129,12 @@ def du(path: Path) -> int:
 
 
 def measure(checkout: Path, work: Path, corpus: Path, add: Path, stores: list[str], qs: list[str],
-            merge: bool = True) -> dict:
+            merge: bool = True, embedder: str = "minilm") -> dict:
     index = work / "index"
-    row = {"build": run_stage(checkout, stage="build", corpus=str(corpus), index=str(index), stores=stores)}
+    row = {"build": run_stage(checkout, stage="build", corpus=str(corpus), index=str(index), stores=stores,
+                              embedder=embedder)}
+    if "dense" in stores:
+        row["build"]["passages_per_s"] = row["build"]["n_passages"] / row["build"]["wall_s"]
     row["bytes_per_passage"] = du(index) / row["build"]["n_passages"]
     row["open"] = run_stage(checkout, stage="open", index=str(index))
     row["query"] = run_stage(checkout, stage="query", index=str(index), stores=stores, queries=qs)
@@ -155,6 +161,8 @@ def table(rows: dict[str, dict], stores: list[str]) -> str:
     add("build wall s", lambda r: r["build"]["wall_s"])
     add("segments after build", lambda r: r["build"].get("segments", 1))
     add("build peak RSS MB", lambda r: r["build"]["peak_rss_mb"])
+    if "dense" in stores:
+        add("build passages/s (all stores)", lambda r: r["build"].get("passages_per_s"))
     add("bytes on disk / passage", lambda r: r["bytes_per_passage"])
     add("first open s (in process, hashes all)", lambda r: r["open"]["open_s"])
     add("add 100 docs s (in process)", lambda r: r["add_100"].get("op_s"))
@@ -178,6 +186,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="git revision to measure in the same run (e.g. cd468db)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir, removed)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--embedder", default="minilm", help="dense embedder, when --stores has dense (e.g. hash)")
     ap.add_argument("--no-merge", action="store_true",
                     help="skip the merge into one segment (it needs the memory of a one-segment build)")
     a = ap.parse_args()
@@ -199,17 +208,18 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
                 work.mkdir()
                 print(f"measuring {name} ...", flush=True)
-                rows[name] = measure(co, work, corpus, add, stores, qs, merge=not a.no_merge)
+                rows[name] = measure(co, work, corpus, add, stores, qs, merge=not a.no_merge, embedder=a.embedder)
                 shutil.rmtree(work, ignore_errors=True)
     finally:
         if a.work is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n{a.passages:,} passages, stores {','.join(stores)}, {platform.processor() or platform.machine()}, "
+    print(f"\n{a.passages:,} passages, stores {','.join(stores)}"
+          f"{f' (dense: {a.embedder})' if 'dense' in stores else ''}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores\n")
     print(table(rows, stores))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"passages": a.passages, "stores": stores, "rows": rows}, indent=2))
+        a.json.write_text(json.dumps({"passages": a.passages, "stores": stores, "embedder": a.embedder, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
