@@ -91,8 +91,7 @@ def _save_df_table(directory: Path, df: dict[str, int], n_rows: int, total: int)
 
 
 class ShardBuilder:
-    """Builds the shards of one write; call it with one shard's document rows (a Ray Data batch: columns
-    shard, seq, doc (JSON), all of one shard; a row with an empty doc only names a shard to delete from)."""
+    """Builds the shards of one write: `build` one shard, or call it on a Ray Data batch of shards."""
 
     def __init__(self, params: BuildParams, jobs: dict[int, ShardJob], embedder: Any = None,
                  threads: int | None = None) -> None:
@@ -105,12 +104,12 @@ class ShardBuilder:
         return self.embedder
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shards = set(np.asarray(batch["shard"]).tolist())
-        if len(shards) != 1:
-            raise ValueError(f"a ShardBuilder batch must hold one shard's rows, got shards {sorted(shards)}")
-        docs = sorted((int(q), _doc(json.loads(d))) for q, d in zip(batch["seq"].tolist(), batch["doc"].tolist()) if d)
-        res = self.build(shards.pop(), docs)
-        return {"result": np.array([json.dumps(res.__dict__)])}
+        """A Ray Data batch: columns shard, docs (JSON list of [sequence, document]); one result per row."""
+        out = []
+        for shard, docs in zip(batch["shard"].tolist(), batch["docs"].tolist()):
+            rows = sorted(((int(q), _doc(d)) for q, d in json.loads(docs)), key=lambda x: x[0])
+            out.append(json.dumps(self.build(int(shard), rows).__dict__))
+        return {"result": np.array(out)}
 
     def build(self, shard: int, docs: list[tuple[int, Document]]) -> ShardResult:
         """Write shard `shard` (its job) over `docs`, (document sequence, document) in write order."""

@@ -60,13 +60,17 @@ def assert_same(one, sharded, store: str, qs: list[str], k: int = 10, filters=No
         assert np.asarray(sa).tobytes() == np.asarray(sb).tobytes(), (store, q, sa, sb)
 
 
-def check_exact(tmp: Path, n_shards: int, executor) -> None:
-    """After each write: every store, fused ones and a filter agree with one index."""
+def check_exact(tmp: Path, n_shards: int, executor, build_steps: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """After each write: every store, fused ones and a filter agree with one index. Writes whose step is not
+    in `build_steps` run in-process (to keep a slow executor's test short); every search runs on `executor`."""
+    from indexers.shards import LocalExecutor
+
     one_dir, sh_dir = tmp / "one", tmp / "sharded"
     qs = queries()
     for step, (docs, delete) in enumerate(writes(corpus())):
         build_index(docs, one_dir, PARAMS, embedder=EMBEDDER, progress=False, delete=delete)
-        build_sharded(docs, sh_dir, n_shards, PARAMS, executor=executor, embedder=EMBEDDER, delete=delete)
+        build_sharded(docs, sh_dir, n_shards, PARAMS, executor=executor if step in build_steps else LocalExecutor(),
+                      embedder=EMBEDDER, delete=delete)
         with open_index(one_dir) as one, open_sharded(sh_dir, executor=executor) as sh:
             one.encoders.share(_with_embedder())
             sh.encoders.share(_with_embedder())
