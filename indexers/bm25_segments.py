@@ -19,7 +19,7 @@ from indexers.bm25 import BM25Index, BM25Params, floor_idf, length_norms, mean_i
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index_dir import load_arrays
 
-__all__ = ["BM25Deleted", "BM25Global", "SegmentedBM25", "global_stats", "update_global"]
+__all__ = ["BM25Deleted", "BM25Global", "SegmentedBM25", "global_stats", "live_dfs", "update_global"]
 
 _FORMAT = 1
 _FIX = "rebuild the index: `adarag index CORPUS --out INDEX --rebuild`"
@@ -151,8 +151,9 @@ def _live_df(segments: Sequence[Segment], term: str) -> int:
     return sum(_seg_df(ix, term) - (d.df.get(term, 0) if d is not None else 0) for ix, d in segments)
 
 
-def global_stats(segments: Sequence[Segment]) -> BM25Global:
-    """Live statistics of (index, deletions) segments, from scratch."""
+def live_dfs(segments: Sequence[Segment]) -> tuple[Counter[str], int, int]:
+    """(term -> live rows holding it, live rows, live tokens) of (index, deletions) segments; the tables of
+    disjoint shards add up to the collection's."""
     df: Counter[str] = Counter()
     n_rows = total = 0
     for index, deleted in segments:
@@ -166,6 +167,12 @@ def global_stats(segments: Sequence[Segment]) -> BM25Global:
             total -= deleted.total_length
     if min(df.values(), default=0) < 0 or n_rows < 0 or total < 0:
         raise ConfigError("deletions exceed their segments' rows: each BM25Deleted must describe its own segment")
+    return df, n_rows, total
+
+
+def global_stats(segments: Sequence[Segment]) -> BM25Global:
+    """Live statistics of (index, deletions) segments, from scratch."""
+    df, n_rows, total = live_dfs(segments)
     return BM25Global(n_rows, total, dict(Counter(v for v in df.values() if v > 0)))
 
 
@@ -204,11 +211,15 @@ def update_global(old: BM25Global, segments_before: Sequence[Segment], new_segme
 
 
 class SegmentedBM25:
-    """Loaded segments searched as one exact BM25 index over their live rows."""
+    """Loaded segments searched as one exact BM25 index over their live rows.
+
+    With `shard=True` the segments are one shard of a larger collection that `stats` describes: searches
+    then take each query term's collection-wide df (`dfs=`), so a shard scores its rows exactly as one index
+    over the whole collection would (no shard-local idf, unlike Elasticsearch's default query_then_fetch)."""
 
     def __init__(self, segments: Sequence[tuple[BM25Index, BM25Deleted | None, np.ndarray | None]],
-                 stats: BM25Global, params: BM25Params = BM25Params()) -> None:
-        self.params, self.stats = params, stats
+                 stats: BM25Global, params: BM25Params = BM25Params(), *, shard: bool = False) -> None:
+        self.params, self.stats, self.shard = params, stats, shard
         self.segments = [ix for ix, _, _ in segments]
         self._pairs = [(ix, deleted) for ix, deleted, _ in segments]
         self.offsets = np.zeros(len(segments) + 1, dtype=np.int64)
@@ -237,7 +248,8 @@ class SegmentedBM25:
         if self._live is not None and self._live.all():
             self._live = None
         n_live = n if self._live is None else int(np.count_nonzero(self._live))
-        if (stats.n_rows, stats.total_length) != (n_live, live_total):
+        if (stats.n_rows, stats.total_length) != (n_live, live_total) and not (
+                shard and stats.n_rows >= n_live and stats.total_length >= live_total):
             raise ConfigError(f"stats say {stats.n_rows} live rows / {stats.total_length} tokens, the segments hold "
                               f"{n_live} / {live_total}: recompute them with global_stats(segments)")
         self._mean = stats.mean_idf(params) if params.variant == "okapi" else 0.0
@@ -258,9 +270,13 @@ class SegmentedBM25:
         """Top-k live rows passing `mask` (bool [n_rows]) -> (rows [k'] int64, scores [k'] float64), k' <= k."""
         return self.search_batch([query_tokens], k, mask)[0]
 
-    def search_batch(self, queries: Sequence[Sequence[str]], k: int, mask: np.ndarray | None = None
-                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`search` for each query (one shared mask)."""
+    def search_batch(self, queries: Sequence[Sequence[str]], k: int, mask: np.ndarray | None = None,
+                     dfs: Sequence[Mapping[str, int]] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`search` for each query (one shared mask); `dfs[i]` maps query i's terms to their collection-wide
+        live df (needed, and only allowed, for a shard)."""
+        if self.shard != (dfs is not None) or (dfs is not None and len(dfs) != len(queries)):
+            raise ConfigError("a shard's search needs one collection-wide df table per query (dfs=), and only a "
+                              "shard takes one")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"k must be a positive int, got {k!r}")
         allowed = self._live
@@ -269,12 +285,13 @@ class SegmentedBM25:
             if m.dtype != np.bool_ or m.shape != (self.n_rows,):
                 raise ConfigError(f"mask must be a bool array of shape ({self.n_rows},), got {m.dtype} {m.shape}")
             allowed = m if allowed is None else m & allowed
-        return [self._search(q, int(k), allowed) for q in queries]
+        return [self._search(q, int(k), allowed, None if dfs is None else dfs[i]) for i, q in enumerate(queries)]
 
-    def _search(self, query: Sequence[str], k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, query: Sequence[str], k: int, allowed: np.ndarray | None, collection: Mapping[str, int] | None
+                ) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(query, str):
             raise ConfigError("query_tokens must be a list of analyzed tokens, not a str: tokenize it first")
-        dfs = {t: self.df(t) for t in dict.fromkeys(query)}
+        dfs = {t: self.df(t) if collection is None else int(collection.get(t, 0)) for t in dict.fromkeys(query)}
         live = [t for t in dfs if dfs[t] > 0]  # a term no live row holds adds nothing, as in a fresh build
         if not live:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)

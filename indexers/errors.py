@@ -5,6 +5,7 @@ __all__ = [
     "RagError",
     "IndexFormatError",
     "IndexBusyError",
+    "ShardUnavailableError",
     "CorpusError",
     "MissingDependencyError",
     "ConfigError",
@@ -25,6 +26,10 @@ class IndexFormatError(RagError):
 
 class IndexBusyError(RagError):
     """Another writer holds the index's write lock and did not finish within the wait."""
+
+
+class ShardUnavailableError(RagError):
+    """A shard of a sharded index is down (its actor died or its node left) and no replica could answer."""
 
 
 class CorpusError(RagError, ValueError):

@@ -765,3 +765,9 @@ def _open(root: Path, stamp: tuple[int, int, int] | None, verify: bool) -> Index
             f"or a build was interrupted); rebuild with `adarag index CORPUS --out {root} --sql URL --rebuild`"
         )
     return Index(root, manifest, store, segments, stores, encoders, stamp)
+
+
+def params_from_saved(saved: Mapping[str, Any]) -> BuildParams:
+    """The BuildParams that `asdict(params)` saved (a manifest's `params`, a sharded index's); IndexFormatError
+    if any is missing or ill-typed. For indexers.shards, which records one set for all its shards."""
+    return _params_from_manifest(Manifest(n_docs=0, n_passages=0, corpus_fingerprint="", stores=[], params=dict(saved)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -20,7 +20,8 @@ from indexers.errors import ConfigError
 from indexers.ngram import NgramIndex
 from indexers.ngram_segments import SegmentedNgram, SegmentIntervals
 
-__all__ = ["NgramSearchParams", "NgramCandidate", "search", "query_ngrams"]
+__all__ = ["NgramSearchParams", "NgramCandidate", "search", "query_ngrams", "ngram_counts", "plan_ngrams",
+           "score_planned"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,9 @@ def _segmented(index: NgramIndex | SegmentedNgram) -> SegmentedNgram:
     return SegmentedNgram([(index, None, None)]) if isinstance(index, NgramIndex) else index
 
 
-def query_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
-                 params: NgramSearchParams = NgramSearchParams()) -> list[NgramCandidate]:
-    """Scored candidates of the query, maximal as described in the module doc (counts over live rows)."""
-    index = _segmented(index)
-    q = [int(t) for t in query_token_ids][: params.max_query_tokens]
+def _occurring(index: SegmentedNgram, q: Sequence[int], params: NgramSearchParams
+               ) -> dict[tuple[int, int], SegmentIntervals]:
+    """Every query n-gram q[i:j] (j - i <= max_n) with live occurrences -> its intervals."""
     root = index.interval(())
     found: dict[tuple[int, int], SegmentIntervals] = {}
     for i in range(len(q)):
@@ -71,43 +70,83 @@ def query_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[i
             if ivs.count == 0:
                 break
             found[(i, j + 1)] = ivs
+    return found
+
+
+def _query(query_token_ids: Sequence[int], params: NgramSearchParams) -> list[int]:
+    if isinstance(query_token_ids, (str, bytes)):
+        raise ConfigError("pass the query's token ids (indexers.ngram.encode), not a string")
+    return [int(t) for t in query_token_ids][: params.max_query_tokens]
+
+
+def _maximal(counts: Mapping[tuple[int, int], int], params: NgramSearchParams) -> list[tuple[int, int, int]]:
+    """(start, end, count) of the candidates: count <= max_count and no one-token-longer n-gram as frequent."""
     out = []
-    for (i, j), ivs in found.items():
-        c = ivs.count
+    for (i, j), c in counts.items():
         if c > params.max_count:
             continue
-        right, left = found.get((i, j + 1)), found.get((i - 1, j))
-        if (right and right.count == c) or (left and left.count == c):
+        right, left = counts.get((i, j + 1)), counts.get((i - 1, j))
+        if right == c or left == c:
             continue  # a longer n-gram has exactly these occurrences
-        out.append(NgramCandidate(i, j, c, ivs))
+        out.append((i, j, c))
     return out
 
 
-def search(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int], k: int,
-           params: NgramSearchParams = NgramSearchParams(), mask: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k passages -> (rows [k'] int64, scores [k'] float64), order (score desc, row asc); k' <= k.
-
-    `mask` [n_docs] bool keeps only rows where it is True; it drops rows after scoring, so scores and the
-    located budget are those of the unmasked search and the masked top-k is exact. Over a SegmentedNgram,
-    rows are global and the result is that of one index built over the live rows, mapped back."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive int, got {k!r}")
-    if isinstance(query_token_ids, (str, bytes)):
-        raise ConfigError("pass the query's token ids (indexers.ngram.encode), not a string")
+def query_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
+                 params: NgramSearchParams = NgramSearchParams()) -> list[NgramCandidate]:
+    """Scored candidates of the query, maximal as described in the module doc (counts over live rows)."""
     index = _segmented(index)
-    total = max(2, index.n_tokens)
-    cands = query_ngrams(index, query_token_ids, params)
+    found = _occurring(index, _query(query_token_ids, params), params)
+    return [NgramCandidate(i, j, c, found[(i, j)]) for i, j, c in
+            _maximal({g: ivs.count for g, ivs in found.items()}, params)]
+
+
+def ngram_counts(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
+                 params: NgramSearchParams = NgramSearchParams()) -> dict[tuple[int, int], int]:
+    """(start, end) -> live count of every query n-gram occurring in `index`; the counts of disjoint indexes
+    (shards) add up to those of one index over all of them."""
+    found = _occurring(_segmented(index), _query(query_token_ids, params), params)
+    return {g: ivs.count for g, ivs in found.items()}
+
+
+def plan_ngrams(counts: Mapping[tuple[int, int], int], n_tokens: int,
+                params: NgramSearchParams = NgramSearchParams()) -> list[tuple[int, int, float]]:
+    """The n-grams a search locates, (start, end, SEAL weight), from collection-wide counts and live tokens:
+    rarest first within the located budget, positive weights only (the module doc)."""
+    total = max(2, n_tokens)
+    cands = _maximal(counts, params)
     # rarest first (then longer, then leftmost): the located budget goes to the most telling n-grams
-    cands.sort(key=lambda g: (g.count, -(g.end - g.start), g.start))
+    cands.sort(key=lambda g: (g[2], -(g[1] - g[0]), g[0]))
     budget = params.max_located
-    per_doc: dict[int, list[tuple[float, int, int]]] = {}
-    for i, j, c, ivs in cands:
+    out = []
+    for i, j, c in cands:
         if c > budget:
             continue
         budget -= c
         w = math.log(max(total - c, 1) / c)
-        if w <= 0:
+        if w > 0:
+            out.append((i, j, w))
+    return out
+
+
+def score_planned(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
+                  plan: Sequence[tuple[int, int, float]], k: int, params: NgramSearchParams = NgramSearchParams(),
+                  mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of `index` scored on the planned n-grams (plan_ngrams), as `search` ranks them; over shards
+    planned from summed counts, each shard's rows score exactly as in one index over all of them."""
+    index = _segmented(index)
+    q = _query(query_token_ids, params)
+    found = _occurring(index, q, params) if plan else {}
+    return _score(index, plan, found, k, params, mask)
+
+
+def _score(index: SegmentedNgram, plan: Sequence[tuple[int, int, float]],
+           found: Mapping[tuple[int, int], SegmentIntervals], k: int, params: NgramSearchParams,
+           mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    per_doc: dict[int, list[tuple[float, int, int]]] = {}
+    for i, j, w in plan:
+        ivs = found.get((i, j))
+        if ivs is None:
             continue
         rows = index.interval_rows(ivs, j - i)
         for r in (rows if mask is None else rows[mask[rows]]).tolist():
@@ -128,3 +167,19 @@ def search(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int], k
         scores[x] = s
     order = np.lexsort((rows_out, -scores))[:k]
     return rows_out[order], scores[order]
+
+
+def search(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int], k: int,
+           params: NgramSearchParams = NgramSearchParams(), mask: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k passages -> (rows [k'] int64, scores [k'] float64), order (score desc, row asc); k' <= k.
+
+    `mask` [n_docs] bool keeps only rows where it is True; it drops rows after scoring, so scores and the
+    located budget are those of the unmasked search and the masked top-k is exact. Over a SegmentedNgram,
+    rows are global and the result is that of one index built over the live rows, mapped back."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive int, got {k!r}")
+    index = _segmented(index)
+    found = _occurring(index, _query(query_token_ids, params), params)
+    plan = plan_ngrams({g: ivs.count for g, ivs in found.items()}, index.n_tokens, params)
+    return _score(index, plan, found, k, params, mask)

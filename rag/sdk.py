@@ -18,6 +18,7 @@ from indexers.index import Index, build_index, open_index
 from indexers.index_dir import manifest_stamp
 from indexers.ingest import check_document
 from indexers.lock import DEFAULT_LOCK_WAIT
+from indexers.shards import ShardedIndex, build_sharded, executor_for, is_sharded, open_sharded
 from indexers.text import plain_words
 from indexers.types import Document, Hit
 from rag.options import check_options
@@ -175,7 +176,7 @@ class RAG:
     process is picked up on the next call (`auto_reload`).
     """
 
-    def __init__(self, index: Index, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
+    def __init__(self, index: Index | ShardedIndex, *, generator: str = DEFAULT_GENERATOR, threads: int | None = None,
                  max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
                  budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
                  controller: str = "auto", verify: bool = True, auto_reload: bool = True,
@@ -210,18 +211,20 @@ class RAG:
              verify: bool = True, max_query_chars: int = MAX_QUERY_CHARS, reranker: str = DEFAULT_RERANKER,
              budget_tokens: int = DEFAULT_BUDGET_TOKENS, depth: int = DEFAULT_DEPTH,
              controller: str = "auto", auto_reload: bool = True,
-             lock_wait: float | None = DEFAULT_LOCK_WAIT) -> "RAG":
+             lock_wait: float | None = DEFAULT_LOCK_WAIT, ray: str | None = None, replicas: int = 1) -> "RAG":
         """Open (and by default checksum-verify) an index built by `adarag index`.
 
         `controller` decides the search mode of `ask(mode=None)`: "auto" (the shipped bandit policy when this
         install has one, else one_shot), "bandit", "probe", a policy directory, or a fixed mode name.
         `auto_reload` switches to a generation another process publishes (checked with one stat per call);
-        `lock_wait` is how long add/delete wait for another writer of the index.
+        `lock_wait` is how long add/delete wait for another writer of the index. A sharded index (built with
+        `--shards N`) is served in-process, or with `ray` ("local", "auto" or a cluster address) by Ray actors,
+        `replicas` per shard; results are the same.
         """
         check_options(index_dir=index_dir, generator=generator, threads=threads, verify=verify,
                       max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
                       controller=controller, auto_reload=auto_reload, lock_wait=lock_wait)
-        return cls(open_index(index_dir, verify=verify), generator=generator, threads=threads,
+        return cls(_open(index_dir, verify, ray, replicas), generator=generator, threads=threads,
                    max_query_chars=max_query_chars, reranker=reranker, budget_tokens=budget_tokens, depth=depth,
                    controller=controller, verify=verify, auto_reload=auto_reload, lock_wait=lock_wait)
 
@@ -551,8 +554,12 @@ class RAG:
         embedder = self.index.embedder(self.threads) if "dense" in self.index.stores else None
         # build_index takes the index's write lock and publishes a new generation without touching the one this
         # object reads, so searches go on during the build; only the swap to the new generation is exclusive.
-        rep = build_index(documents, self.index.root, threads=self.threads, progress=False, embedder=embedder,
-                          delete=delete, lock_wait=self.lock_wait)
+        if isinstance(self.index, ShardedIndex):
+            rep = build_sharded(documents, self.index.root, executor=self.index.executor, delete=delete,
+                                embedder=embedder, threads=self.threads, lock_wait=self.lock_wait)
+        else:
+            rep = build_index(documents, self.index.root, threads=self.threads, progress=False, embedder=embedder,
+                              delete=delete, lock_wait=self.lock_wait)
         self.reload(verify=False)
         return rep
 
@@ -576,9 +583,11 @@ class RAG:
         """
         if not self.index.is_stale():
             return False
-        stamp = manifest_stamp(self.index.root)
+        stamp = _disk_stamp(self.index)
         try:  # opened (and verified) outside the lock: searches go on meanwhile
-            new = open_index(self.index.root, verify=self.verify if verify is None else verify)
+            new = self.index.reopen(verify=self.verify if verify is None else verify) \
+                if isinstance(self.index, ShardedIndex) else \
+                open_index(self.index.root, verify=self.verify if verify is None else verify)
         except Exception as e:
             self._failed_stamp = stamp
             self.reload_error = f"the index on disk changed and could not be loaded: {e}"
@@ -598,7 +607,7 @@ class RAG:
     def refresh(self) -> None:
         """Reload if another writer published a newer generation; a generation that failed to load is retried
         only once the manifest changes again. Never raises: `reload_error` says what went wrong."""
-        if self.index.is_stale() and manifest_stamp(self.index.root) != self._failed_stamp:
+        if self.index.is_stale() and _disk_stamp(self.index) != self._failed_stamp:
             try:
                 self.reload()
             except Exception:  # noqa: BLE001 - logged and kept in reload_error; the old generation still answers
@@ -620,3 +629,18 @@ class RAG:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open(index_dir: str | Path, verify: bool, ray: str | None, replicas: int) -> Index | ShardedIndex:
+    """An ordinary index, or a sharded one (served in-process, or by Ray actors when `ray` names a cluster)."""
+    if is_sharded(index_dir):
+        return open_sharded(index_dir, executor=executor_for(ray), replicas=replicas, verify=verify)
+    if ray is not None or replicas != 1:
+        raise ConfigError(f"{index_dir} is not a sharded index: ray= and replicas= serve sharded ones (build one "
+                          "with `adarag index CORPUS --out DIR --shards N`)")
+    return open_index(index_dir, verify=verify)
+
+
+def _disk_stamp(index: Index | ShardedIndex) -> tuple[int, int, int] | None:
+    """The stamp of the manifest published on disk (a new one means a newer generation)."""
+    return index.disk_stamp() if isinstance(index, ShardedIndex) else manifest_stamp(index.root)

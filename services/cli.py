@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from indexers.errors import ConfigError, RagError
 from indexers.lock import DEFAULT_LOCK_WAIT
+from indexers.shards.layout import is_sharded
 from rag.options import MAX_THREADS
 
 __all__ = ["main", "build_parser", "bounded_int", "MAX_COUNT"]
@@ -114,6 +115,10 @@ def _cmd_index(a: argparse.Namespace) -> int:
     stores = tuple(s.strip() for s in a.stores.split(",") if s.strip())
     params = BuildParams(stores=stores, passage_words=a.passage_words, passage_overlap=a.passage_overlap,
                          dense=DenseParams(embedder=a.embedder, index=a.dense_index), sql_url=a.sql)
+    if a.shards is not None or is_sharded(a.out):
+        return _index_sharded(a, params)
+    if a.ray is not None:
+        raise ConfigError("--ray builds a sharded index: add --shards N")
     rep = build_index(read_corpus(a.corpus), a.out, params, rebuild=a.rebuild, threads=a.threads,
                       progress=not a.json, lock_wait=a.wait)
     m = rep.manifest
@@ -126,6 +131,28 @@ def _cmd_index(a: argparse.Namespace) -> int:
     return 0
 
 
+def _index_sharded(a: argparse.Namespace, params) -> int:
+    from indexers.ingest import read_corpus
+    from indexers.shards import build_sharded, executor_for
+
+    rep = build_sharded(read_corpus(a.corpus), a.out, a.shards, params, executor=executor_for(a.ray),
+                        rebuild=a.rebuild, threads=a.threads, lock_wait=a.wait)
+    m = rep.manifest
+    obj = {"index": str(a.out), "n_docs": m.n_docs, "n_passages": m.n_passages, "stores": list(params.stores),
+           "shards": m.n_shards, "added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
+           "embedded": rep.embedded, "seconds": {k: round(v, 3) for k, v in rep.seconds.items()}}
+    _emit(obj, a.json, f"indexed {m.n_docs} documents ({m.n_passages} passages; {rep.added} added, {rep.updated} "
+                       f"updated, {rep.unchanged} unchanged) into {m.n_shards} shards in {a.out} "
+                       f"in {rep.seconds['total']:.1f} s")
+    return 0
+
+
+def _ray_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                    help="serve a sharded index from Ray actors (the ray extra; default: in this process)")
+    sp.add_argument("--replicas", type=bounded_int(1, 64), default=1, help="Ray actors per shard (with --ray)")
+
+
 def _cmd_delete(a: argparse.Namespace) -> int:
     from indexers.index import build_index
     from indexers.index_dir import read_manifest
@@ -136,8 +163,13 @@ def _cmd_delete(a: argparse.Namespace) -> int:
     if not ids:
         raise ConfigError("adarag delete: name the documents to delete (`adarag delete INDEX ID ...` or "
                           "--ids-file FILE with one id per line)")
-    read_manifest(a.index)  # an index must be there: delete never creates one
-    rep = build_index([], a.index, delete=ids, threads=a.threads, progress=not a.json, lock_wait=a.wait)
+    if is_sharded(a.index):
+        from indexers.shards import build_sharded
+
+        rep = build_sharded([], a.index, delete=ids, threads=a.threads, lock_wait=a.wait)
+    else:
+        read_manifest(a.index)  # an index must be there: delete never creates one
+        rep = build_index([], a.index, delete=ids, threads=a.threads, progress=not a.json, lock_wait=a.wait)
     m = rep.manifest
     _emit({"index": str(a.index), "deleted": rep.deleted, "not_found": len(set(ids)) - rep.deleted,
            "n_docs": m.n_docs, "n_passages": m.n_passages, "seconds": round(rep.seconds["total"], 3)}, a.json,
@@ -205,7 +237,8 @@ def _cmd_search(a: argparse.Namespace) -> int:
         from retrievers.rerank import check_reranker_spec
 
         check_reranker_spec(a.rerank)
-    with RAG.open(a.index, threads=a.threads, max_query_chars=a.max_query_chars) as rag:
+    with RAG.open(a.index, threads=a.threads, max_query_chars=a.max_query_chars, ray=a.ray,
+                  replicas=a.replicas) as rag:
         if a.queries is not None:
             if not a.run_out:
                 raise ConfigError("adarag search --queries needs --run-out RUN.trec: the file the run is written to")
@@ -273,7 +306,8 @@ def _cmd_ask(a: argparse.Namespace) -> int:
     from rag.sdk import RAG
 
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
-                  reranker=a.reranker, budget_tokens=a.budget, controller=a.controller) as rag:
+                  reranker=a.reranker, budget_tokens=a.budget, controller=a.controller, ray=a.ray,
+                  replicas=a.replicas) as rag:
         ans = rag.ask(a.question, mode=a.mode, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens,
                       draft=a.draft, filters=a.filter)
     if a.json:
@@ -392,7 +426,8 @@ def _cmd_serve(a: argparse.Namespace) -> int:
     settings = settings_from_args(host=a.host, api_keys_file=a.api_keys_file, no_auth=a.no_auth,
                                   max_queue=a.max_queue, timeout=a.timeout, max_body_bytes=a.max_body_bytes,
                                   cors_origins=tuple(a.cors_origin))
-    serve(a.index, settings, host=a.host, port=a.port, generator=a.generator, threads=a.threads)
+    serve(a.index, settings, host=a.host, port=a.port, generator=a.generator, threads=a.threads, ray=a.ray,
+          replicas=a.replicas)
     _emit({"index": str(a.index), "stopped": True}, a.json, "adarag serve: stopped")
     return 0
 
@@ -490,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--passage-overlap", type=bounded_int(0, MAX_COUNT), default=50,
                     help="least words shared by consecutive windows of a long document")
     ix.add_argument("--rebuild", action="store_true", help="start from scratch instead of adding to --out")
+    ix.add_argument("--shards", type=bounded_int(1, 1000), default=None,
+                    help="build a sharded index of N shards (documents routed by a hash of their id)")
+    ix.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                    help="build the shards on Ray (the ray extra): a local instance, the running cluster, or one")
     common(ix, writes=True)
     ix.set_defaults(fn=_cmd_index)
 
@@ -531,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--filter", type=_filter_json, default=None, metavar="JSON",
                     help='only documents matching a Haystack filter, e.g. \'{"field": "meta.year", "operator": '
                          '">=", "value": 2000}\'')
+    _ray_args(se)
     common(se)
     se.set_defaults(fn=_cmd_search)
 
@@ -557,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     ak.add_argument("--controller", default="auto",
                     help="who picks the mode under --mode auto: auto (the shipped policy), bandit, probe, a mode "
                          "name or a policy path")
+    _ray_args(ak)
     ak.set_defaults(fn=_cmd_ask)
 
     gn = sub.add_parser("generate", help="complete a JSONL file of prompts with exact speculative decoding")
@@ -630,6 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds (504 past it)")
     sv.add_argument("--max-body-bytes", type=bounded_int(1, 1 << 34), default=1 << 20, help="larger request bodies get 413")
     sv.add_argument("--cors-origin", action="append", default=[], help="allow this browser origin (off by default)")
+    _ray_args(sv)
     common(sv)
     sv.set_defaults(fn=_cmd_serve)
 

@@ -9,7 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from indexers.errors import Cancelled, ConfigError, CorpusError, IndexBusyError, NotFoundError, RagError
+from indexers.errors import (
+    Cancelled,
+    ConfigError,
+    CorpusError,
+    IndexBusyError,
+    NotFoundError,
+    RagError,
+    ShardUnavailableError,
+)
 from services.deps import NotReady
 from services.gate import GateFull, GateTimeout
 
@@ -22,6 +30,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (GateFull, 503),
     (NotReady, 503),
     (IndexBusyError, 503),
+    (ShardUnavailableError, 503),
     (GateTimeout, 504),
     (Cancelled, 504),
     (ConfigError, 422),
@@ -44,7 +53,7 @@ def describe(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str]]:
             headers = {}
             if isinstance(exc, GateFull):
                 headers["Retry-After"] = str(exc.retry_after)
-            elif isinstance(exc, (NotReady, IndexBusyError)):
+            elif isinstance(exc, (NotReady, IndexBusyError, ShardUnavailableError)):
                 headers["Retry-After"] = "5"
             return status, {"error": str(exc), "type": type(exc).__name__}, headers
     log.error("unexpected error while serving a request", exc_info=exc)

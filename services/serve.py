@@ -8,6 +8,7 @@ from pathlib import Path
 
 from indexers.errors import ConfigError, missing
 from indexers.index_dir import read_manifest, recover_swap
+from indexers.shards.layout import is_sharded
 from services.settings import ServiceSettings, load_api_keys
 
 __all__ = ["serve", "settings_from_args"]
@@ -45,7 +46,8 @@ def settings_from_args(*, host: str, api_keys_file: str | os.PathLike[str] | Non
 
 
 def serve(index: str | os.PathLike[str], settings: ServiceSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          generator: str | None = None, threads: int | None = None, log_level: str = "info") -> None:
+          generator: str | None = None, threads: int | None = None, log_level: str = "info", ray: str | None = None,
+          replicas: int = 1) -> None:
     """Open `index` at startup (readiness turns on when the models are loaded) and serve until interrupted."""
     try:
         import uvicorn
@@ -56,12 +58,14 @@ def serve(index: str | os.PathLike[str], settings: ServiceSettings, *, host: str
 
     index = Path(index)
     recover_swap(index.expanduser().resolve())  # an older adarag's interrupted swap: restore before checking
-    read_manifest(index)  # no index, or not one: a clear error now, not a service that never gets ready
+    if not is_sharded(index):
+        read_manifest(index)  # no index, or not one: a clear error now, not a service that never gets ready
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError(f"port must be 0..65535, got {port!r}")
     gen = generator or DEFAULT_GENERATOR
     # an add waits for another process's write at most SERVICE_LOCK_WAIT s, then answers 503 + Retry-After
-    app = create_app(lambda: RAG.open(index, generator=gen, threads=threads, lock_wait=SERVICE_LOCK_WAIT), settings)
+    app = create_app(lambda: RAG.open(index, generator=gen, threads=threads, lock_wait=SERVICE_LOCK_WAIT, ray=ray,
+                                      replicas=replicas), settings)
     log.info("serving %s on http://%s:%d (generator %s)", index, host, port, gen)
     uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level, timeout_graceful_shutdown=5,
                 server_header=False)

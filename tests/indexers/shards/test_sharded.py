@@ -1,0 +1,73 @@
+"""A sharded index served in-process answers exactly like one index over the same writes (ids and scores)."""
+from __future__ import annotations
+
+import pytest
+
+from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.index import build_index
+from indexers.shards import LocalExecutor, build_sharded, open_sharded, read_shards, shard_of
+from tests.indexers.shards.exactness import EMBEDDER, PARAMS, check_exact, corpus
+
+
+@pytest.mark.parametrize("n_shards", [1, 2, 4])
+def test_in_process_shards_equal_one_index_after_adds_and_deletes(tmp_path, n_shards):
+    check_exact(tmp_path, n_shards, LocalExecutor())
+
+
+def test_documents_route_by_a_stable_hash(tmp_path):
+    docs = corpus(60)
+    build_sharded(docs, tmp_path / "s", 3, PARAMS, embedder=EMBEDDER)
+    m = read_shards(tmp_path / "s")
+    assert m.n_docs == len(docs) and [e.name for e in m.shards] == ["shard-000", "shard-001", "shard-002"]
+    assert shard_of("d0001", 3) == shard_of("d0001", 3) and len({shard_of(d.id, 3) for d in docs}) == 3
+    with open_sharded(tmp_path / "s") as sh:
+        for d in docs[:10]:
+            assert sh.store.get_documents([d.id])[0] == d
+
+
+def test_a_failed_write_leaves_the_previous_generation_loadable(tmp_path, monkeypatch):
+    from indexers.shards import builder
+
+    docs = corpus(80)
+    build_sharded(docs[:40], tmp_path / "s", 2, PARAMS, embedder=EMBEDDER)
+    before = read_shards(tmp_path / "s")
+    real = builder.ShardBuilder.build
+    calls = []
+
+    def dies_on_second(self, shard, rows):  # the first shard is written, then the write dies
+        calls.append(shard)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, shard, rows)
+
+    monkeypatch.setattr(builder.ShardBuilder, "build", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        build_sharded(docs[40:], tmp_path / "s", embedder=EMBEDDER)
+    monkeypatch.undo()
+    assert read_shards(tmp_path / "s") == before
+    with open_sharded(tmp_path / "s") as sh:
+        assert len(sh.live_rows()) == before.n_passages
+    rep = build_sharded(docs[40:], tmp_path / "s", embedder=EMBEDDER)  # the next writer finishes the job
+    assert rep.manifest.n_docs == len(docs) and rep.manifest.generation == before.generation + 1
+    names = {p.name for p in (tmp_path / "s").iterdir()}
+    assert names <= {"shards.json", "write.lock", rep.manifest.state, before.state} | \
+        {e.dir for e in rep.manifest.shards} | {e.dir for e in before.shards}
+
+
+def test_bad_use_gets_a_clear_error(tmp_path):
+    docs = corpus(20)
+    with pytest.raises(ConfigError, match="--shards N"):
+        build_sharded(docs, tmp_path / "new", None, PARAMS, embedder=EMBEDDER)
+    build_index(docs, tmp_path / "plain", PARAMS, embedder=EMBEDDER, progress=False)
+    with pytest.raises(ConfigError, match="unsharded"):
+        build_sharded(docs, tmp_path / "plain", 2, PARAMS, embedder=EMBEDDER)
+    build_sharded(docs, tmp_path / "s", 2, PARAMS, embedder=EMBEDDER)
+    with pytest.raises(ConfigError, match="--rebuild"):
+        build_sharded(docs, tmp_path / "s", 3, embedder=EMBEDDER)
+    with pytest.raises(CorpusError, match="no passages"):
+        build_sharded([], tmp_path / "s", embedder=EMBEDDER, delete=[d.id for d in docs])
+    with pytest.raises(IndexFormatError, match="not a sharded"):
+        open_sharded(tmp_path / "plain")
+    (tmp_path / "s" / "shards.json").write_text("{}")
+    with pytest.raises(IndexFormatError, match="rebuild"):
+        open_sharded(tmp_path / "s")
