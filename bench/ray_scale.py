@@ -134,6 +134,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-query", action="store_true",
+                    help="builds only (the query stage builds 1, 2 and 4 shards again: too long at 1M)")
     ap.add_argument("--stage", choices=["build", "query"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--kind", default="one", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", default="", help=argparse.SUPPRESS)
@@ -161,8 +163,8 @@ def main() -> None:
     for kind, out in (("one", "one"), ("local", "local2"), ("ray", "ray2")):
         res["build"][kind] = _sub("--stage", "build", "--kind", kind, "--corpus", str(corpus),
                                   "--out", str(work / out))
-    res["query"] = _sub("--stage", "query", "--corpus", str(corpus), "--out", str(work), "--queries",
-                        str(a.queries))
+    res["query"] = {} if a.no_query else _sub("--stage", "query", "--corpus", str(corpus), "--out", str(work),
+                                              "--queries", str(a.queries))
     b = res["build"]
     print(f"build of {a.passages:,} passages [{', '.join(STORES)}], {os.cpu_count()} cores")
     print(f"{'':28} {'ours':>9} {'baseline':>9} {'ratio':>6}")
@@ -174,8 +176,9 @@ def main() -> None:
     print(f"peak RSS MB: one {b['one']['driver_peak_rss_mb']:.0f}, local {b['local']['driver_peak_rss_mb']:.0f}, "
           f"ray driver {b['ray']['driver_peak_rss_mb']:.0f}, ray workers {[round(x) for x in b['ray']['worker_peak_rss_mb']]}")
     q = res["query"]
-    print("query top-10, p50 / p95 ms; added = ours - one index")
-    for store in ("bm25", "bm25+ngram"):
+    if q:
+        print("query top-10, p50 / p95 ms; added = ours - one index")
+    for store in ("bm25", "bm25+ngram") if q else ():
         base = q[f"one/{store}"]
         for n in (1, 2, 4):
             for name in ("local", "ray"):

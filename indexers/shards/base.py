@@ -11,12 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from indexers.shards.builder import ShardBuilder, ShardResult
-from indexers.types import Document
 
-__all__ = ["DocRow", "ShardSpec", "ShardPool", "Executor"]
-
-DocRow = tuple[int, int, Document]
-"""(shard, document sequence, document): a routed document of a write."""
+__all__ = ["ShardSpec", "ShardPool", "Executor"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +45,8 @@ class Executor(Protocol):
 
     name: str
 
-    def build(self, rows: Sequence[DocRow], builder: ShardBuilder) -> list[ShardResult]:
-        """Run `builder` over each of its jobs' shards, with that shard's rows in sequence order."""
+    def build(self, builder: ShardBuilder) -> list[ShardResult]:
+        """Run `builder` over each of its jobs' shards (each job names the file of its routed documents)."""
         ...
 
     def serve(self, specs: Sequence[ShardSpec], replicas: int = 1) -> ShardPool:

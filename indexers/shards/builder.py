@@ -8,9 +8,10 @@ shard's live BM25 df table (summed over the shards into collection-wide statisti
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from indexers.shards.layout import SEQ_BITS
 from indexers.stores.encoders import Encoders
 from indexers.types import Document
 
-__all__ = ["ShardJob", "ShardResult", "ShardBuilder", "shard_segments", "load_df_table", "SEQ", "BM25_DIR"]
+__all__ = ["ShardJob", "ShardResult", "ShardBuilder", "shard_segments", "load_df_table", "read_routed", "write_routed",
+           "SEQ", "BM25_DIR"]
 
 SEQ = "seq"
 BM25_DIR = "bm25"
@@ -44,6 +46,8 @@ class ShardJob:
     state: str  # this write's state folder
     rebuild: bool
     delete: tuple[str, ...] = ()
+    docs: str = ""  # JSONL of this write's documents routed here, in write order ("" for none)
+    n_docs: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,27 +108,25 @@ class ShardBuilder:
         return self.embedder
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """A Ray Data batch: columns shard, docs (JSON list of [sequence, document]); one result per row."""
-        out = []
-        for shard, docs in zip(batch["shard"].tolist(), batch["docs"].tolist()):
-            rows = sorted(((int(q), _doc(d)) for q, d in json.loads(docs)), key=lambda x: x[0])
-            out.append(json.dumps(self.build(int(shard), rows).__dict__))
-        return {"result": np.array(out)}
+        """A Ray Data batch of shard numbers; one result per row. Each reads its documents from its job's
+        routed file (a shared filesystem), so no corpus passes through the object store."""
+        return {"result": np.array([json.dumps(self.build(int(s)).__dict__) for s in batch["shard"].tolist()])}
 
-    def build(self, shard: int, docs: list[tuple[int, Document]]) -> ShardResult:
-        """Write shard `shard` (its job) over `docs`, (document sequence, document) in write order."""
+    def build(self, shard: int) -> ShardResult:
+        """Write shard `shard` (its job) over the documents routed to it, streamed from the job's file."""
         job = self.jobs[shard]
         out, state = Path(job.out), Path(job.state)
         prev = Path(job.previous) if job.previous else None
-        changed = dict(self._changed(out if prev is not None else None, docs))
-        if prev is not None and not docs and job.delete:
+        changed = self._changed(out if prev is not None else None, job.docs)
+        if prev is not None and not job.n_docs and job.delete:
             with open_index(out, verify=False) as idx:
                 left = set(idx.store.document_ids()) - set(job.delete)
             if not left:  # every document of the shard is deleted: it becomes an empty shard
                 return ShardResult(shard, "", 0, deleted=len(set(job.delete)))
-        if prev is None and not docs:
+        if prev is None and not job.n_docs:
             return ShardResult(shard, "", 0)
-        rep = build_index([d for _, d in docs], out, None if prev is not None else self.params, rebuild=job.rebuild,
+        docs = (d for _, d in read_routed(job.docs))
+        rep = build_index(docs, out, None if prev is not None else self.params, rebuild=job.rebuild,
                           progress=False, embedder=self._embedder_now(), delete=job.delete, lock_wait=0)
         m = rep.manifest
         self._write_seq(out, prev, job, changed)
@@ -138,14 +140,18 @@ class ShardBuilder:
                            rep.unchanged, rep.deleted, rep.embedded, dict(rep.seconds))
 
     @staticmethod
-    def _changed(out: Path | None, docs: list[tuple[int, Document]]) -> list[tuple[str, int]]:
-        """(doc id, sequence) of the documents this write (re)writes: new ones and changed ones (content hash);
+    def _changed(out: Path | None, path: str) -> dict[str, int]:
+        """doc id -> sequence of the documents this write (re)writes: new ones and changed ones (content hash);
         one index moves exactly these to its end, so they take this write's sequence numbers."""
-        if out is None or not docs:
-            return [(d.id, q) for q, d in docs]
+        if out is None:
+            return {d.id: q for q, d in read_routed(path)}
+        changed: dict[str, int] = {}
         with open_index(out, verify=False) as idx:
-            stored = {d.id: content_hash(d) for d in idx.store.get_documents([d.id for _, d in docs], missing="skip")}
-        return [(d.id, q) for q, d in docs if stored.get(d.id) != content_hash(d)]
+            for batch in _chunks(read_routed(path), 1000):
+                stored = {d.id: content_hash(d)
+                          for d in idx.store.get_documents([d.id for _, d in batch], missing="skip")}
+                changed.update((d.id, q) for q, d in batch if stored.get(d.id) != content_hash(d))
+        return changed
 
     def _write_seq(self, out: Path, prev: Path | None, job: ShardJob, changed: dict[str, int]) -> None:
         """seq/<shard>/<segment>.npy for each segment: the previous state's for a segment it had, else computed."""
@@ -185,5 +191,29 @@ def _live_seq(prev: Path | None, folder: Path | None) -> dict[str, int]:
     return out
 
 
-def _doc(rec: dict[str, Any]) -> Document:
-    return Document(id=rec["id"], text=rec["text"], title=rec.get("title", ""), metadata=rec.get("metadata") or {})
+def write_routed(f: TextIO, seq: int, doc: Document) -> None:
+    """One routed document as a JSONL line: its write sequence and its fields."""
+    f.write(json.dumps([seq, {"id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}],
+                       ensure_ascii=False) + "\n")
+
+
+def read_routed(path: str) -> Iterator[tuple[int, Document]]:
+    """(sequence, document) of a routed file, in write order; nothing for ""."""
+    if not path:
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            q, rec = json.loads(line)
+            yield int(q), Document(id=rec["id"], text=rec["text"], title=rec.get("title", ""),
+                                   metadata=rec.get("metadata") or {})
+
+
+def _chunks(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for x in it:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from indexers.shards.base import DocRow, ShardSpec
+from indexers.shards.base import ShardSpec
 from indexers.shards.builder import ShardBuilder, ShardResult
 from indexers.shards.server import ShardServer
 
@@ -37,11 +37,8 @@ class LocalExecutor:
 
     name = "local"
 
-    def build(self, rows: Sequence[DocRow], builder: ShardBuilder) -> list[ShardResult]:
-        by_shard: dict[int, list] = {s: [] for s in builder.jobs}
-        for shard, seq, doc in rows:
-            by_shard[shard].append((seq, doc))
-        return [builder.build(s, sorted(by_shard[s], key=lambda x: x[0])) for s in sorted(builder.jobs)]
+    def build(self, builder: ShardBuilder) -> list[ShardResult]:
+        return [builder.build(s) for s in sorted(builder.jobs)]
 
     def serve(self, specs: Sequence[ShardSpec], replicas: int = 1) -> LocalPool:
         return LocalPool(specs)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from indexers.errors import ConfigError, ShardUnavailableError, missing
-from indexers.shards.base import DocRow, ShardSpec
+from indexers.shards.base import ShardSpec
 from indexers.shards.builder import ShardBuilder, ShardResult
 from indexers.shards.server import ShardServer
 
@@ -122,14 +121,11 @@ class RayExecutor:
         _connect(address, num_cpus)
         self.address, self.workers, self.server_cpus, self.timeout = address, workers, server_cpus, timeout
 
-    def build(self, rows: Sequence[DocRow], builder: ShardBuilder) -> list[ShardResult]:
+    def build(self, builder: ShardBuilder) -> list[ShardResult]:
         ray = ray_module()
-        by_shard: dict[int, list[tuple[int, dict]]] = {s: [] for s in builder.jobs}
-        for s, q, d in rows:
-            by_shard[s].append((q, asdict(d)))
-        # one row per shard (already routed here): no all-to-all shuffle, which on a small cluster would wait
-        # for CPUs the builder actors hold
-        items = [{"shard": s, "docs": json.dumps(v, ensure_ascii=False)} for s, v in sorted(by_shard.items())]
+        # one row per shard (routed by the writer into files the actors read): no all-to-all shuffle, which on
+        # a small cluster would wait for CPUs the builder actors hold, and no corpus in the object store
+        items = [{"shard": s} for s in sorted(builder.jobs)]
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         cpus = max(1, int(resources.get("CPU", 1)))

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -25,8 +25,8 @@ from indexers.errors import ConfigError, CorpusError
 from indexers.index import BuildParams, params_from_saved
 from indexers.index_dir import MANIFEST, index_state, read_manifest
 from indexers.lock import DEFAULT_LOCK_WAIT, WriteLock
-from indexers.shards.base import DocRow, Executor
-from indexers.shards.builder import BM25_DIR, SEQ, ShardBuilder, ShardJob, ShardResult, load_df_table
+from indexers.shards.base import Executor
+from indexers.shards.builder import BM25_DIR, SEQ, ShardBuilder, ShardJob, ShardResult, load_df_table, write_routed
 from indexers.shards.layout import (
     ShardEntry,
     ShardsManifest,
@@ -48,6 +48,7 @@ __all__ = ["ShardedReport", "build_sharded", "GLOBAL", "TERMS", "DF"]
 log = logging.getLogger(__name__)
 
 GLOBAL, TERMS, DF = "global.json", "terms.json", "df.npy"
+_ROUTED = "routed"  # this write's documents, one JSONL per shard (removed once the shards are built)
 
 
 @dataclass(frozen=True)
@@ -122,36 +123,35 @@ class _Write:
         t0 = time.perf_counter()
         seconds: dict[str, float] = {}
         next_seq = 0 if self.fresh or self.old is None else self.old.next_seq
-        rows: list[DocRow] = []
-        for doc in documents:
-            if not isinstance(doc, Document):
-                raise ConfigError(f"documents must be Document objects, got {type(doc).__name__}")
-            rows.append((shard_of(doc.id, self.n), next_seq, doc))
-            next_seq += 1
+        self.state.mkdir()
+        t = time.perf_counter()
+        next_seq, counts = self._route(documents, next_seq)
+        seconds["route"] = time.perf_counter() - t
         deletes: dict[int, list[str]] = {}
         for i in dict.fromkeys(delete):
             deletes.setdefault(shard_of(i, self.n), []).append(i)
-        touched = set(range(self.n)) if self.fresh else {s for s, _, _ in rows} | set(deletes)
+        touched = set(range(self.n)) if self.fresh else set(counts) | set(deletes)
         old_entries = self.old.shards if self.old is not None else [ShardEntry(f"shard-{i:03d}", "", 0)
                                                                      for i in range(self.n)]
-        self.state.mkdir()
         jobs = {}
         t = time.perf_counter()
         for s in sorted(touched):
             prev = "" if self.fresh else old_entries[s].dir
-            if not prev and not any(r[0] == s for r in rows):
+            if not prev and not counts.get(s):
                 continue  # deletes from an empty shard: nothing to do
             dst = self.out / shard_dir_name(s, self.gen)
             if prev:
                 clone_shard(self.out / prev, dst)
             jobs[s] = ShardJob(s, old_entries[s].name, str(dst), str(self.out / prev) if prev else "",
                                str(self.out / self.old.state) if self.old is not None and not self.fresh else "",
-                               str(self.state), self.fresh, tuple(deletes.get(s, ())))
+                               str(self.state), self.fresh, tuple(deletes.get(s, ())),
+                               str(self._routed(s)) if counts.get(s) else "", counts.get(s, 0))
         seconds["clone"] = time.perf_counter() - t
         t = time.perf_counter()
-        results = {r.shard: r for r in executor.build(rows, ShardBuilder(self.params, jobs, embedder, threads))} \
+        results = {r.shard: r for r in executor.build(ShardBuilder(self.params, jobs, embedder, threads))} \
             if jobs else {}
         seconds["shards"] = time.perf_counter() - t
+        shutil.rmtree(self.state / _ROUTED, ignore_errors=True)  # read by the builds; not part of the state
         entries = []
         for s, e in enumerate(old_entries):
             r = results.get(s)
@@ -182,6 +182,32 @@ class _Write:
         seconds["total"] = time.perf_counter() - t0
         return ShardedReport(m, sum(r.added for r in rs), sum(r.updated for r in rs), sum(r.unchanged for r in rs),
                              sum(r.deleted for r in rs), sum(r.embedded for r in rs), seconds)
+
+    def _routed(self, shard: int) -> Path:
+        return self.state / _ROUTED / f"{shard:03d}.jsonl"
+
+    def _route(self, documents: Iterable[Document], seq: int) -> tuple[int, dict[int, int]]:
+        """Stream `documents` into one file per shard (sequence-numbered, in write order), so neither this
+        process nor a builder ever holds the corpus; returns the next sequence and documents per shard."""
+        if isinstance(documents, (str, bytes, Document)):
+            raise ConfigError(f"documents must be an iterable of Document, got a single {type(documents).__name__}")
+        (self.state / _ROUTED).mkdir()
+        files: dict[int, TextIO] = {}
+        counts: dict[int, int] = {}
+        try:
+            for doc in documents:
+                if not isinstance(doc, Document):
+                    raise ConfigError(f"documents must be Document objects, got {type(doc).__name__}")
+                s = shard_of(doc.id, self.n)
+                if s not in files:
+                    files[s] = open(self._routed(s), "w", encoding="utf-8")
+                write_routed(files[s], seq, doc)
+                counts[s] = counts.get(s, 0) + 1
+                seq += 1
+        finally:
+            for f in files.values():
+                f.close()
+        return seq, counts
 
     def _carry_state(self, name: str) -> None:
         """Hard-link an untouched shard's state files from the previous state folder."""

@@ -34,11 +34,11 @@ def test_a_failed_write_leaves_the_previous_generation_loadable(tmp_path, monkey
     real = builder.ShardBuilder.build
     calls = []
 
-    def dies_on_second(self, shard, rows):  # the first shard is written, then the write dies
+    def dies_on_second(self, shard):  # the first shard is written, then the write dies
         calls.append(shard)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, shard, rows)
+        return real(self, shard)
 
     monkeypatch.setattr(builder.ShardBuilder, "build", dies_on_second)
     with pytest.raises(KeyboardInterrupt):
@@ -71,3 +71,17 @@ def test_bad_use_gets_a_clear_error(tmp_path):
     (tmp_path / "s" / "shards.json").write_text("{}")
     with pytest.raises(IndexFormatError, match="rebuild"):
         open_sharded(tmp_path / "s")
+
+
+def test_a_write_streams_its_documents_and_keeps_no_routed_copy(tmp_path):
+    """Documents are routed into per-shard files as they stream in (a one-shot generator is enough) and the
+    builders read those; the published state holds no copy of them."""
+    docs = corpus(60)
+    rep = build_sharded((d for d in docs), tmp_path / "s", 3, PARAMS, embedder=EMBEDDER)
+    assert rep.manifest.n_docs == len({d.id for d in docs})
+    state = tmp_path / "s" / rep.manifest.state
+    assert state.is_dir() and not (state / "routed").exists()
+    with pytest.raises(ConfigError, match="Document"):
+        build_sharded([docs[0], {"id": "x"}], tmp_path / "s", embedder=EMBEDDER)
+    after = read_shards(tmp_path / "s")  # the refused write published nothing
+    assert (after.generation, after.state, after.shards) == (rep.manifest.generation, state.name, rep.manifest.shards)
