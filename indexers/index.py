@@ -44,7 +44,7 @@ from indexers.ngram import NgramIndex, NgramParams
 from indexers.segments import Segment, live_rows_of, load_segment, segment_name, write_deleted_rows, write_row_maps
 from indexers.sql_store import SQLStore, copy_sqlite
 from indexers.stores import STORE_KINDS, Store, store_kind
-from indexers.stores.base import BuildEnv, LoadEnv, Previous
+from indexers.stores.base import BuildEnv, LoadEnv, Previous, Ranked
 from indexers.stores.encoders import Encoders
 from indexers.text import DEFAULT_ANALYZER
 from indexers.types import Document, Hit, Passage
@@ -619,6 +619,16 @@ class Index:
             raise ConfigError(f"this index has no {name} store (it has {', '.join(self.stores)}); rebuild with "
                               f"`adarag index CORPUS --out {self.root} --rebuild --stores ...`")
         return st
+
+    def search_stores(self, names: Sequence[str], queries: Sequence[str], k: int, mask: np.ndarray | None = None,
+                      threads: int | None = None) -> list[list[Ranked]]:
+        """Per store in `names`, per query: its top-k (rows, scores), `mask` honoured. A sharded index runs the
+        stores' shard work together, in fewer round trips; here it is one store after the other."""
+        out = []
+        for name in names:
+            st = self.store_of(name)
+            out.append(st.search_batch(st.prepare(queries, threads), k, mask))
+        return out
 
     def _core(self, name: str):
         st = self._stores.get(name)

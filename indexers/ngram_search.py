@@ -20,8 +20,8 @@ from indexers.errors import ConfigError
 from indexers.ngram import NgramIndex
 from indexers.ngram_segments import SegmentedNgram, SegmentIntervals
 
-__all__ = ["NgramSearchParams", "NgramCandidate", "search", "query_ngrams", "ngram_counts", "plan_ngrams",
-           "score_planned"]
+__all__ = ["NgramSearchParams", "NgramCandidate", "search", "query_ngrams", "locate_ngrams", "ngram_counts",
+           "plan_ngrams", "score_planned"]
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,20 @@ def query_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[i
             _maximal({g: ivs.count for g, ivs in found.items()}, params)]
 
 
+def locate_ngrams(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
+                  params: NgramSearchParams = NgramSearchParams()) -> dict[tuple[int, int], SegmentIntervals]:
+    """(start, end) -> SA intervals (with the live count) of every query n-gram occurring in `index`: the
+    backward searches both ngram_counts and score_planned need, so a caller can do them once."""
+    return _occurring(_segmented(index), _query(query_token_ids, params), params)
+
+
 def ngram_counts(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
-                 params: NgramSearchParams = NgramSearchParams()) -> dict[tuple[int, int], int]:
+                 params: NgramSearchParams = NgramSearchParams(),
+                 found: Mapping[tuple[int, int], SegmentIntervals] | None = None) -> dict[tuple[int, int], int]:
     """(start, end) -> live count of every query n-gram occurring in `index`; the counts of disjoint indexes
-    (shards) add up to those of one index over all of them."""
-    found = _occurring(_segmented(index), _query(query_token_ids, params), params)
+    (shards) add up to those of one index over all of them. `found`: locate_ngrams' result, if at hand."""
+    if found is None:
+        found = locate_ngrams(index, query_token_ids, params)
     return {g: ivs.count for g, ivs in found.items()}
 
 
@@ -131,12 +140,14 @@ def plan_ngrams(counts: Mapping[tuple[int, int], int], n_tokens: int,
 
 def score_planned(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int],
                   plan: Sequence[tuple[int, int, float]], k: int, params: NgramSearchParams = NgramSearchParams(),
-                  mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  mask: np.ndarray | None = None,
+                  found: Mapping[tuple[int, int], SegmentIntervals] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k rows of `index` scored on the planned n-grams (plan_ngrams), as `search` ranks them; over shards
-    planned from summed counts, each shard's rows score exactly as in one index over all of them."""
+    planned from summed counts, each shard's rows score exactly as in one index over all of them. `found`:
+    locate_ngrams' result for this query on this index, if at hand (saves the backward searches)."""
     index = _segmented(index)
-    q = _query(query_token_ids, params)
-    found = _occurring(index, q, params) if plan else {}
+    if found is None:
+        found = _occurring(index, _query(query_token_ids, params), params) if plan else {}
     return _score(index, plan, found, k, params, mask)
 
 

@@ -72,11 +72,6 @@ class Retriever:
             self.index.store_of(p)  # a store the index lacks is a ConfigError naming the ones it has
         return parts
 
-    def _single(self, name: str, queries: list[str], depth: int, mask: np.ndarray | None
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
-        store = self.index.store_of(name)
-        return store.search_batch(store.prepare(queries, self.threads), depth, mask)
-
     def rows_batch(self, queries: Sequence[str], store: str | None = None, k: int = 10,
                    filters: Mapping[str, Any] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query: (rows [k'] int64, scores [k'] float) ranked best first. `filters` (Haystack syntax, on
@@ -90,9 +85,9 @@ class Retriever:
         parts = self.stores_of(store)
         mask = self.index.filter_mask(filters)
         if len(parts) == 1:
-            return self._single(parts[0], queries, k, mask)
+            return self.index.search_stores(parts, queries, k, mask, self.threads)[0]
         depth = max(k, self.depth)
-        per_store = [self._single(p, queries, depth, mask) for p in parts]
+        per_store = self.index.search_stores(parts, queries, depth, mask, self.threads)
         out = []
         for lists in zip(*per_store):
             fused = reciprocal_rank_fusion([r.tolist() for r, _ in lists], k=self.rrf_k)[:k]

@@ -71,28 +71,7 @@ class ShardedStore:
         return self.index.encoders.ngram_tokens(queries)
 
     def search_batch(self, queries: Sequence[Any], k: int, mask: np.ndarray | None = None) -> list[Ranked]:
-        k, mask = check_store_k(k), check_mask(mask, self.n_rows)
-        if len(queries) == 0:
-            return []
-        ix = self.index
-        masks = {m.name: None if mask is None else mask[ix.global_of[m.name]] for m in ix.metas}
-        if self.name == "bm25":
-            dfs = [{t: ix.df(t) for t in dict.fromkeys(q)} for q in queries]
-            per = ix.pool.call("bm25", {n: (list(queries), dfs, k, masks[n]) for n in masks})
-        elif self.name == "dense":
-            q = np.asarray(queries)
-            per = ix.pool.call("dense", {n: (q, k, masks[n]) for n in masks})
-        else:
-            queries = [list(map(int, q)) for q in queries]
-            counts = ix.pool.call("ngram_counts", {n: (queries,) for n in masks})
-            plans = []
-            for i in range(len(queries)):
-                total: Counter[tuple[int, int]] = Counter()
-                for n in masks:
-                    total.update(counts[n][i])
-                plans.append(plan_ngrams(dict(total), ix.n_tokens, NgramSearchParams()))
-            per = ix.pool.call("ngram", {n: (queries, plans, k, masks[n]) for n in masks})
-        return [ix.merge([(n, per[n][i]) for n in masks], k) for i in range(len(queries))]
+        return self.index.fan_out({self.name: queries}, k, mask)[self.name]
 
 
 class _Documents:
@@ -174,6 +153,57 @@ class ShardedIndex:
             terms = json.loads((folder / TERMS).read_text(encoding="utf-8"))
             self._df = dict(zip(terms, np.load(folder / DF, allow_pickle=False).tolist()))
         return self._df.get(term, 0)
+
+    def search_stores(self, names: Sequence[str], queries: Sequence[str], k: int, mask: np.ndarray | None = None,
+                      threads: int | None = None) -> list[list[Ranked]]:
+        """Index.search_stores over the shards: every store's shard work goes out together (one round trip;
+        two with n-grams over several shards), then each store's lists merge exactly."""
+        prepared = {n: self.store_of(n).prepare(queries, threads) for n in names}
+        got = self.fan_out(prepared, k, mask)
+        return [got[n] for n in names]
+
+    def fan_out(self, prepared: Mapping[str, Sequence[Any]], k: int, mask: np.ndarray | None = None
+                ) -> dict[str, list[Ranked]]:
+        """store -> per query its global top-k, from the stores' prepared queries (ShardedStore.prepare)."""
+        k, mask = check_store_k(k), check_mask(mask, len(self.ids))
+        n_q = {len(q) for q in prepared.values()}
+        if not prepared or n_q == {0}:
+            return {n: [] for n in prepared}
+        names = [m.name for m in self.metas]
+        if not names:  # every shard is empty
+            return {n: [(np.empty(0, np.int64), np.empty(0, np.float64)) for _ in qs] for n, qs in prepared.items()}
+        masks = {n: None if mask is None else mask[self.global_of[n]] for n in names}
+        alone = len(names) == 1  # a lone shard's n-gram counts are the collection's: it plans itself
+        reqs: dict[str, dict[str, tuple[Any, ...]]] = {n: {} for n in names}
+        for store, qs in prepared.items():
+            if store == "bm25":
+                dfs = [{t: self.df(t) for t in dict.fromkeys(q)} for q in qs]
+                for n in names:
+                    reqs[n]["bm25"] = (list(qs), dfs, k, masks[n])
+            elif store == "dense":
+                for n in names:
+                    reqs[n]["dense"] = (np.asarray(qs), k, masks[n])
+            else:
+                qs = [list(map(int, q)) for q in qs]
+                for n in names:
+                    reqs[n].update({"ngram_alone": (qs, k, masks[n])} if alone else {"ngram_counts": (qs,)})
+        got = self.pool.call("search", {n: (r,) for n, r in reqs.items()})
+        if "ngram" in prepared:
+            qs = reqs[names[0]]["ngram_alone" if alone else "ngram_counts"][0]
+            if alone:
+                got[names[0]]["ngram"] = got[names[0]].pop("ngram_alone")
+            else:
+                plans = []
+                for i in range(len(qs)):
+                    total: Counter[tuple[int, int]] = Counter()
+                    for n in names:
+                        total.update(got[n]["ngram_counts"][i])
+                    plans.append(plan_ngrams(dict(total), self.n_tokens, NgramSearchParams()))
+                per = self.pool.call("ngram", {n: (qs, plans, k, masks[n]) for n in names})
+                for n in names:
+                    got[n]["ngram"] = per[n]
+        return {store: [self.merge([(n, got[n][store][i]) for n in names], k) for i in range(len(qs))]
+                for store, qs in prepared.items()}
 
     def merge(self, per_shard: Sequence[tuple[str, Ranked]], k: int) -> Ranked:
         """One query's shard top-k lists (local rows) -> the global top-k, (score desc, global row asc)."""

@@ -85,3 +85,23 @@ def test_a_write_streams_its_documents_and_keeps_no_routed_copy(tmp_path):
         build_sharded([docs[0], {"id": "x"}], tmp_path / "s", embedder=EMBEDDER)
     after = read_shards(tmp_path / "s")  # the refused write published nothing
     assert (after.generation, after.state, after.shards) == (rep.manifest.generation, state.name, rep.manifest.shards)
+
+
+@pytest.mark.parametrize("n_shards, rounds", [(1, ["search"]), (3, ["search", "ngram"])])
+def test_a_fused_query_goes_out_once_per_round_not_once_per_store(tmp_path, n_shards, rounds):
+    """Round trips, not stores, set a sharded query's latency: bm25, dense and the n-gram counts share one
+    call; n-gram scoring needs a second round only over several shards (a lone shard plans by itself)."""
+    from retrievers.search import Retriever
+    from tests.indexers.shards.exactness import _with_embedder, queries
+
+    build_sharded(corpus(80), tmp_path / "s", n_shards, PARAMS, embedder=EMBEDDER)
+    with open_sharded(tmp_path / "s") as sh:
+        sh.encoders.share(_with_embedder())
+        calls = []
+        real = sh.pool.call
+        sh.pool.call = lambda method, args: calls.append(method) or real(method, args)
+        Retriever(sh).rows_batch(queries()[:3], "bm25+dense+ngram", 5)
+        assert calls == rounds
+        calls.clear()
+        Retriever(sh).rows_batch(queries()[:3], "fused", 5)
+        assert calls == ["search"]
