@@ -8,8 +8,10 @@ shard's live BM25 df table (summed over the shards into collection-wide statisti
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +67,7 @@ class ShardResult:
     deleted: int = 0
     embedded: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    worker: str = ""  # host:pid of the process that wrote it
 
 
 def shard_segments(root: Path) -> list[Segment]:
@@ -114,6 +117,9 @@ class ShardBuilder:
 
     def build(self, shard: int) -> ShardResult:
         """Write shard `shard` (its job) over the documents routed to it, streamed from the job's file."""
+        return replace(self._build(shard), worker=f"{socket.gethostname()}:{os.getpid()}")
+
+    def _build(self, shard: int) -> ShardResult:
         job = self.jobs[shard]
         out, state = Path(job.out), Path(job.state)
         prev = Path(job.previous) if job.previous else None

@@ -130,9 +130,12 @@ class RayExecutor:
         gpus = int(resources.get("GPU", 0))
         cpus = max(1, int(resources.get("CPU", 1)))
         pool = max(1, min(len(items), self.workers or (gpus or cpus)))
+        # one shard in flight per actor: with more, the first actor up takes every shard, Ray Data retires
+        # the others as idle ("consumed all inputs") and the shards build one after another
+        compute = ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1)
         out = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             ShardBuilder, fn_constructor_args=(builder.params, builder.jobs, builder.embedder, builder.threads),
-            batch_size=1, batch_format="numpy", concurrency=pool, num_cpus=1, num_gpus=1 if gpus else 0)
+            batch_size=1, batch_format="numpy", compute=compute, num_cpus=1, num_gpus=1 if gpus else 0)
         return [ShardResult(**json.loads(r["result"])) for r in out.take_all()]
 
     def serve(self, specs: Sequence[ShardSpec], replicas: int = 1) -> RayPool:

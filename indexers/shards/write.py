@@ -62,6 +62,7 @@ class ShardedReport:
     deleted: int
     embedded: int
     seconds: dict[str, float]
+    shards: tuple[ShardResult, ...] = ()  # each written shard's own report (its seconds, where it was built)
 
 
 def _referenced(m: ShardsManifest | None) -> set[str]:
@@ -178,10 +179,10 @@ class _Write:
         write_shards(self.out, m)
         self.published = True
         remove_unreferenced(self.out, _referenced(m) | _referenced(self.old))
-        rs = list(results.values())
+        rs = [results[s] for s in sorted(results)]
         seconds["total"] = time.perf_counter() - t0
         return ShardedReport(m, sum(r.added for r in rs), sum(r.updated for r in rs), sum(r.unchanged for r in rs),
-                             sum(r.deleted for r in rs), sum(r.embedded for r in rs), seconds)
+                             sum(r.deleted for r in rs), sum(r.embedded for r in rs), seconds, tuple(rs))
 
     def _routed(self, shard: int) -> Path:
         return self.state / _ROUTED / f"{shard:03d}.jsonl"

@@ -2,6 +2,8 @@
 one index; a shard actor that dies gives a clear error naming the shard, never a partial result."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from indexers.errors import ShardUnavailableError
@@ -27,6 +29,14 @@ def executor():
 def test_ray_shards_equal_one_index_after_adds_and_deletes(tmp_path, executor, n_shards, build_steps):
     """Every search on Ray actors; builds on Ray Data for the steps named (each costs an actor pool start)."""
     check_exact(tmp_path, n_shards, executor, build_steps)
+
+
+def test_shards_build_in_parallel_on_separate_actors(tmp_path, executor):
+    """Two shards, two builder actors: each shard on its own actor (not both queued on the first one up)."""
+    rep = build_sharded(corpus(60), tmp_path / "s", 2, PARAMS, executor=executor, embedder=EMBEDDER)
+    workers = [r.worker for r in rep.shards]
+    assert [r.shard for r in rep.shards] == [0, 1] and all(workers)
+    assert len(set(workers)) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers), workers
 
 
 def test_a_dead_shard_actor_is_an_error_naming_it(tmp_path, executor):
