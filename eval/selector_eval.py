@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from indexers.ingest import doc_id_of
-from retrievers.selector import Candidate, passage_text, select_passages
+from retrievers.selector import Candidate, candidate_text, select_passages
 
 __all__ = ["BUDGETS", "prefix_top_k", "compare"]
 
@@ -29,7 +29,7 @@ def prefix_top_k(cands: Sequence[Candidate], budget: int, count: Callable[[str],
     """Fixed top-k at a budget: rank order, stop at the first passage that would overflow (or after k)."""
     out, used = [], 0
     for c in cands[:k]:
-        n = count(passage_text(c))
+        n = count(candidate_text(c))
         if used + n > budget:
             break
         out.append(c)
@@ -82,7 +82,7 @@ def compare(index_dir: str | Path, qa_path: str | Path, store: str = "fused", de
                 gold = set(q["supporting_ids"])
                 rec += len(gold & docs) / len(gold)
                 n_used += len(chosen)
-                toks += sum(count(passage_text(c)) for c in chosen)
+                toks += sum(count(candidate_text(c)) for c in chosen)
             n = len(qa)
             rows.append({"budget": b, "strategy": name, "support_recall": round(rec / n, 4),
                          "passages": round(n_used / n, 2), "tokens": round(toks / n, 1), "n": n})

@@ -1,10 +1,10 @@
-"""Shared value types: a stored document, a retrievable passage, a search hit."""
+"""Shared value types: a stored document, a retrievable passage, a search hit; how a model reads a passage."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Document", "Passage", "Hit"]
+__all__ = ["Document", "Passage", "Hit", "passage_text"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,12 @@ class Hit:
     text: str = ""
     start: int = 0
     end: int = 0
+
+
+def passage_text(title: str, text: str) -> str:
+    """A passage as every model reads it: `Title: text`, whitespace runs collapsed (the text alone without a
+    title, the title alone without text). The prompt lists exactly this, the selector's token budget counts it
+    and rerankers score it."""
+    body = " ".join(text.split())
+    title = " ".join(title.split())
+    return f"{title}: {body}" if title and body else title or body

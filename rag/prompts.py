@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from indexers.types import passage_text
+
 __all__ = [
     "CLOSED_BOOK_PROMPT",
     "EXAMPLE_ANSWER",
@@ -43,7 +45,7 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 
 
 def format_passages(passages: Sequence[tuple[str, str, str]]) -> str:
-    """`[1] Title: text` lines, numbered from 1 in the given order."""
+    """`[1] Title: text` lines (indexers.types.passage_text), numbered from 1 in the given order."""
     lines = []
     for i, passage in enumerate(passages, start=1):
         if len(passage) != 3:
@@ -51,10 +53,7 @@ def format_passages(passages: Sequence[tuple[str, str, str]]) -> str:
                 f"passage {i} must be (passage_id, title, text), got {len(passage)} fields"
             )
         _, title, text = passage
-        text = " ".join(text.split())
-        lines.append(
-            f"[{i}] {title.strip()}: {text}" if title.strip() else f"[{i}] {text}"
-        )
+        lines.append(f"[{i}] {passage_text(title, text)}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from indexers.ingest import check_document
 from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.shards import ShardedIndex, build_sharded, executor_for, is_sharded, open_sharded
 from indexers.text import plain_words
-from indexers.types import Document, Hit
+from indexers.types import Document, Hit, passage_text
 from rag.options import check_options
 from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
@@ -423,7 +423,7 @@ class RAG:
         with self._gen_lock:
             check()  # cancelled while waiting for the model
             return gen.generate(messages, max_new_tokens=max_new_tokens, on_token=on_token,
-                                passages=[f"{h.title}\n{h.text}" if h.title else h.text for h in passages], **extra)
+                                passages=[passage_text(h.title, h.text) for h in passages], **extra)
 
     def _ask(self, question: str, *, mode: str | None, k: int | None, store: str | None, max_new_tokens: int,
              draft: str | None, budget_tokens: int | None, filters: Mapping[str, Any] | None = None,

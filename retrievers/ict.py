@@ -17,7 +17,7 @@ from typing import Any
 from indexers.errors import ConfigError
 from indexers.index import Index
 from indexers.ingest import doc_id_of
-from indexers.types import Hit
+from indexers.types import Hit, passage_text
 from retrievers.rerank import hit_text
 from retrievers.search import Retriever
 
@@ -57,7 +57,7 @@ def ict_example(title: str, text: str, rng: random.Random) -> tuple[str, str] | 
         return None
     i = rng.choice(pick)
     rest = " ".join(sentences[:i] + sentences[i + 1:])
-    return sentences[i], (f"{title}\n{rest}" if title else rest)
+    return sentences[i], passage_text(title, rest)
 
 
 def ict_groups(index: Index, n_queries: int, negatives: int = 7, *, first_stage: str = "bm25", depth: int = 30,

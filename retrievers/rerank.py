@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from indexers.errors import ConfigError, ModelError, missing
 from indexers.models import pick_device, resolve, set_threads
-from indexers.types import Hit
+from indexers.types import Hit, passage_text
 from retrievers.fusion import score_fusion
 
 __all__ = [
@@ -66,8 +66,8 @@ _PLACEHOLDER = "\x00PASSAGE\x00"
 
 
 def hit_text(hit: Hit) -> str:
-    """The passage as a reranker reads it: title line, then body (the selector's prompt layout)."""
-    return f"{hit.title}\n{hit.text}" if hit.title else hit.text
+    """The passage as a reranker reads it: as the prompt lists it (indexers.types.passage_text)."""
+    return passage_text(hit.title, hit.text)
 
 
 def rerank_hits(hits: Sequence[Hit], scores: Sequence[float], depth: int) -> list[Hit]:

@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Literal
 
 from indexers.errors import ConfigError
+from indexers.types import passage_text
 
 __all__ = [
     "DEFAULT_GAP",
@@ -26,7 +27,7 @@ __all__ = [
     "DropReason",
     "Selection",
     "jaccard_similarity",
-    "passage_text",
+    "candidate_text",
     "select_passages",
 ]
 
@@ -87,9 +88,10 @@ class Selection:
 _WORD = re.compile(r"\w+")
 
 
-def passage_text(candidate: Candidate) -> str:
-    """The text the budget counts: title line then body, as the prompt shows a passage."""
-    return f"{candidate.title}\n{candidate.text}" if candidate.title else candidate.text
+def candidate_text(candidate: Candidate) -> str:
+    """The text the budget counts: the passage as the prompt lists it (indexers.types.passage_text; the
+    prompt's `[i] ` citation tag is outside the budget)."""
+    return passage_text(candidate.title, candidate.text)
 
 
 def _words(text: str) -> frozenset[str]:
@@ -155,7 +157,7 @@ def select_passages(
        walk is dropped with the same reason (scores only fall from there).
     3. ``similarity`` to any chosen passage > ``redundancy`` -> skip ("redundant"); Jaccard over word sets by
        default, inject e.g. embedding cosine. ``redundancy=None`` disables it.
-    4. ``count_tokens(passage_text(c))`` would push the total past ``budget_tokens`` -> skip ("budget") and
+    4. ``count_tokens(candidate_text(c))`` would push the total past ``budget_tokens`` -> skip ("budget") and
        try the next, shorter ones: the budget is never exceeded, and a long passage does not starve the rest.
     The score rules wait for ``min_passages`` so a steep head cannot leave the generator without evidence;
     the budget and redundancy rules never wait. Deterministic: no randomness, no set-order dependence.
@@ -192,7 +194,7 @@ def select_passages(
         if redundancy is not None and any(sim(cand, c) > redundancy for c in chosen):
             dropped.append((cand, "redundant"))
             continue
-        n = count_tokens(passage_text(cand))
+        n = count_tokens(candidate_text(cand))
         if not isinstance(n, numbers.Integral) or n < 0:
             raise ConfigError(f"count_tokens returned {n!r} for {cand.id!r}: it must return an int >= 0")
         n = int(n)

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
+from indexers.types import passage_text
 from rag import RAG, Answer, ConfigError, IndexFormatError, SearchResult
+from rag.prompts import format_passages
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,11 @@ def test_ask_grounds_the_answer_in_the_retrieved_passage(hash_index, question, g
 def test_selector_chooses_a_variable_set_under_the_budget(rag):
     ev = rag.gather_evidence("Shirley Temple Black was born on what date?", store="bm25", budget_tokens=300)
     assert ev.hits and ev.tokens <= 300
-    assert ev.tokens == sum(rag.count_tokens(f"{h.title}\n{h.text}") for h in ev.hits)
+    # the budget counts exactly what the prompt lists for each passage (after its "[i] " citation tag)
+    shown = [passage_text(h.title, h.text) for h in ev.hits]
+    assert ev.tokens == sum(rag.count_tokens(t) for t in shown)
+    listing = format_passages([(h.id, h.title, h.text) for h in ev.hits]).split("\n")
+    assert listing == [f"[{i}] {t}" for i, t in enumerate(shown, 1)]
     assert ev.hits[0].title == "Shirley Temple"
     assert len(ev.hits) + len(ev.dropped) == rag.depth  # every candidate is either chosen or dropped with a reason
     assert {why for _, why in ev.dropped} <= {"budget", "score_gap", "below_ratio", "redundant", "max_passages"}

@@ -33,7 +33,7 @@ def test_ict_example_removes_the_query_sentence_from_the_positive():
         query, positive = ict_example("Ada Lovelace", text, random.Random(seed))
         assert query in split_sentences(text) and len(query.split()) >= 5
         assert query not in positive
-        assert positive.startswith("Ada Lovelace\n")
+        assert positive.startswith("Ada Lovelace: ")  # as prompts and rerankers show a passage
         assert "Hi." in positive  # the other sentences stay
         seen.add(query)
     assert len(seen) == 2  # both long sentences get picked, never the short one

@@ -71,7 +71,7 @@ def test_no_reranker_keeps_the_ranking():
 
 
 def test_hit_text_puts_the_title_first():
-    assert hit_text(Hit(id="a", score=1, title="Paris", text="body")) == "Paris\nbody"
+    assert hit_text(Hit(id="a", score=1, title="Paris", text="body  text")) == "Paris: body text"
     assert hit_text(Hit(id="a", score=1, text="body")) == "body"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from indexers.errors import ConfigError, ModelError
 from indexers.index import open_index
-from retrievers.rerank import CrossEncoderReranker, interpolate_scores, load_reranker
+from retrievers.rerank import CrossEncoderReranker, hit_text, interpolate_scores, load_reranker
 from retrievers.rerank_train import (
     MANIFEST_FILE,
     Pair,
@@ -86,7 +86,7 @@ def test_qrels_pairs_label_relevant_docs_and_mine_hard_negatives(hash_index, jud
     assert len(pos) == len(relevant) and all(p.label == 1.0 for p in pos)
     assert len(hard) == 2 and all(p.label == 0.0 for p in hard)
     non_rel = [h for h in cands[q] if h.doc_id not in relevant][:2]  # the top non-relevant hits, in rank order
-    assert [p.text for p in hard] == [f"{h.title}\n{h.text}" for h in non_rel]
+    assert [p.text for p in hard] == [hit_text(h) for h in non_rel]
     assert len([p for p in pairs if p.kind == "random"]) == 1 and texts
 
 

@@ -11,7 +11,7 @@ from retrievers.selector import (
     DEFAULT_MIN_SCORE_RATIO,
     Candidate,
     jaccard_similarity,
-    passage_text,
+    candidate_text,
     select_passages,
 )
 
@@ -49,7 +49,7 @@ _knobs = st.fixed_dictionaries(
 @given(_candidates, st.integers(0, 40), _knobs)
 def test_selection_invariants(cands, budget, knobs):
     sel = select_passages(cands, budget, words, **knobs)
-    assert sel.tokens_used == sum(words(passage_text(c)) for c in sel.chosen) <= budget
+    assert sel.tokens_used == sum(words(candidate_text(c)) for c in sel.chosen) <= budget
     # chosen is a subsequence of the ranking, in rank order
     pos = [cands.index(c) for c in sel.chosen]
     assert pos == sorted(pos)
@@ -59,7 +59,7 @@ def test_selection_invariants(cands, budget, knobs):
     assert sel.ids == [c.id for c in sel.chosen]
     if knobs["max_passages"] is not None:
         assert len(sel.chosen) <= knobs["max_passages"]
-    if cands and words(passage_text(cands[0])) <= budget:
+    if cands and words(candidate_text(cands[0])) <= budget:
         assert cands[0] in sel.chosen  # the best passage is taken whenever it fits
     assert select_passages(cands, budget, words, **knobs) == sel  # deterministic
 
@@ -86,8 +86,8 @@ def test_dropped_reasons_are_true(cands, budget):
             assert any(jaccard_similarity(c, x) > 0.9 for x in chosen_before)
         else:
             assert reason == "budget"
-            used = sum(words(passage_text(x)) for x in chosen_before)
-            assert used + words(passage_text(c)) > budget
+            used = sum(words(candidate_text(x)) for x in chosen_before)
+            assert used + words(candidate_text(c)) > budget
 
 
 def test_budget_skips_long_passage_and_continues():
@@ -107,7 +107,7 @@ def test_first_passage_too_long_and_zero_budget():
 
 def test_title_is_counted():
     c = cand(0, "body text", 1.0, title="Some Title")
-    assert passage_text(c) == "Some Title\nbody text"
+    assert candidate_text(c) == "Some Title: body text"  # as the prompt lists it
     assert select_passages([c], 3, words).chosen == []
     assert select_passages([c], 4, words).tokens_used == 4
 
