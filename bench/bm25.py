@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from indexers.bm25 import BM25Params, build_bm25  # noqa: E402
 from indexers.text import tokenize  # noqa: E402
 from kernels import bm25 as kb  # noqa: E402
+from eval.shared import shared_data
 
-HOTPOT = Path("/work/shared/data/hotpotqa")
+HOTPOT = shared_data("hotpotqa")
 log = logging.getLogger("bench.bm25")
 
 

@@ -21,11 +21,12 @@ from eval.qa_data import load_qa  # noqa: E402
 from eval.qa_metrics import exact_match  # noqa: E402
 from rag.modes import BATCHED_MODES, ModeContext, run_mode, run_mode_batch  # noqa: E402
 from rag.sdk import RAG  # noqa: E402
+from eval.shared import shared_data
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/hotpotqa/qa.jsonl")
+    ap.add_argument("--data", default=str(shared_data("hotpotqa") / "qa.jsonl"))
     ap.add_argument("--index", required=True)
     ap.add_argument("--generator", default="qwen-0.5b")
     ap.add_argument("--n", type=int, default=16)

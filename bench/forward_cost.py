@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from indexers.model_cache import load_causal_lm  # noqa: E402
 from indexers.models import set_threads  # noqa: E402
 from rag.speculative import KVModel  # noqa: E402
+from eval.shared import shared_data
 
 
 def _context_ids(tokenizer, n: int) -> list[int]:
     """~n token ids of real English text (HotpotQA passages when present, else a repeated sentence)."""
-    hot = Path(os.environ.get("ADARAG_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "hotpotqa"
+    hot = shared_data("hotpotqa")
     text = ""
     if (hot / "corpus.jsonl").exists():
         with open(hot / "corpus.jsonl", encoding="utf-8") as f:

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from indexers.ngram import build_ngram, encode, ngram_text, ngram_tokenizer  # noqa: E402
 from indexers.ngram_search import search  # noqa: E402
 from indexers.ngram_segments import SegmentedNgram  # noqa: E402
+from eval.shared import shared_data
 
-HOTPOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa" / "corpus.jsonl"
+HOTPOT = shared_data("hotpotqa") / "corpus.jsonl"
 
 
 def corpus(n: int, tok, seed: int = 0) -> tuple[list[list[int]], list[str]]:

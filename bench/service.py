@@ -20,12 +20,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from eval.shared import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KEY = "bench-key-0123456789abcdef"
-HOTPOT = Path(os.environ.get("ADARAG_SHARED", "/work/shared")) / "data" / "hotpotqa"
+HOTPOT = shared_data("hotpotqa")
 
 
 def build_index(root: Path, n_docs: int) -> list[str]:

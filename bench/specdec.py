@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rag.generator import Generator  # noqa: E402
 from rag.prefix_cache import PrefixCache  # noqa: E402
 from rag.prompts import grounded_messages  # noqa: E402
+from eval.shared import shared_data
 
-HOTPOT = Path(os.environ.get("ADARAG_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "hotpotqa"
+HOTPOT = shared_data("hotpotqa")
 
 
 def load_questions(n: int, offset: int = 0) -> list[tuple[str, list[tuple[str, str, str]]]]:

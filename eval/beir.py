@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple
 
 from indexers.errors import ConfigError, CorpusError, missing
 from indexers.types import Document
+from eval.shared import portable_path, shared_dir
 
 __all__ = [
     "METRICS", "CONFIGS", "RUN_FILE", "METRICS_FILE", "PER_QUERY_FILE", "TWO_CR_YAML",
@@ -337,8 +337,8 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
     result: dict[str, Any] = {m: means[m] for m in METRICS}
     result["n_queries"] = len(per_query)
     meta = {
-        "config": config, "data": str(Path(data_dir).resolve()), "split": split,
-        "index": str(Path(index_dir).resolve()), "index_stores": manifest_stores, "k": k,
+        "config": config, "data": portable_path(data_dir), "split": split,
+        "index": portable_path(index_dir), "index_stores": manifest_stores, "k": k,
         "passage_depth": depth, "relevant_docs_missing_from_index": len(absent),
         "retrieval_seconds": round(t_ret, 3), "queries_per_s": round(len(qids) / t_ret, 2) if t_ret > 0 else None,
         "seconds": round(time.perf_counter() - t0, 3), "metrics_library": "pytrec_eval",
@@ -378,15 +378,9 @@ def _repo_root() -> Path:
 
 
 def _resolve_data(spec: str, data_root: str | Path | None) -> Path:
-    """`${SHARED}/...` -> ADARAG_SHARED (or data_root, or ../shared next to the repo, or /work/shared)."""
+    """`${SHARED}/...` -> data_root, else the shared folder (eval.shared: ADARAG_SHARED or ../shared)."""
     if "${SHARED}" in spec:
-        shared = Path(data_root) if data_root else None
-        if shared is None:
-            env = os.environ.get("ADARAG_SHARED")
-            cand = [Path(env)] if env else []
-            cand += [_repo_root().parent / "shared", Path("/work/shared")]
-            shared = next((c for c in cand if c.exists()), cand[0])
-        return Path(spec.replace("${SHARED}", str(shared)))
+        return Path(spec.replace("${SHARED}", str(Path(data_root) if data_root else shared_dir())))
     p = Path(spec)
     return p if p.is_absolute() else _repo_root() / p
 

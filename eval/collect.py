@@ -17,6 +17,7 @@ from eval.qa_data import load_qa
 from eval.qa_metrics import exact_match, f1_score
 from eval.qa_runner import read_predictions
 from indexers.errors import ConfigError
+from eval.shared import portable_path
 
 __all__ = ["collect", "split_of"]
 
@@ -49,7 +50,7 @@ def collect(data: str | Path, index: str | Path, out: str | Path, *, generator: 
     path = out / f"outcomes-{i}of{n}.jsonl"
     done = {r["id"] for r in read_predictions(path, repair=True)}
     todo = [ex for ex in examples if ex.id not in done]
-    config = {"data": str(Path(data).resolve()), "index": str(Path(index).resolve()), "generator": generator,
+    config = {"data": portable_path(data), "index": portable_path(index), "generator": generator,
               "k": k, "max_steps": max_steps, "step_tokens": step_tokens, "answer_tokens": answer_tokens}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     from tqdm.auto import tqdm

@@ -28,6 +28,7 @@ from rag.controller import (
     train_bandit,
 )
 from rag.modes import MODE_NAMES
+from eval.shared import portable_path
 
 __all__ = ["CV_GRID", "read_cache", "replay_table", "train_from_cache", "train_probe_from_cache", "write_markdown"]
 
@@ -65,7 +66,7 @@ def train_probe_from_cache(cache: str | Path, out: str | Path, *, generator: str
     recs = [r for r in read_cache(cache) if r["split"] == "train"]
     name = _cache_generator(cache, generator)
     pol = train_probe(recs, Generator.load(name, threads=threads), lam=lam, f1_threshold=f1_threshold, seed=seed)
-    save_probe(pol, out, meta={"cache": str(Path(cache).resolve()), "seed": seed})
+    save_probe(pol, out, meta={"cache": portable_path(cache), "seed": seed})
     return {"policy": str(out), "kind": "probe", "generator": name, "layer": pol.head.layer, "pool": pol.head.pool,
             "threshold": pol.threshold, "stop_threshold": pol.stop_threshold, "retrieve_mode": pol.retrieve_mode,
             **pol.meta}
@@ -91,7 +92,7 @@ def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, k
     table = cross_validate(cheap, emb, recs, CV_GRID, seed=seed, **fixed) if cv else []
     params = table[0]["params"] if table else {}
     pol, log = train_bandit(cheap, emb, recs, seed=seed, **fixed, **params)
-    meta = {"cache": str(Path(cache).resolve()), "n_train": len(recs), "feedback": feedback,
+    meta = {"cache": portable_path(cache), "n_train": len(recs), "feedback": feedback,
             "epochs": epochs if feedback == "bandit" else 1, "seed": seed,
             "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params, "cv": table,
             "fixed_arm_train_reward": {a: float(np.mean([reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"],

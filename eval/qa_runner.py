@@ -20,6 +20,7 @@ from eval.qa_data import QAExample, QAFormat, load_qa
 from eval.qa_metrics import QAScores, aggregate, score_example
 from indexers.errors import ConfigError, CorpusError
 from indexers.ingest import doc_id_of
+from eval.shared import portable_path
 
 __all__ = [
     "CONFIG",
@@ -245,7 +246,7 @@ def run_qa_eval(data: str | Path, index: str | Path, out_dir: str | Path, mode: 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     examples = load_qa(data, format=format, limit=limit)
-    config = {"data": str(Path(data).resolve()), "index": str(Path(index).resolve()), "mode": mode,
+    config = {"data": portable_path(data), "index": portable_path(index), "mode": mode,
               "generator": generator, "store": store, "max_new_tokens": max_new_tokens, "format": format,
               "limit": limit, "threads": threads}
     if answer_fn is not None:

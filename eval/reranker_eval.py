@@ -32,6 +32,7 @@ from retrievers.rerank import (
 )
 from retrievers.rerank_train import verify_reranker_dir
 from retrievers.search import Retriever
+from eval.shared import portable_path
 
 __all__ = ["evaluate_ltr", "evaluate_reranker"]
 
@@ -121,7 +122,7 @@ def evaluate_reranker(data: str | Path, index_dir: str | Path, model: str | Path
                 n_j += min(judge_depth, len(hits[q]))
             rows.append(_row(f"{store} + LLM judge {judge} @{judge_depth}", beir.qrels, run,
                              round(n_j / t_j, 2), len(sub), note))
-    return {"model": str(model), "data": str(data), "index": str(index_dir), "store": store,
+    return {"model": str(model), "data": portable_path(data), "index": portable_path(index_dir), "store": store,
             "passage_depth": passage_depth, "threads": threads, "heldout_queries": len(qids),
             "interpolation_weight": weight, "train": {k: manifest[k] for k in ("data", "metrics", "params")},
             "rows": rows}
@@ -161,7 +162,7 @@ def evaluate_ltr(data: str | Path, index_dir: str | Path, model: str | Path, *, 
             w = fit_weights([(xy[q][0][:, keep], xy[q][1]) for q in train], info["l2"])
             run = {q: _docs(rerank_hits(ranked[q], unit_scores(xy[q][0][:, keep] @ w), depth)) for q in held}
             rows.append(_row(f"{store} + LTR without {name} (refit)", beir.qrels, run, None, len(held), note))
-    return {"model": str(model), "data": str(data), "index": str(index_dir), "store": store, "depth": depth,
+    return {"model": str(model), "data": portable_path(data), "index": portable_path(index_dir), "store": store, "depth": depth,
             "weights": dict(zip(FEATURES, saved["weights"])), "train_queries": info["train_queries"],
             "rows": rows}
 

@@ -8,15 +8,22 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from eval.shared import shared_data
+from tests.prereq import require
+
 # Property tests explore random inputs locally; in CI (CI=true) they are derandomized so a landing does not
 # depend on a draw, and no test has a per-example deadline (a busy 2-core machine makes timings meaningless).
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-HOTPOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hotpotqa"
-if not HOTPOT.exists():  # a checkout elsewhere: ADARAG_SHARED points at shared/
-    HOTPOT = Path(os.environ.get("ADARAG_SHARED", "/work/shared")) / "data" / "hotpotqa"
+HOTPOT = shared_data("hotpotqa")  # ADARAG_SHARED, else ../shared beside the checkout
+
+
+def pytest_runtest_setup(item):
+    """`@needs(ok, reason)` (tests.prereq): skip when a prerequisite is missing, fail in CI."""
+    for mark in item.iter_markers("needs"):
+        require(mark.kwargs["ok"], mark.kwargs["reason"])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,7 +38,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def hotpot_dir() -> Path:
-    assert (HOTPOT / "corpus.jsonl").exists(), f"shared HotpotQA data not found at {HOTPOT}"
+    require((HOTPOT / "corpus.jsonl").exists(),
+            f"the shared HotpotQA data is not at {HOTPOT}: set ADARAG_SHARED to the folder holding data/")
     return HOTPOT
 
 

@@ -14,8 +14,10 @@ from indexers.bm25 import BM25Params, build_bm25, load_bm25, mean_idf
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.text import tokenize
 from tests.indexers.okapi_oracle import assert_okapi_close, okapi_oracle
+from eval.shared import shared_data
+from tests.prereq import require
 
-HOTPOT = Path("/work/shared/data/hotpotqa")
+HOTPOT = shared_data("hotpotqa")
 
 words = st.sampled_from(list("abcdefg"))  # small vocab: ties, negative idfs, duplicates
 corpora = st.lists(st.lists(words, max_size=8), min_size=1, max_size=25).filter(lambda c: any(c))
@@ -47,6 +49,7 @@ def test_okapi_equals_rank_bm25(corpus, qs, k, k1, b, eps):
 
 
 def _hotpotqa():
+    require((HOTPOT / "corpus.jsonl").exists(), f"the shared HotpotQA data is not at {HOTPOT}: set ADARAG_SHARED")
     docs = [json.loads(line) for line in (HOTPOT / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
     lines = (HOTPOT / "queries.jsonl").read_text(encoding="utf-8").splitlines()[:200]
     return [d["title"] + " " + d["text"] for d in docs], [json.loads(line)["text"] for line in lines]

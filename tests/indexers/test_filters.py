@@ -21,6 +21,7 @@ from indexers.types import Document
 haystack = pytest.importorskip("haystack", reason="the [haystack] extra is not installed (it holds the oracle)")
 from haystack import Document as HDocument  # noqa: E402
 from haystack.utils.filters import document_matches_filter  # noqa: E402
+from tests.prereq import needs
 
 PG_URL = os.environ.get("ADARAG_TEST_PG_URL", "")
 
@@ -120,7 +121,7 @@ class TestSQLite(FilterBackend):
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG_URL, reason="set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+@needs(bool(PG_URL), "PostgreSQL: set ADARAG_TEST_PG_URL (`export ADARAG_TEST_PG_URL=\"$(bash .ci/postgres.sh)\"`)")
 class TestPostgres(FilterBackend):
     @pytest.fixture
     def store(self) -> Iterator[SQLStore]:

