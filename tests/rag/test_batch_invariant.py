@@ -12,7 +12,9 @@ torch = pytest.importorskip("torch")
 
 from rag.batch_invariant import (
     ATTENTION,
-    _padded_linear,
+    BLOCK_ROWS,
+    invariant_linear,
+    gemm_plan,
     is_batch_invariant,
     make_batch_invariant,
     min_gemm_rows,
@@ -60,19 +62,36 @@ def test_rowwise_attention_respects_padding() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-def test_padded_linear_gives_every_row_the_bits_of_any_batch(dtype: str) -> None:
+def test_linear_rows_get_the_same_bits_in_any_call(dtype: str) -> None:
+    """Whichever way this CPU needs (pad short calls, or fixed-size blocks), a row's bits do not depend on how many
+    rows share its call nor on where it sits among them: the property exact verification rests on."""
     torch.manual_seed(2)
     lin = torch.nn.Linear(512, 96).to(getattr(torch, dtype))
-    rows = min_gemm_rows(lin)
-    assert rows is not None and 1 <= rows <= 8
-    padded = _padded_linear(lin.forward, rows)
-    x = torch.randn(24, 512, dtype=lin.weight.dtype)
+    plan = gemm_plan([lin])
+    assert plan is not None
+    rows, blocked = plan
+    assert 1 <= rows <= 8 and (not blocked or rows == BLOCK_ROWS)
+    wrapped = invariant_linear(lin.forward, rows, blocked)
+    x = torch.randn(40, 512, dtype=lin.weight.dtype)
     with torch.inference_mode():
-        whole = lin(x)
-        for n in (1, 2, 3, 5, 24):  # any row count, 2-D or 3-D: the same bits as inside the 24-row batch
-            assert torch.equal(padded(x[:n]), whole[:n])
-            got = padded(x[:n].reshape(1, n, 512))
-            assert got.shape == (1, n, 96) and torch.equal(got[0], whole[:n])
+        whole = wrapped(x)
+        if not blocked:
+            assert torch.equal(whole, lin(x))  # from `rows` rows on, the GEMM itself is row-invariant
+        for start, n in ((0, 1), (0, 2), (3, 3), (5, 5), (7, 9), (0, 33), (2, 38)):  # any count, any offset
+            assert torch.equal(wrapped(x[start:start + n]), whole[start:start + n]), (start, n)
+            got = wrapped(x[start:start + n].reshape(1, n, 512))  # 3-D as a model passes it
+            assert got.shape == (1, n, 96) and torch.equal(got[0], whole[start:start + n])
+
+
+def test_blocks_are_the_fallback_where_no_row_count_is_invariant(monkeypatch) -> None:
+    """A CPU whose GEMM is row-invariant at no count (AVX-512 MKL) gets fixed-size blocks, if the blocks hold."""
+    import rag.batch_invariant as bi
+
+    lin = torch.nn.Linear(64, 32)
+    monkeypatch.setattr(bi, "min_gemm_rows", lambda m: None)
+    assert gemm_plan([lin]) == (BLOCK_ROWS, True)
+    monkeypatch.setattr(bi, "block_invariant", lambda m: False)
+    assert gemm_plan([lin]) is None
 
 
 # ---------------------------------------------------------------- a real model (SmolLM2-135M, bfloat16 default)
