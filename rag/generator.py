@@ -56,6 +56,8 @@ class Generator:
         self.tokenizer = tokenizer
         self.name = name
         self.threads = threads
+        if threads is not None:  # torch's thread count is per process: set once here, not on every call
+            set_threads(threads)
         self.stop_token_ids = _stop_ids(model, tokenizer)
         self.draft_model_name = draft_model if draft_model is not None else _DRAFT_MODELS.get(name)
         self._draft_model = draft_lm
@@ -141,8 +143,6 @@ class Generator:
         if not layers or bad:
             raise ConfigError(f"layers must be ints in [{-n_states}, {n_states - 1}] ({self.name or 'this model'} "
                               f"has {n_states - 1} layers plus the embeddings at 0), got {layers!r}")
-        if self.threads is not None:
-            set_threads(self.threads)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_token_ids[0]
         seqs = [self.encode(p)[0].tolist() for p in prompts]
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
@@ -210,8 +210,6 @@ class Generator:
             raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
         if isinstance(passages, str):
             raise ConfigError("passages must be a list of passage texts, not one str")
-        if self.threads is not None:
-            set_threads(self.threads)
         input_ids = self.encode(messages)
         prompt = input_ids[0].tolist()
         if seed is None:  # follow torch's global RNG, so torch.manual_seed(...) makes sampling repeatable
@@ -272,8 +270,6 @@ class Generator:
             raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
         if isinstance(prompts, (str, dict)):
             raise ConfigError("prompts must be a list of prompts (each a str or a list of messages)")
-        if self.threads is not None:
-            set_threads(self.threads)
         seqs = [self.encode(p)[0].tolist() for p in prompts]
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths share a batch: less padding
         out: list[Generation | None] = [None] * len(seqs)
