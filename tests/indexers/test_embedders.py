@@ -29,10 +29,6 @@ def _has(*modules: str) -> bool:
 class EmbedderConformance:
     """Every Embedder implementation subclasses this and provides an `embedder` fixture."""
 
-    def test_is_an_embedder(self, embedder: Embedder) -> None:
-        assert isinstance(embedder, Embedder)
-        assert isinstance(embedder.name, str) and embedder.dim > 0
-
     def test_shapes_norms_and_order(self, embedder: Embedder) -> None:
         vectors = embedder.embed_passages(PASSAGES, batch_size=3)
         assert (

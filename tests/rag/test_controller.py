@@ -6,7 +6,6 @@ import pytest
 
 from indexers.errors import ConfigError, IndexFormatError
 from rag.controller import (
-    BanditPolicy,
     Controller,
     cheap_features,
     correct,
@@ -74,6 +73,15 @@ def test_thompson_propensity_is_a_probability_and_linucb_is_deterministic():
     x = pol.context(cheap[:1], emb[:1])[0]
     ps = [pol.propensity(x, a, explore=True, draws=100) for a in range(4)]
     assert all(0 < p <= 1 for p in ps) and sum(ps) == pytest.approx(1.0, abs=0.05)
+    draws = {int(np.argmax(pol.scores(x, explore=True, rng=np.random.default_rng(s)))) for s in range(30)}
+    assert len(draws) > 1  # Thompson explores: posterior draws disagree on the best arm
+
+    ucb, _ = train_bandit(cheap, emb, recs, kind="linucb", epochs=2, pca_dims=2)
+    x = ucb.context(cheap[:1], emb[:1])[0]
+    s1, s2 = ucb.scores(x, explore=True), ucb.scores(x, explore=True)
+    assert np.array_equal(s1, s2) and np.all(s1 > ucb.scores(x, explore=False))  # the same UCB, above the mean
+    best = int(np.argmax(s1))
+    assert [ucb.propensity(x, a, explore=True) for a in range(4)] == [float(a == best) for a in range(4)]
 
 
 def test_policy_round_trips_and_detects_tampering(tmp_path):
@@ -95,13 +103,14 @@ def test_online_update_moves_the_chosen_arm(monkeypatch):
     pol, _ = train_bandit(cheap, emb, recs, epochs=1, pca_dims=2)
     ctl = Controller(pol, rag=None)
     monkeypatch.setattr(ctl, "_x", lambda q: pol.context(cheap[:1], emb[:1])[0])
-    before = ctl.choose("q").scores["chain"]
+    before = dict(ctl.choose("q").scores)
     for _ in range(20):
         ctl.update("q", "chain", 1.0)
-    assert ctl.choose("q").scores["chain"] > before
+    after = ctl.choose("q").scores
+    assert after["chain"] > before["chain"]
+    assert all(after[m] == before[m] for m in before if m != "chain")  # only the chosen arm learns
     with pytest.raises(ConfigError, match="unknown mode"):
         ctl.update("q", "bogus", 1.0)
-    assert isinstance(pol, BanditPolicy)
 
 
 def test_shipped_default_policy_loads_and_specs_resolve():

@@ -42,15 +42,17 @@ def smollm(model_cache: Path) -> Generator:
 
 
 def test_smollm_answers_a_capital(smollm: Generator) -> None:
-    out = smollm.generate("What is the capital of France?", max_new_tokens=16)
+    # Japan, not France: the France answer's first token is a near-tie in float32 (margin 0.1 logit, under bf16's
+    # rounding noise), so which bf16 kernel ran decided it; this answer is not one
+    out = smollm.generate("What is the capital of Japan?", max_new_tokens=16)
     assert isinstance(out, Generation)
-    assert "Paris" in out.text
+    assert "Tokyo" in out.text
     assert out.n_prompt_tokens > 5 and 1 <= out.n_new_tokens <= 16 and out.seconds > 0
     assert "<|im_end|>" not in out.text
 
 
 def test_greedy_is_deterministic_and_respects_the_budget(smollm: Generator) -> None:
-    messages = [{"role": "user", "content": "Count from one to twenty in words."}]
+    messages = [{"role": "user", "content": "Name three animals."}]  # no end of turn within 5 tokens
     a = smollm.generate(messages, max_new_tokens=5)
     b = smollm.generate(messages, max_new_tokens=5)
     assert a.text == b.text and a.n_new_tokens == 5
@@ -65,6 +67,34 @@ def test_sampling_is_seedable(smollm: Generator) -> None:
     torch.manual_seed(0)
     b = smollm.generate("Name a fruit.", max_new_tokens=6, temperature=0.9)
     assert a.text == b.text and 1 <= a.n_new_tokens <= 6
+    texts = set()
+    for s in range(8):  # other seeds sample other completions: the temperature is not ignored
+        torch.manual_seed(s)
+        texts.add(smollm.generate("Name a fruit.", max_new_tokens=6, temperature=0.9).text)
+    assert len(texts) > 1
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.5])
+def test_sampling_follows_the_temperature_scaled_distribution(smollm: Generator, temperature: float) -> None:
+    """End to end through Generator: the first sampled token is drawn from softmax(logits / T), so its top
+    token comes up as often as that probability says (a sampler that ignored T, or sampled greedily, or from
+    T=1, lands outside the band)."""
+    import torch
+
+    msgs = "Name a fruit."
+    with torch.no_grad():
+        logits = smollm.model(smollm.encode(msgs)).logits[0, -1].double()
+    p = torch.softmax(logits / temperature, -1)
+    top = int(p.argmax())
+    want = smollm.tokenizer.decode([top]).strip()
+    same = {i for i in torch.topk(p, 50).indices.tolist() if smollm.tokenizer.decode([i]).strip() == want}
+    p_top = float(p[list(same)].sum())  # tokens that decode to the same text count alike
+    n = 80
+    hits = sum(smollm.generate(msgs, 1, temperature=temperature, draft="none", seed=s).text.strip() == want
+               for s in range(n))
+    band = 4 * (p_top * (1 - p_top) / n) ** 0.5 + 0.02
+    assert 0.05 < p_top < 0.75, p_top  # greedy (always the top token) must fall outside the band
+    assert abs(hits / n - p_top) <= band, (temperature, hits / n, p_top)
 
 
 def test_bad_arguments(smollm: Generator) -> None:

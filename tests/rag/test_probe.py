@@ -312,7 +312,10 @@ def test_controller_chooses_by_threshold_and_stops_on_draft(tmp_path):
     assert gen.seen[0][1:] == ([3], "last")
     assert ctl.should_stop("Question 0", "3") and not ctl.should_stop("Question 0", "-3")
     assert not ctl.should_stop("Question 0", "  ")  # no draft yet: keep going
-    ctl.update("Question 2", "none", 1.0)  # offline-trained: feedback is logged, not learned
+    before = ctl.choose("Question 1").scores
+    for _ in range(5):
+        ctl.update("Question 1", "iterative", 1.0)  # offline-trained: feedback is logged, not learned
+    assert ctl.choose("Question 1").scores == before
     wrong = load_controller(str(tmp_path / "p"), rag=SimpleNamespace(generator=_StubGen(d=9)))
     with pytest.raises(ConfigError, match="--kind probe"):
         wrong.choose("Question 1")

@@ -241,14 +241,27 @@ def test_concurrent_ingest_and_ask(client):
 
 
 def test_metrics_count_requests_tokens_and_retrieval(client):
+    """Counters move by what this test does (whatever ran before it): a search, then an ask."""
+
+    def value(text: str, pattern: str) -> float:
+        m = re.search(pattern + r" ([0-9.e+]+)", text)
+        return float(m.group(1)) if m else 0.0
+
+    search = r'adarag_http_requests_total\{method="POST",route="/v1/search",status="200"\}'
+    calls, tokens = r'adarag_retrieval_calls_total\{store="bm25"\}', r"adarag_generated_tokens_total"
+    before = client.get("/metrics", headers=H).text
     client.post("/v1/search", json={"query": "Shirley Temple", "store": "bm25"}, headers=H)
+    r = client.post("/v1/ask", json={"question": "Who was Shirley Temple?", "store": "bm25", "k": 1, "mode": "one_shot",
+                                     "max_new_tokens": 4}, headers=H)
+    assert r.status_code == 200, r.text
     m = client.get("/metrics", headers=H)
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
     t = m.text
-    assert re.search(r'adarag_http_requests_total\{method="POST",route="/v1/search",status="200"\} [1-9]', t)
+    assert value(t, search) == value(before, search) + 1
+    assert value(t, calls) == value(before, calls) + 2  # the search's and the ask's retrieval
+    n_new = r.json()["n_new_tokens"]
+    assert n_new > 0 and value(t, tokens) == value(before, tokens) + n_new
     assert 'adarag_http_request_seconds_bucket{le="0.005",route="/v1/search"}' in t
-    assert re.search(r'adarag_retrieval_calls_total\{store="bm25"\} [1-9]', t)
-    assert re.search(r"adarag_generated_tokens_total [1-9]", t)
     assert "adarag_generation_tokens_per_second_count" in t and 'adarag_gate_in_flight{gate="ask"}' in t
 
 
