@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 
 from indexers.errors import ConfigError, CorpusError, missing
 from indexers.types import Document
+from eval.beir_files import METRICS, METRICS_FILE, PER_QUERY_FILE, RUN_FILE
+from eval.beir_report import write_beir_report
 from eval.shared import portable_path, shared_dir
 
 __all__ = [
@@ -38,12 +40,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS = ("ndcg@10", "recall@100", "mrr@10", "map")
 CONFIGS = ("bm25", "dense", "ngram", "fused", "fused+rerank")
 """Documented configurations; any store spec `retrievers.search.Retriever` accepts (e.g. bm25+ngram) also runs."""
-RUN_FILE = "run.trec"
-METRICS_FILE = "metrics.json"
-PER_QUERY_FILE = "per_query.json"
 TWO_CR_YAML = Path(__file__).resolve().parent / "2cr" / "beir.yaml"
 OKISH_TOL = 5e-4
 
@@ -349,8 +347,6 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
     (out / METRICS_FILE).write_text(json.dumps({**result, **meta}, indent=2) + "\n", encoding="utf-8")
     (out / PER_QUERY_FILE).write_text(json.dumps(per_query, indent=1) + "\n", encoding="utf-8")
     if report:
-        from eval.beir_report import write_beir_report
-
         write_beir_report([out], out)
     return result
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.beir import METRICS, METRICS_FILE
+from eval.beir_files import METRICS, METRICS_FILE
 from eval.report import _CSS, _fmt, _html_table, _md_table
 from indexers.errors import ConfigError, missing
 

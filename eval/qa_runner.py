@@ -18,8 +18,10 @@ from typing import Any
 
 from eval.qa_data import QAExample, QAFormat, load_qa
 from eval.qa_metrics import QAScores, aggregate, score_example
-from indexers.errors import ConfigError, CorpusError
+from indexers.errors import ConfigError
 from indexers.ingest import doc_id_of
+from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
+from eval.report import write_report
 from eval.shared import portable_path
 
 __all__ = [
@@ -36,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS, CONFIG, METRICS = "predictions.jsonl", "config.json", "metrics.json"
 # Config keys that must match to resume into an existing run directory.
 _RESUME_KEYS = ("data", "index", "mode", "generator", "k", "store", "max_new_tokens", "format")
 
@@ -141,32 +142,6 @@ def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
     }
 
 
-def read_predictions(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Records of a predictions JSONL. A torn last line (a killed run) is skipped, and cut off with `repair`."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    records, good_end, offset = [], 0, 0
-    lines = data.split(b"\n")
-    for i, raw in enumerate(lines):
-        end = offset + len(raw) + (1 if i < len(lines) - 1 else 0)
-        if raw.strip():
-            try:
-                records.append(json.loads(raw))
-            except json.JSONDecodeError:
-                if i < len(lines) - 1:
-                    raise CorpusError(f"{path}:{i + 1}: malformed prediction line in the middle of the file: "
-                                      "delete the run directory and start again") from None
-                log.warning("%s: dropping a torn last line (the previous run was interrupted)", path)
-                break
-        good_end = offset = end
-    if repair and good_end < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(good_end)
-    return records
-
-
 def metrics_from_records(records: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
     """metrics.json contents: answer and provenance means plus cost per question."""
     n = len(records)
@@ -229,7 +204,6 @@ def run_qa(examples: Sequence[QAExample], answer_fn: AnswerFn, out_dir: str | Pa
     metrics = metrics_from_records(records, k)
     (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     if report:
-        from eval.report import write_report
 
         write_report([out_dir], out_dir)
     return metrics

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
 from indexers.errors import ConfigError
 
 __all__ = ["COST_TABLE", "TABLE_METRICS", "Difference", "Run", "cost_accuracy_svg", "load_run", "paired_bootstrap",
@@ -52,8 +53,6 @@ class Difference:
 
 
 def load_run(run_dir: str | Path) -> Run:
-    from eval.qa_runner import CONFIG, METRICS, PREDICTIONS, read_predictions
-
     path = Path(run_dir)
     for name in (CONFIG, METRICS, PREDICTIONS):
         if not (path / name).exists():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,26 +18,23 @@ from typing import Any, Literal
 import numpy as np
 
 from indexers.errors import ConfigError, IndexFormatError
-from indexers.index_dir import adarag_version, commit_staging, sha256_file, staging_dir
 from rag.modes import MODE_NAMES
+from rag.policy_base import (
+    POLICY_FORMAT,
+    POLICY_VERSION,
+    Decision,
+    correct,
+    read_policy_dir,
+    reward,
+    write_policy_dir,
+)
 
 __all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
            "check_controller_spec", "correct", "cross_validate", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
            "train_bandit", "write_policy_dir"]
 
-POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
 _QWORDS = ("what", "who", "which", "when", "where", "how")
 _CAPS = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of|the|de|and)?\s*[A-Z][\w'-]*)*")
-
-
-def correct(em: float, f1: float, *, f1_threshold: float = 0.5) -> bool:
-    """An outcome counts as correct on exact match or token F1 at or above the threshold."""
-    return em >= 1.0 or f1 >= f1_threshold
-
-
-def reward(is_correct: bool, retrieval_calls: int, *, lam: float = 0.1) -> float:
-    """MBA-RAG reward: 1 - lam * retrieval calls when correct (none 1.0, one-shot 0.9 at lam 0.1), else -1."""
-    return 1.0 - lam * retrieval_calls if is_correct else -1.0
 
 
 def cheap_features(question: str, *, bm25_top: float = 0.0, ngram_rarity: float = 0.0) -> np.ndarray:
@@ -68,15 +64,6 @@ def raw_features(rag: Any, questions: Sequence[str]) -> tuple[np.ndarray, np.nda
         cheap.append(cheap_features(q, bm25_top=hits[0].score if hits else 0.0, ngram_rarity=_rarity(rag, q)))
     emb = np.asarray(rag.index.embedder().embed_queries(list(questions)), dtype=np.float64)
     return np.stack(cheap), emb
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The chosen mode, the probability the policy had of choosing it (for IPS), and each arm's score."""
-
-    mode: str
-    propensity: float
-    scores: dict[str, float]
 
 
 @dataclass
@@ -217,46 +204,6 @@ def ips_value(choices: Sequence[int], logged_arms: Sequence[int], propensities: 
 
 
 _ARRAYS = ("mean", "std", "pca", "A", "b")
-
-
-def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,
-                     meta: dict[str, Any] | None = None) -> Path:
-    """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file),
-    staged in `<out>.incomplete-<pid>-<hex>` and swapped into place, so a failed write keeps the old policy."""
-    out = Path(out)
-    stage = staging_dir(out)
-    files = {}
-    for name, arr in arrays.items():
-        np.save(stage / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
-        files[f"{name}.npy"] = sha256_file(stage / f"{name}.npy")
-    manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": kind, **params, "files": files,
-                "adarag_version": adarag_version(), "created": time.time(), "meta": meta or {}}
-    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    commit_staging(stage, out)
-    return out
-
-
-def read_policy_dir(path: str | Path, kinds: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(manifest, arrays) of a policy directory, every file checksum-verified; `kinds` restricts the kind."""
-    path = Path(path)
-    try:
-        m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"{path} is not a policy directory ({e}): train one with `adarag controller "
-                               "train --cache CACHE --out POLICY`") from e
-    if m.get("format") != POLICY_FORMAT or m.get("version") != POLICY_VERSION:
-        raise IndexFormatError(f"{path} is {m.get('format')} v{m.get('version')}, this build reads "
-                               f"{POLICY_FORMAT} v{POLICY_VERSION}: retrain with `adarag controller train`")
-    if kinds is not None and m.get("kind") not in kinds:
-        raise ConfigError(f"{path} holds a {m.get('kind')!r} policy, expected one of {', '.join(kinds)}: load it "
-                          "with load_controller(path), which reads every kind")
-    arrays = {}
-    for name, digest in m.get("files", {}).items():
-        f = path / name
-        if not f.exists() or sha256_file(f) != digest:
-            raise IndexFormatError(f"{f} is missing or fails its checksum: retrain with `adarag controller train`")
-        arrays[name.removesuffix(".npy")] = np.load(f, allow_pickle=False)
-    return m, arrays
 
 
 def save_policy(pol: BanditPolicy, out: str | Path, *, meta: dict[str, Any] | None = None) -> Path:

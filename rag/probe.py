@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from indexers.errors import ConfigError
-from rag.controller import Decision, correct, read_policy_dir, reward, write_policy_dir
+from rag.policy_base import Decision, correct, read_policy_dir, reward, write_policy_dir
 from rag.modes import MODE_NAMES
 from rag.prompts import probe_messages
 
