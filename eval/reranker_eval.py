@@ -30,7 +30,7 @@ from retrievers.rerank import (
     interpolate_scores,
     rerank_hits,
 )
-from retrievers.rerank_train import verify_reranker_dir
+from retrievers.rerank.train.trainer import verify_reranker_dir
 from retrievers.search import Retriever
 from eval.shared import portable_path
 
@@ -133,7 +133,7 @@ def evaluate_ltr(data: str | Path, index_dir: str | Path, model: str | Path, *, 
     """Held-out table for a feature reranker (`adarag reranker train --kind ltr`): the first stage, + LTR, and
     (`ablate`) + LTR refit on the same train split without each feature in turn. `all_queries` scores every
     judged query instead of the held-out ones (a transfer test on data the model never saw; no ablation)."""
-    from retrievers.ltr import FEATURES, LTRReranker, fit_weights, labelled_group, load_ltr, unit_scores
+    from retrievers.rerank.ltr import FEATURES, LTRReranker, fit_weights, labelled_group, load_ltr, unit_scores
 
     saved = load_ltr(model)
     info, depth, store = saved["info"], saved["depth"], saved["info"]["first_stage"]

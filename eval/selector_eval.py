@@ -102,7 +102,7 @@ def main() -> None:
     a = ap.parse_args()
     ids = None
     if a.heldout_of is not None:
-        from retrievers.ltr import load_ltr
+        from retrievers.rerank.ltr import load_ltr
 
         ids = load_ltr(a.heldout_of)["info"]["heldout_qids"]
     rows = compare(a.index, a.qa, a.store, a.depth, limit=a.limit, rerank=a.rerank, ids=ids)

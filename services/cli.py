@@ -457,7 +457,7 @@ def _cmd_controller(a: argparse.Namespace) -> int:
 
 def _cmd_reranker(a: argparse.Namespace) -> int:
     from indexers.index import open_index
-    from retrievers.rerank_train import TrainParams, train_reranker, train_summary
+    from retrievers.rerank.train.trainer import TrainParams, train_reranker, train_summary
 
     queries = qrels = None
     if a.qrels is not None:  # files parsed here, at the edge; the trainer takes plain dicts
@@ -466,7 +466,7 @@ def _cmd_reranker(a: argparse.Namespace) -> int:
         qrels = load_qrels(a.qrels)
         queries = load_queries(a.queries or a.qrels.resolve().parent.parent / "queries.jsonl")
     if a.kind == "ltr":
-        from retrievers.rerank_train import train_ltr
+        from retrievers.rerank.train.trainer import train_ltr
 
         if qrels is None:
             raise ConfigError("--kind ltr learns from judged queries: pass --qrels FILE (and --queries if the "

@@ -17,7 +17,7 @@ def tiny_ce(tmp_path_factory, hotpot_dir, hash_index):
     if absent:
         pytest.skip(f"not installed: {', '.join(absent)}")
     from eval.beir import load_beir
-    from retrievers.rerank_train import TrainParams, train_reranker
+    from retrievers.rerank.train.trainer import TrainParams, train_reranker
 
     data = load_beir(hotpot_dir)
     with open_index(hash_index) as ix:
@@ -56,8 +56,8 @@ def test_ltr_table_on_held_out_queries_with_ablation(tmp_path, hotpot_dir, hash_
     saved model by hand, and one refit row per feature; --all-queries scores every judged query."""
     from eval.beir import load_beir
     from eval.reranker_eval import _docs, _row, evaluate_ltr
-    from retrievers.ltr import FEATURES, LTRReranker, load_ltr
-    from retrievers.rerank_train import train_ltr
+    from retrievers.rerank.ltr import FEATURES, LTRReranker, load_ltr
+    from retrievers.rerank.train.trainer import train_ltr
     from retrievers.search import Retriever
 
     data = load_beir(hotpot_dir)

@@ -27,7 +27,7 @@ import numpy as np
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.text import tokenize
 from indexers.types import Hit
-from retrievers.rerank import DEFAULT_DEPTH, _Base, _check_depth, _check_texts, rerank_hits
+from retrievers.rerank.base import DEFAULT_DEPTH, RerankerBase, check_depth, check_texts, rerank_hits
 
 __all__ = ["BUNDLED", "FEATURES", "FILE", "FORMAT", "FORMAT_VERSION", "LTRReranker", "features", "fit_weights",
            "labelled_group", "listwise_loss", "load_ltr", "save_ltr", "standardize", "unit_scores"]
@@ -186,7 +186,7 @@ def load_ltr(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-class LTRReranker(_Base):
+class LTRReranker(RerankerBase):
     """Re-scores the top `depth` hits with the learned linear model; spec ``ltr:DIR``, or ``ltr`` for BUNDLED."""
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -209,13 +209,13 @@ class LTRReranker(_Base):
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Texts alone have no first-stage order or titles: scored as untitled hits in the given order."""
-        texts = _check_texts(query, texts)
+        texts = check_texts(query, texts)
         return self.score_hits(query, [Hit(id=str(i), score=0.0, text=t) for i, t in enumerate(texts)])
 
     def rerank(self, query: str, hits: Sequence[Hit], depth: int = DEFAULT_DEPTH) -> list[Hit]:
         """The top `depth` hits re-scored (features need the hits, not just their texts) and sorted, scores in
         (0, 1) (`unit_scores`), the rest after."""
-        depth = _check_depth(depth)
-        _check_texts(query, [])
+        depth = check_depth(depth)
+        check_texts(query, [])
         return rerank_hits(hits, unit_scores(self.score_hits(query, list(hits[:depth]))), depth)
 

@@ -1,4 +1,4 @@
-"""retrievers.ltr: each feature on hand-built hits, the loss gradient against finite differences, the fit
+"""retrievers.rerank.ltr: each feature on hand-built hits, the loss gradient against finite differences, the fit
 recovering a planted weight vector, the checksummed file (round trip, tamper, old version, overwrite), the
 bundled weights moving a passage the question names up, and `train_ltr` / `adarag reranker train --kind ltr`
 on real HotpotQA paragraphs."""
@@ -13,7 +13,7 @@ import pytest
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.index import open_index
 from indexers.types import Hit
-from retrievers.ltr import (
+from retrievers.rerank.ltr import (
     BUNDLED,
     FEATURES,
     FILE,
@@ -168,7 +168,7 @@ def judged(hotpot_dir, hash_index):
 
 
 def test_train_ltr_improves_its_training_queries_and_holds_some_out(tmp_path, hash_index, judged) -> None:
-    from retrievers.rerank_train import train_ltr
+    from retrievers.rerank.train.trainer import train_ltr
 
     queries, qrels = judged
     with open_index(hash_index) as ix:

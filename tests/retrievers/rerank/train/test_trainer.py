@@ -1,4 +1,4 @@
-"""retrievers.rerank_train: the query split, pair mining, a tiny real training run (the trained head ranks its
+"""retrievers.rerank.train.trainer: the query split, pair mining, a tiny real training run (the trained head ranks its
 training positives above their negatives better than the untrained head), manifest checksums on load, errors,
 and the `adarag reranker train --json` contract."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from indexers.errors import ConfigError, ModelError
 from indexers.index import open_index
 from retrievers.rerank import CrossEncoderReranker, hit_text, interpolate_scores, load_reranker
-from retrievers.rerank_train import (
+from retrievers.rerank.train.trainer import (
     MANIFEST_FILE,
     Pair,
     TrainParams,
@@ -170,7 +170,7 @@ def test_listwise_ict_then_qrels_ranks_ict_positives_first_better_than_untrained
     import transformers
 
     from indexers.models import get_spec, package_files
-    from retrievers.ict import ict_groups
+    from retrievers.rerank.train.ict import ict_groups
 
     queries, qrels = judged
     params = TrainParams(**{**TINY, "hard_negatives": 3, "epochs": 1}, loss="listwise", pseudo_queries=24,

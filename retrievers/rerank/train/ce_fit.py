@@ -1,6 +1,6 @@
 """Fitting adarag's cross-encoder: the bundled MiniLM encoder plus a fresh 1-logit head, trained pointwise (BCE on
 labelled pairs, soft targets allowed) or listwise (softmax over a positive and its hard negatives, in stages such
-as ICT then qrels). `retrievers.rerank_train` mines the data, tunes the interpolation weight and writes the dir.
+as ICT then qrels). `retrievers.rerank.train.trainer` mines the data, tunes the interpolation weight and writes the dir.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from indexers.errors import ConfigError, missing
 from indexers.models import get_spec, package_files, set_threads
-from retrievers.ict import Group, listwise_loss
+from retrievers.rerank.train.ict import Group, listwise_loss
 
 __all__ = ["BASE_MODEL", "LOSSES", "Pair", "TrainParams", "train_cross_encoder", "train_listwise"]
 
@@ -83,7 +83,7 @@ class TrainParams:
             raise ConfigError("the listwise loss needs hard_negatives >= 1 per group")
 
 
-def _torch_transformers() -> tuple[Any, Any]:
+def torch_transformers() -> tuple[Any, Any]:
     for module in ("torch", "transformers", "sentence_transformers"):
         if importlib.util.find_spec(module) is None:
             raise missing("dense", module)
@@ -95,7 +95,7 @@ def _torch_transformers() -> tuple[Any, Any]:
 
 def train_cross_encoder(pairs: Sequence[Pair], params: TrainParams, progress: bool = False) -> tuple[Any, Any, dict]:
     """(model, tokenizer, stats): MiniLM encoder + fresh head trained with BCE (soft targets allowed)."""
-    torch, _ = _torch_transformers()
+    torch, _ = torch_transformers()
     if not pairs:
         raise ConfigError("no training pairs: check that the qrels' relevant documents are in the index")
     from tqdm import tqdm
@@ -130,7 +130,7 @@ def train_cross_encoder(pairs: Sequence[Pair], params: TrainParams, progress: bo
 
 def _base_model(params: TrainParams) -> tuple[Any, Any]:
     """(MiniLM + fresh 1-logit head in train mode, its tokenizer), seeded, on `params.threads` threads."""
-    torch, transformers = _torch_transformers()
+    torch, transformers = torch_transformers()
     set_threads(params.threads)
     (base_dir,) = package_files(get_spec(BASE_MODEL))
     torch.manual_seed(params.seed)
@@ -170,7 +170,7 @@ def train_listwise(stages: Sequence[tuple[str, Sequence[Group], int]], params: T
                    progress: bool = False) -> tuple[Any, Any, dict]:
     """(model, tokenizer, stats): MiniLM + fresh head trained on (name, groups, epochs) stages in order (e.g. ICT
     then qrels), each with its own warm-up/decay schedule, by `listwise_loss` over 1 positive + negatives."""
-    _torch_transformers()  # a missing dependency is reported before the groups are checked
+    torch_transformers()  # a missing dependency is reported before the groups are checked
     stages = [(name, list(groups), epochs) for name, groups, epochs in stages if groups]
     if not stages:
         raise ConfigError("no training groups: check the qrels' relevant documents are in the index, or pass "

@@ -1,4 +1,4 @@
-"""retrievers.ict: ICT examples and groups on a tiny real corpus, qrels groups, and the listwise loss."""
+"""retrievers.rerank.train.ict: ICT examples and groups on a tiny real corpus, qrels groups, and the listwise loss."""
 from __future__ import annotations
 
 import random
@@ -8,7 +8,7 @@ import pytest
 from indexers.errors import ConfigError
 from indexers.index import open_index
 from indexers.ingest import doc_id_of
-from retrievers.ict import (
+from retrievers.rerank.train.ict import (
     Group,
     ict_example,
     ict_groups,

@@ -1,8 +1,8 @@
-"""Train adarag's own cross-encoder: mine the data, fit it (retrievers.ce_fit), tune the interpolation weight, write it.
+"""Train adarag's own cross-encoder: mine the data, fit it (retrievers.rerank.train.ce_fit), tune the interpolation weight, write it.
 
 Pairs come from qrels (positives; the first stage's top non-relevant hits as hard negatives; a few random
 negatives), from an LLM teacher (it writes a question for a sampled passage, the index retrieves candidates and
-the judge's P(yes) is the soft target: distillation), and/or from the corpus itself (ICT groups, retrievers.ict,
+the judge's P(yes) is the soft target: distillation), and/or from the corpus itself (ICT groups, retrievers.rerank.train.ict,
 trained listwise before the qrels groups). The output is a Hugging Face directory that
 `load_reranker("cross-encoder:DIR")` loads, plus MANIFEST_FILE (format, base model, data summary, metrics,
 held-out query ids, sha256 of every file), written to `<DIR>.incomplete-<pid>-<hex>` and swapped into place
@@ -24,28 +24,34 @@ from typing import Any
 
 import numpy as np
 
-from indexers.errors import ConfigError, ModelError
+from indexers.errors import ConfigError
 from indexers.index import Index
-from indexers.index_dir import commit_staging, sha256_file, staging_dir
+from indexers.index_dir import commit_staging, staging_dir
 from indexers.ingest import doc_id_of
 from indexers.types import Hit
-from retrievers.ce_fit import (
+from retrievers.rerank import load_reranker
+from retrievers.rerank.base import hit_text, interpolate_scores
+from retrievers.rerank.cross_encoder import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    CrossEncoderReranker,
+    reranker_file_hashes,
+    verify_reranker_dir,
+)
+from retrievers.rerank.llm import LLMJudge
+from retrievers.rerank.ltr import FEATURES, fit_weights, labelled_group, save_ltr
+from retrievers.rerank.ltr import FORMAT as LTR_FORMAT
+from retrievers.rerank.train.ce_fit import (
     BASE_MODEL,
     LOSSES,
     Pair,
     TrainParams,
-    _torch_transformers,
+    torch_transformers,
     train_cross_encoder,
     train_listwise,
 )
-from retrievers.ict import Group, ict_groups, qrels_groups
-from retrievers.rerank import (
-    CrossEncoderReranker,
-    LLMJudge,
-    hit_text,
-    interpolate_scores,
-    load_reranker,
-)
+from retrievers.rerank.train.ict import Group, ict_groups, qrels_groups
 from retrievers.search import Retriever
 
 __all__ = ["BASE_MODEL", "FORMAT", "FORMAT_VERSION", "LOSSES", "MANIFEST_FILE", "Pair", "TrainParams", "qrels_pairs",
@@ -54,9 +60,6 @@ __all__ = ["BASE_MODEL", "FORMAT", "FORMAT_VERSION", "LOSSES", "MANIFEST_FILE", 
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "adarag_reranker.json"
-FORMAT = "adarag-cross-encoder"
-FORMAT_VERSION = 1
 QUESTION_PROMPT = "Write one short question that the passage answers. Reply with the question only."
 
 
@@ -208,30 +211,6 @@ def _tune_weight(path: Path, candidates: Mapping[str, list[Hit]], queries: Mappi
             "tune_ndcg@10": {f"{w:.1f}": round(v, 4) for w, v in table.items()}}
 
 
-def _file_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST_FILE}
-
-
-def verify_reranker_dir(path: str | Path) -> dict[str, Any]:
-    """The manifest of a trained reranker dir, after checking format and every file's sha256 (else ModelError)."""
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path / MANIFEST_FILE} is unreadable ({error}): retrain with `adarag reranker train "
-                         f"... --out {path} --force`") from error
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise ModelError(f"{path} is {manifest.get('format')} v{manifest.get('version')}; this build reads "
-                         f"{FORMAT} v{FORMAT_VERSION}: retrain with `adarag reranker train ... --force`")
-    for rel, digest in manifest.get("sha256", {}).items():
-        f = path / rel
-        if not f.is_file() or sha256_file(f) != digest:
-            raise ModelError(f"{f} is missing or corrupt (sha256 differs from {MANIFEST_FILE}): retrain with "
-                             f"`adarag reranker train ... --out {path} --force`")
-    return manifest
-
-
 @dataclass(frozen=True)
 class _Data:
     pairs: list[Pair]
@@ -254,7 +233,7 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
         raise ConfigError("teacher distillation trains pointwise on soft labels: use --loss bce with --teacher")
     if out.exists() and not force:
         raise ConfigError(f"{out} exists: pass --force (force=True) to replace it, or choose another --out")
-    _torch_transformers()
+    torch_transformers()
     t0 = time.perf_counter()
     heldout: list[str] = []
     tune: list[str] = []
@@ -309,7 +288,7 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
                     "index": str(index.root), "index_fingerprint": index.manifest.corpus_fingerprint,
                     "params": asdict(params), "data": {**data.summary, "pairs": n_pairs},
                     "metrics": stats, "interpolation": interpolation, "heldout_qids": heldout,
-                    "seconds": round(time.perf_counter() - t0, 1), "sha256": _file_hashes(tmp)}
+                    "seconds": round(time.perf_counter() - t0, 1), "sha256": reranker_file_hashes(tmp)}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         commit_staging(tmp, out)
     except BaseException:
@@ -330,12 +309,11 @@ def train_ltr(index: Index, out: str | Path, *, queries: Mapping[str, str], qrel
               first_stage: str = "fused", depth: int = 20, l2: float = 0.01, split_seed: int = 0,
               train_fraction: float = 0.5, threads: int | None = None, force: bool = False,
               progress: bool = False) -> dict[str, Any]:
-    """Fit the feature reranker (retrievers.ltr) on the train split of the judged queries: each query's
+    """Fit the feature reranker (retrievers.rerank.ltr) on the train split of the judged queries: each query's
     first-stage top `depth` hits, labelled by their document's relevance. Writes DIR/adarag_ltr.json; returns
     its payload plus the held-out ids and the train-split nDCG@10 before/after (what the CLI prints)."""
     from tqdm import tqdm
 
-    from retrievers.ltr import FEATURES, FORMAT, fit_weights, labelled_group, save_ltr
 
     if depth < 2:
         raise ConfigError(f"depth must be >= 2 (a ranking of one hit has nothing to learn), got {depth}")
@@ -363,6 +341,6 @@ def train_ltr(index: Index, out: str | Path, *, queries: Mapping[str, str], qrel
             "train_queries": len(train), "heldout_qids": heldout,
             "train_ndcg@10": {"first_stage": round(before, 4), "reranked": round(after, 4)}}
     save_ltr(out, w.tolist(), depth=depth, info=info, force=force)
-    return {"out": str(out), "format": FORMAT, "weights": dict(zip(FEATURES, np.round(w, 4).tolist())),
+    return {"out": str(out), "format": LTR_FORMAT, "weights": dict(zip(FEATURES, np.round(w, 4).tolist())),
             "depth": depth, "train_queries": len(train), "heldout_queries": len(heldout),
             "train_ndcg@10": info["train_ndcg@10"], "seconds": round(time.perf_counter() - t0, 1)}

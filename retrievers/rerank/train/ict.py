@@ -18,7 +18,7 @@ from indexers.errors import ConfigError
 from indexers.index import Index
 from indexers.ingest import doc_id_of
 from indexers.types import Hit, passage_text
-from retrievers.rerank import hit_text
+from retrievers.rerank.base import hit_text
 from retrievers.search import Retriever
 
 __all__ = ["Group", "ict_example", "ict_groups", "listwise_loss", "qrels_groups", "split_sentences"]
