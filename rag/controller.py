@@ -20,16 +20,20 @@ import numpy as np
 from indexers.errors import ConfigError, IndexFormatError
 from rag.modes import MODE_NAMES
 from rag.policy_base import (
+    DEFAULT_LAM,
     POLICY_FORMAT,
     POLICY_VERSION,
+    Controller,
     Decision,
+    check_mode,
     correct,
     read_policy_dir,
     reward,
     write_policy_dir,
 )
 
-__all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditPolicy", "Controller", "Decision", "cheap_features",
+__all__ = ["DEFAULT_POLICY", "POLICY_FORMAT", "POLICY_VERSION", "BanditController", "BanditPolicy", "Controller",
+           "Decision", "cheap_features",
            "check_controller_spec", "correct", "cross_validate", "ips_value", "load_controller", "load_policy", "policy_kind", "read_policy_dir", "reward", "save_policy",
            "train_bandit", "write_policy_dir"]
 
@@ -223,12 +227,20 @@ def load_policy(path: str | Path) -> BanditPolicy:
                         f1_threshold=m["f1_threshold"], **{k: arrays[k] for k in _ARRAYS})
 
 
-class Controller:
-    """Chooses a search mode per question. Holds the policy and the RAG whose index supplies features."""
+class BanditController:
+    """A Controller (rag.policy_base): a bandit policy, or one fixed mode, choosing the search mode per question.
+    Holds the policy and the RAG whose index supplies features; it never ends iterative retrieval early."""
 
     def __init__(self, policy: BanditPolicy | None, rag: Any, *, fixed: str | None = None,
                  explore: bool = False) -> None:
         self.policy, self.rag, self.fixed, self.explore = policy, rag, fixed, explore
+
+    @property
+    def lam(self) -> float:
+        return self.policy.lam if self.policy is not None else DEFAULT_LAM
+
+    def should_stop(self, question: str, draft: str) -> bool:
+        return False
 
     def _x(self, question: str) -> np.ndarray:
         cheap, emb = raw_features(self.rag, [question])
@@ -245,6 +257,7 @@ class Controller:
 
     def update(self, question: str, mode: str, reward: float) -> None:
         """Online feedback: one ridge update of the chosen arm (a fixed-mode controller ignores it)."""
+        check_mode(mode)
         if self.policy is None:
             return
         if mode not in self.policy.arms:
@@ -275,14 +288,14 @@ def load_controller(spec: str, *, rag: Any) -> Controller:
     """spec: a mode name (fixed), "bandit" / "probe" (the shipped policies) or a policy directory path."""
     check_controller_spec(spec)
     if spec in MODE_NAMES:
-        return Controller(None, rag, fixed=spec)
+        return BanditController(None, rag, fixed=spec)
     if spec in ("bandit", "auto"):
-        return Controller(load_policy(DEFAULT_POLICY), rag)
+        return BanditController(load_policy(DEFAULT_POLICY), rag)
     if spec == "probe" or policy_kind(spec) == "probe":
         from rag.probe import DEFAULT_PROBE, ProbeController, load_probe
 
         return ProbeController(load_probe(DEFAULT_PROBE if spec == "probe" else spec), rag)
-    return Controller(load_policy(spec), rag)
+    return BanditController(load_policy(spec), rag)
 
 
 def policy_kind(path: str | Path) -> str:

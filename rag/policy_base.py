@@ -7,16 +7,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.index_dir import adarag_version, commit_staging, sha256_file, staging_dir
+from rag.modes import MODE_NAMES
 
-__all__ = ["POLICY_FORMAT", "POLICY_VERSION", "Decision", "correct", "reward", "read_policy_dir", "write_policy_dir"]
+__all__ = ["DEFAULT_LAM", "POLICY_FORMAT", "POLICY_VERSION", "Controller", "Decision", "check_mode", "correct", "reward",
+           "read_policy_dir", "write_policy_dir"]
 
 POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
+DEFAULT_LAM = 0.1  # MBA-RAG's cost of one retrieval call in the reward
 
 
 def correct(em: float, f1: float, *, f1_threshold: float = 0.5) -> bool:
@@ -24,7 +27,7 @@ def correct(em: float, f1: float, *, f1_threshold: float = 0.5) -> bool:
     return em >= 1.0 or f1 >= f1_threshold
 
 
-def reward(is_correct: bool, retrieval_calls: int, *, lam: float = 0.1) -> float:
+def reward(is_correct: bool, retrieval_calls: int, *, lam: float = DEFAULT_LAM) -> float:
     """MBA-RAG reward: 1 - lam * retrieval calls when correct (none 1.0, one-shot 0.9 at lam 0.1), else -1."""
     return 1.0 - lam * retrieval_calls if is_correct else -1.0
 
@@ -36,6 +39,34 @@ class Decision:
     mode: str
     propensity: float
     scores: dict[str, float]
+
+
+def check_mode(mode: object) -> str:
+    """`mode` if it names a search mode (rag.modes.MODE_NAMES), else a ConfigError listing them."""
+    if mode not in MODE_NAMES:
+        raise ConfigError(f"unknown mode {mode!r}: use one of {', '.join(MODE_NAMES)}")
+    return str(mode)
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """Decides how much to search for a question (rag.controller's bandit, rag.probe's probe, a fixed mode).
+
+    `lam` is the retrieval cost its feedback reward uses; `should_stop` may end iterative retrieval early."""
+
+    lam: float
+
+    def choose(self, question: str) -> Decision:
+        """The mode for this question, its propensity (for off-policy evaluation) and each arm's score."""
+        ...
+
+    def update(self, question: str, mode: str, reward: float) -> None:
+        """Feedback on an answer given in `mode` (an unknown mode is a ConfigError)."""
+        ...
+
+    def should_stop(self, question: str, draft: str) -> bool:
+        """Whether iterative retrieval may stop now, given the answer drafted so far."""
+        ...
 
 
 def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,

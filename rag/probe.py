@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from indexers.errors import ConfigError
-from rag.policy_base import Decision, correct, read_policy_dir, reward, write_policy_dir
+from rag.policy_base import Decision, check_mode, correct, read_policy_dir, reward, write_policy_dir
 from rag.modes import MODE_NAMES
 from rag.prompts import probe_messages
 
@@ -266,6 +266,10 @@ class ProbeController:
     def __init__(self, policy: ProbePolicy, rag: Any) -> None:
         self.policy, self.rag = policy, rag
 
+    @property
+    def lam(self) -> float:
+        return self.policy.lam
+
     def _generator(self) -> Any:
         gen = self.rag.generator
         hidden = int(gen.model.config.hidden_size)
@@ -295,5 +299,6 @@ class ProbeController:
 
     def update(self, question: str, mode: str, reward: float) -> None:
         """Feedback does not change a probe (it is trained offline from the cache); logged for the record."""
+        check_mode(mode)
         log.info("probe controller: feedback reward %.2f for mode %s not learned online (retrain offline)",
                  reward, mode)

@@ -21,6 +21,7 @@ from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.shards import ShardedIndex, build_sharded, executor_for, is_sharded, open_sharded
 from indexers.text import plain_words
 from indexers.types import Document, Hit, passage_text
+from rag.policy_base import Controller
 from rag.options import check_options
 from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
@@ -253,7 +254,7 @@ class RAG:
         return self._reranker
 
     @property
-    def controller(self):
+    def controller(self) -> Controller:
         """The search-mode controller named at open (rag.controller), loaded on first use."""
         if self._controller is None:
             with self._load_lock:
@@ -469,7 +470,7 @@ class RAG:
                 final_stats.append(getattr(out, "stats", None))
             return out
 
-        stop = getattr(self.controller, "should_stop", None) if decision else None  # a probe ends iterative early
+        stop = self.controller.should_stop if decision else None  # a probe may end iterative early
         res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens, should_stop=stop))
         t3 = time.perf_counter()
         trace = [dict(step) for step in res.trace]
@@ -513,8 +514,7 @@ class RAG:
         if ans is None:
             raise NotFoundError(f"no recent answer with id {answer_id!r}: feedback applies once to each of the "
                                 f"last {_RECENT_ANSWERS} answers of this RAG object")
-        policy = getattr(self.controller, "policy", None)
-        r = reward(correct, ans.retrieval_calls, lam=getattr(policy, "lam", 0.1))
+        r = reward(correct, ans.retrieval_calls, lam=self.controller.lam)
         self.controller.update(ans.question, ans.mode, r)
         return r
 

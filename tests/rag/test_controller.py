@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from indexers.errors import ConfigError, IndexFormatError
+from tests.rag.controller_conformance import ControllerConformance
 from rag.controller import (
-    Controller,
+    BanditController,
     cheap_features,
     correct,
     cross_validate,
@@ -101,7 +102,7 @@ def test_policy_round_trips_and_detects_tampering(tmp_path):
 def test_online_update_moves_the_chosen_arm(monkeypatch):
     cheap, emb, recs, _ = _synthetic(30)
     pol, _ = train_bandit(cheap, emb, recs, epochs=1, pca_dims=2)
-    ctl = Controller(pol, rag=None)
+    ctl = BanditController(pol, rag=None)
     monkeypatch.setattr(ctl, "_x", lambda q: pol.context(cheap[:1], emb[:1])[0])
     before = dict(ctl.choose("q").scores)
     for _ in range(20):
@@ -168,3 +169,33 @@ def test_cross_validation_prefers_the_parameters_that_keep_the_signal():
         cross_validate(cheap, emb, recs, grid, repeats=0)
     with pytest.raises(ConfigError, match="grid is empty"):
         cross_validate(cheap, emb, recs, [])
+
+
+class TestFixedModeController(ControllerConformance):
+    @pytest.fixture
+    def controller(self):
+        return BanditController(None, rag=None, fixed="iterative")
+
+    @pytest.fixture
+    def question(self):
+        return "Who wrote the Iliad?"
+
+    def test_the_fixed_mode_is_chosen_with_certainty(self, controller):
+        assert controller.choose("anything").mode == "iterative" and controller.choose("x").propensity == 1.0
+
+
+class TestBanditController(ControllerConformance):
+    @pytest.fixture
+    def controller(self, monkeypatch):
+        cheap, emb, recs, _ = _synthetic(30)
+        pol, _ = train_bandit(cheap, emb, recs, epochs=1, pca_dims=2)
+        ctl = BanditController(pol, rag=None)
+        monkeypatch.setattr(ctl, "_x", lambda q: pol.context(cheap[:1], emb[:1])[0])
+        return ctl
+
+    @pytest.fixture
+    def question(self):
+        return "What is item 0?"
+
+    def test_its_reward_cost_is_the_policy_s(self, controller):
+        assert controller.lam == controller.policy.lam

@@ -29,6 +29,7 @@ from rag.probe import (
     train_probe,
 )
 from rag.prompts import probe_messages
+from tests.rag.controller_conformance import ControllerConformance
 
 
 def _needs(*modules: str) -> None:
@@ -370,3 +371,14 @@ def test_shipped_probe_policy_loads():
     assert pol.retrieve_mode in ("one_shot", "iterative", "chain") and pol.meta["n_train"] >= 50
     ctl = load_controller("probe", rag=SimpleNamespace(generator=_StubGen(d=896)))
     assert isinstance(ctl, ProbeController) and ctl.policy.threshold == pol.threshold
+
+
+class TestProbeController(ControllerConformance):
+    @pytest.fixture
+    def controller(self, tmp_path):
+        save_probe(_policy(), tmp_path / "p")
+        return load_controller(str(tmp_path / "p"), rag=SimpleNamespace(generator=_StubGen()))
+
+    @pytest.fixture
+    def question(self):
+        return "Question 2"
