@@ -20,6 +20,7 @@ from eval.qa_data import QAExample, QAFormat, load_qa
 from eval.qa_metrics import QAScores, aggregate, score_example
 from indexers.errors import ConfigError
 from indexers.ingest import doc_id_of
+from indexers.types import Hit
 from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
 from eval.report import write_report
 from eval.shared import portable_path
@@ -107,12 +108,11 @@ def _retrieval_calls(ans: Any) -> int:
     return 0 if getattr(ans, "mode", "one_shot") == "none" or not getattr(ans, "passages", None) else 1
 
 
-def _hit_dict(h: Any) -> dict[str, Any]:
-    if isinstance(h, dict):
-        return {"id": h["id"], "doc_id": h.get("doc_id") or doc_id_of(h["id"]), "title": h.get("title", ""),
-                "score": h.get("score"), "text": h.get("text", "")}
-    return {"id": h.id, "doc_id": getattr(h, "doc_id", "") or doc_id_of(h.id), "title": getattr(h, "title", ""),
-            "score": float(getattr(h, "score", 0.0)), "text": getattr(h, "text", "")}
+def _hit_dict(h: Hit | dict[str, Any]) -> dict[str, Any]:
+    """A passage of an answer as a prediction records it (Hit.to_dict); a dict (an AnswerFn's own) as given."""
+    d = h.to_dict() if isinstance(h, Hit) else dict(h)
+    d["doc_id"] = d.get("doc_id") or doc_id_of(d["id"])
+    return d
 
 
 def _jsonable(x: Any) -> Any:

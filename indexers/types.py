@@ -44,6 +44,11 @@ class Hit:
     start: int = 0
     end: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The one serialised form of a hit (SDK answers, HTTP, CLI --json, eval predictions)."""
+        return {"id": self.id, "doc_id": self.doc_id, "score": float(self.score), "title": self.title,
+                "text": self.text, "start": self.start, "end": self.end}
+
 
 def passage_text(title: str, text: str) -> str:
     """A passage as every model reads it: `Title: text`, whitespace runs collapsed (the text alone without a

@@ -111,7 +111,7 @@ class ModeResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "question": self.question, "answer": self.answer, "raw_text": self.raw_text,
-                "passages": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text} for h in self.passages],
+                "passages": [h.to_dict() for h in self.passages],
                 "trace": self.trace, "retrieval_calls": self.retrieval_calls,
                 "n_prompt_tokens": self.n_prompt_tokens, "n_new_tokens": self.n_new_tokens, "seconds": self.seconds}
 

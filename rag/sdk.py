@@ -51,7 +51,7 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "store": self.store, "timings": self.timings,
-                "hits": [_hit_dict(h) for h in self.hits]}
+                "hits": [h.to_dict() for h in self.hits]}
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,11 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["passages"] = [_hit_dict(h) for h in self.passages]
+        d["passages"] = [h.to_dict() for h in self.passages]
         by_id = {h.id: h for h in self.passages}
         d["citation_spans"] = [{"id": c, "doc_id": by_id[c].doc_id, "start": by_id[c].start, "end": by_id[c].end}
                                for c in self.citations if c in by_id]
         return d
-
-
-def _hit_dict(h: Hit) -> dict[str, Any]:
-    return {"id": h.id, "score": h.score, "title": h.title, "text": h.text, "doc_id": h.doc_id,
-            "start": h.start, "end": h.end}
 
 
 def _overlap_citations(answer: str, hits: Sequence[Hit]) -> list[str]:

@@ -270,8 +270,7 @@ def _cmd_search(a: argparse.Namespace) -> int:
         hits = load_reranker(a.rerank, threads=a.threads).rerank(a.query, hits, a.rerank_depth)
         timings["rerank"] = time.perf_counter() - t
     if a.json:
-        print(json.dumps({"hits": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text}
-                                   for h in hits], "store": res.store, "timings": timings,
+        print(json.dumps({"hits": [h.to_dict() for h in hits], "store": res.store, "timings": timings,
                           **({"reranker": a.rerank} if a.rerank is not None else {})},
                          ensure_ascii=False))
     else:

@@ -21,3 +21,12 @@ def test_no_whitespace_runs_and_the_words_survive_in_order(title, text):
     assert out == " ".join(out.split())  # one space between words, none at the ends
     t = title.split()
     assert out.split() == (t[:-1] + [t[-1] + ":"] if t and text.split() else t) + text.split()
+
+
+def test_a_hit_serialises_one_way_and_back():
+    from indexers.types import Hit
+
+    h = Hit(id="d1#2", score=1.5, doc_id="d1", title="T", text="body", start=10, end=14)
+    d = h.to_dict()
+    assert d == {"id": "d1#2", "doc_id": "d1", "score": 1.5, "title": "T", "text": "body", "start": 10, "end": 14}
+    assert Hit(**d) == h and isinstance(d["score"], float)

@@ -33,7 +33,7 @@ def test_search_json_contract(cli_index, capsys):
     for store in ("bm25", "dense", "ngram", "fused", "bm25+ngram", "bm25+dense+ngram"):
         assert main(["search", str(cli_index), "Shirley Temple", "--store", store, "-k", "3", "--json"]) == 0
         hits = _last_json(capsys)["hits"]
-        assert len(hits) == 3 and set(hits[0]) == {"id", "score", "title", "text"}
+        assert len(hits) == 3 and set(hits[0]) == {"id", "doc_id", "score", "title", "text", "start", "end"}  # Hit.to_dict
     assert main(["search", str(cli_index), "Shirley Temple", "--store", "bm25", "--json"]) == 0
     assert _last_json(capsys)["hits"][0]["title"] == "Shirley Temple"
 
