@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from indexers.errors import ConfigError, CorpusError, missing
+from indexers.errors import ConfigError, CorpusError, missing, positive_int
 from indexers.types import Document
 from eval.beir_files import METRICS, METRICS_FILE, PER_QUERY_FILE, RUN_FILE
 from eval.beir_report import write_beir_report
@@ -289,8 +289,7 @@ def run_beir(data_dir: str | Path, index_dir: str | Path, config: str, out_dir: 
         from retrievers.rerank import load_reranker
 
         reranker = load_reranker(rerank_spec, threads=threads)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive int, got {k!r}")
+    positive_int(k, "k")
     depth = passage_depth or 2 * k
     if depth < k:
         raise ConfigError(f"passage_depth ({depth}) must be >= k ({k})")

@@ -18,7 +18,7 @@ from typing import Any
 
 from eval.qa_data import QAExample, QAFormat, load_qa
 from eval.qa_metrics import QAScores, aggregate, score_example
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.ingest import doc_id_of
 from indexers.types import Hit
 from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
@@ -217,8 +217,7 @@ def run_qa_eval(data: str | Path, index: str | Path, out_dir: str | Path, mode: 
 
     Returns the metrics dict (also in `out_dir/metrics.json`). `answer_fn` replaces the SDK (tests).
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    positive_int(k, "k")
     examples = load_qa(data, format=format, limit=limit)
     config = {"data": portable_path(data), "index": portable_path(index), "mode": mode,
               "generator": generator, "store": store, "max_new_tokens": max_new_tokens, "format": format,

@@ -19,7 +19,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.errors import ConfigError, CorpusError, IndexFormatError, positive_int
 from indexers.index_dir import load_arrays
 from kernels import bm25 as _k
 
@@ -129,8 +129,7 @@ def _arrays(index: BM25Index) -> dict[str, np.ndarray]:
 
 
 def _check_k(k: int) -> None:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive int, got {k!r}")
+    positive_int(k, "k")
 
 
 def build_bm25(token_lists: Sequence[Sequence[str]], params: BM25Params = BM25Params()) -> BM25Index:

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from indexers.bm25 import BM25Index, BM25Params, floor_idf, length_norms, mean_idf, posting_impacts, raw_idf
-from indexers.errors import ConfigError, CorpusError, IndexFormatError
+from indexers.errors import ConfigError, CorpusError, IndexFormatError, positive_int
 from indexers.index_dir import load_arrays
 
 __all__ = ["BM25Deleted", "BM25Global", "SegmentedBM25", "global_stats", "live_dfs", "update_global"]
@@ -277,8 +277,7 @@ class SegmentedBM25:
         if self.shard != (dfs is not None) or (dfs is not None and len(dfs) != len(queries)):
             raise ConfigError("a shard's search needs one collection-wide df table per query (dfs=), and only a "
                               "shard takes one")
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"k must be a positive int, got {k!r}")
+        positive_int(k, "k")
         allowed = self._live
         if mask is not None:
             m = np.asarray(mask)

@@ -13,6 +13,7 @@ __all__ = [
     "ServiceError",
     "NotFoundError",
     "Cancelled",
+    "positive_int",
 ]
 
 
@@ -66,3 +67,12 @@ def missing(extra: str, module: str) -> MissingDependencyError:
     return MissingDependencyError(
         f"{module!r} is not installed; it comes with adarag's [{extra}] extra: pip install 'adarag[{extra}]'{torch_first}"
     )
+
+
+def positive_int(value: object, name: str, high: int | None = None) -> int:
+    """`value` as an int if it is a positive integer (numpy's too, never a bool) of at most `high`, else a
+    ConfigError naming `name`: the one check every positive count and size argument goes through."""
+    if isinstance(value, bool) or not hasattr(value, "__index__") or value < 1 or (high is not None and value > high):
+        span = f" from 1 to {high:,}" if high is not None else ""
+        raise ConfigError(f"{name} must be a positive int{span}, got {type(value).__name__} {value!r}")
+    return int(value)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 
 from indexers.bm25 import BM25Index, BM25Params
 from indexers.dense import DenseIndex, DenseParams
-from indexers.errors import ConfigError, CorpusError, IndexBusyError, IndexFormatError
+from indexers.errors import ConfigError, CorpusError, IndexBusyError, IndexFormatError, positive_int
 from indexers.index_dir import (
     Manifest,
     clean_leftovers,
@@ -78,8 +78,7 @@ class BuildParams:
     def __post_init__(self) -> None:
         for name in ("segment_passages", "max_segments"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"BuildParams.{name} must be a positive int, got {v!r}")
+            positive_int(v, f"BuildParams.{name}")
         unknown = [s for s in self.stores if s not in STORES]
         if unknown or not self.stores:
             raise ConfigError(f"unknown store(s) {unknown or list(self.stores)}; valid stores: {', '.join(STORES)}")

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from indexers.errors import ConfigError, CorpusError, IndexFormatError, missing
+from indexers.errors import ConfigError, CorpusError, IndexFormatError, missing, positive_int
 from indexers.index_dir import load_arrays
 from kernels import fm_index as _fm
 
@@ -45,8 +45,7 @@ class NgramParams:
         o, s = self.occ_rate, self.sa_rate
         if not isinstance(o, int) or isinstance(o, bool) or o < 64 or o & (o - 1):
             raise ConfigError(f"NgramParams.occ_rate must be a power of two >= 64, got {o!r}")
-        if not isinstance(s, int) or isinstance(s, bool) or s < 1:
-            raise ConfigError(f"NgramParams.sa_rate must be a positive int, got {s!r}")
+        positive_int(s, "NgramParams.sa_rate")
         if not isinstance(self.collapse_spaces, bool):
             raise ConfigError(f"NgramParams.collapse_spaces must be True or False, got {self.collapse_spaces!r}")
 

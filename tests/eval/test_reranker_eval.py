@@ -9,13 +9,14 @@ import shutil
 import pytest
 
 from indexers.index import open_index
+from tests.prereq import require
 
 
 @pytest.fixture(scope="module")
 def tiny_ce(tmp_path_factory, hotpot_dir, hash_index):
     absent = [m for m in ("torch", "transformers", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if absent:
-        pytest.skip(f"not installed: {', '.join(absent)}")
+        require(False, f"not installed: {', '.join(absent)}")
     from eval.beir import load_beir
     from retrievers.rerank.train.trainer import TrainParams, train_reranker
 

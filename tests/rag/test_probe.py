@@ -30,12 +30,13 @@ from rag.probe import (
 )
 from rag.prompts import probe_messages
 from tests.rag.controller_conformance import ControllerConformance
+from tests.prereq import require
 
 
 def _needs(*modules: str) -> None:
     lost = [m for m in ("torch", "transformers", "gguf", "accelerate", *modules) if importlib.util.find_spec(m) is None]
     if lost:
-        pytest.skip(f"not installed: {', '.join(lost)}")
+        require(False, f"not installed: {', '.join(lost)}")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ from rag.generator import DEFAULT_DRAFT, DRAFTS, Generator
 from rag.prompts import grounded_messages
 from rag.speculative import CopyDraft, DecodeStats
 from tests.rag.plain_decoding import PASSAGES, plain_ids
+from tests.prereq import require
 
 
 def _needs(*modules: str) -> None:
     absent = [m for m in ("torch", "transformers", "gguf", "accelerate", *modules)
               if importlib.util.find_spec(m) is None]
     if absent:
-        pytest.skip(f"not installed: {', '.join(absent)}")
+        require(False, f"not installed: {', '.join(absent)}")
 
 
 @pytest.fixture(scope="session")

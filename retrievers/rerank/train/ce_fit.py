@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from indexers.errors import ConfigError, missing
+from indexers.errors import ConfigError, missing, positive_int
 from indexers.models import get_spec, package_files, set_threads
 from retrievers.rerank.train.ict import Group, listwise_loss
 
@@ -61,8 +61,7 @@ class TrainParams:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_length", "candidate_depth", "tune_depth", "teacher_candidates"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive int, got {v!r}")
+            positive_int(v, f"{name}")
         if self.max_length < 16:
             raise ConfigError(f"max_length must be >= 16 tokens, got {self.max_length}")
         if self.hard_negatives < 0 or self.random_negatives < 0:

@@ -10,7 +10,7 @@ import pytest
 
 from indexers.errors import ConfigError
 from indexers.types import Hit
-from tests.prereq import needs
+from tests.prereq import needs, require
 from retrievers.rerank import (DEFAULT_RERANKER, CrossEncoderReranker, LLMJudge, NoReranker, Reranker, hit_text,
                                load_reranker, rerank_hits)
 
@@ -22,7 +22,7 @@ QUERY = "When was the Eiffel Tower completed?"
 def _needs(*modules: str) -> None:
     absent = [m for m in ("torch", "transformers", *modules) if importlib.util.find_spec(m) is None]
     if absent:
-        pytest.skip(f"not installed: {', '.join(absent)}")
+        require(False, f"not installed: {', '.join(absent)}")
 
 
 def _hits(n: int) -> list[Hit]:

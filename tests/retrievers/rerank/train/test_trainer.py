@@ -25,6 +25,7 @@ from retrievers.rerank.train.trainer import (
     train_reranker,
     verify_reranker_dir,
 )
+from tests.prereq import require
 
 TINY = {"epochs": 2, "batch_size": 8, "max_length": 64, "lr": 2e-4, "hard_negatives": 2, "random_negatives": 1,
         "first_stage": "bm25", "candidate_depth": 10, "tune_depth": 5, "threads": 1}
@@ -33,7 +34,7 @@ TINY = {"epochs": 2, "batch_size": 8, "max_length": 64, "lr": 2e-4, "hard_negati
 def _needs() -> None:
     absent = [m for m in ("torch", "transformers", "sentence_transformers") if importlib.util.find_spec(m) is None]
     if absent:
-        pytest.skip(f"not installed: {', '.join(absent)}")
+        require(False, f"not installed: {', '.join(absent)}")
 
 
 @pytest.fixture(scope="module")
