@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.beir_files import METRICS, METRICS_FILE
-from eval.report import _CSS, _fmt, _html_table, _md_table
+from eval.report import REPORT_CSS, fmt_cell, html_table, md_table
 from indexers.errors import ConfigError, missing
 
 __all__ = ["load_beir_run", "write_beir_report"]
@@ -78,7 +78,7 @@ def write_beir_report(run_dirs: Sequence[str | Path], out: str | Path) -> tuple[
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header = ["configuration"] + list(METRICS) + list(_EXTRA)
-    rows = [[label] + [_fmt(r.get(m)) for m in METRICS] + [_fmt(r.get(m)) for m in _EXTRA]
+    rows = [[label] + [fmt_cell(r.get(m)) for m in METRICS] + [fmt_cell(r.get(m)) for m in _EXTRA]
             for label, r in zip(labels, runs)]
     png = _bar_chart(labels, runs)
     (out / "beir_metrics.png").write_bytes(png)
@@ -88,15 +88,15 @@ def write_beir_report(run_dirs: Sequence[str | Path], out: str | Path) -> tuple[
     note = ("Metrics by pytrec_eval (trec_eval): nDCG@10 = ndcg_cut_10, Recall@100 = recall_100, MRR@10 = "
             "recip_rank over the top 10, MAP = map over the run; documents ranked by their best passage (MaxP); "
             "mean over every judged query.")
-    md = ["# BEIR evaluation report", "", note, "", "## Metrics", "", _md_table(header, rows), "",
-          "![metrics per configuration](beir_metrics.png)", "", "## Runs", "", _md_table(src_header, sources), ""]
+    md = ["# BEIR evaluation report", "", note, "", "## Metrics", "", md_table(header, rows), "",
+          "![metrics per configuration](beir_metrics.png)", "", "## Runs", "", md_table(src_header, sources), ""]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
     img = base64.b64encode(png).decode("ascii")
     body = ["<h1>BEIR evaluation report</h1>", f"<p>{html.escape(note)}</p>", "<h2>Metrics</h2>",
-            _html_table(header, rows), f"<img alt='metrics per configuration' src='data:image/png;base64,{img}'>",
-            "<h2>Runs</h2>", _html_table(src_header, sources)]
+            html_table(header, rows), f"<img alt='metrics per configuration' src='data:image/png;base64,{img}'>",
+            "<h2>Runs</h2>", html_table(src_header, sources)]
     html_path = out / "report.html"
     html_path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>BEIR report</title>"
-                         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
+                         f"<style>{REPORT_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
     return md_path, html_path

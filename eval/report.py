@@ -18,8 +18,8 @@ import numpy as np
 from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
 from indexers.errors import ConfigError
 
-__all__ = ["COST_TABLE", "TABLE_METRICS", "Difference", "Run", "cost_accuracy_svg", "load_run", "paired_bootstrap",
-           "write_cost_report", "write_report"]
+__all__ = ["COST_TABLE", "REPORT_CSS", "TABLE_METRICS", "Difference", "Run", "cost_accuracy_svg", "fmt_cell",
+           "html_table", "load_run", "md_table", "paired_bootstrap", "write_cost_report", "write_report"]
 
 TABLE_METRICS = ("n", "em", "f1", "accuracy", "r_precision", "r_precision_passage", "support_recall@k",
                  "kilt_em", "kilt_f1", "retrieval_calls_per_q", "tokens_per_q", "prompt_tokens_per_q",
@@ -102,7 +102,8 @@ def _names(runs: Sequence[Run]) -> list[Run]:
     return out
 
 
-def _fmt(v: Any) -> str:
+def fmt_cell(v: Any) -> str:
+    """A table cell: a float to 4 decimals (1 from 10 up), a dash for a missing value."""
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -168,40 +169,42 @@ def write_cost_report(rows: dict[str, dict[str, Any]], out_dir: str | Path, *, t
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     header = ["condition", *COST_TABLE, "modes"]
-    table = [[name, *(_fmt(r.get(k)) for k in COST_TABLE),
+    table = [[name, *(fmt_cell(r.get(k)) for k in COST_TABLE),
               ", ".join(f"{m} {c}" for m, c in sorted((r.get("mode_counts") or {}).items(), key=lambda x: -x[1]))]
              for name, r in rows.items()]
     svg = cost_accuracy_svg([(name, r.get("retrieval_calls_per_q") or 0.0, r.get("em") or 0.0, r.get("f1") or 0.0)
                              for name, r in rows.items()])
     (out_dir / "cost_vs_accuracy.svg").write_text(svg + "\n", encoding="utf-8")
-    md = [f"# {title}", "", note, "", _md_table(header, table), "", "## Cost vs accuracy", "",
+    md = [f"# {title}", "", note, "", md_table(header, table), "", "## Cost vs accuracy", "",
           "![cost vs accuracy](cost_vs_accuracy.svg)", ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", _html_table(header, table),
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", html_table(header, table),
             "<h2>Cost vs accuracy</h2>", svg]
     html_path = out_dir / "report.html"
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
+                         f"<style>{REPORT_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
     return md_path, html_path
 
 
 def _table_rows(runs: Sequence[Run]) -> list[list[str]]:
-    rows = [[m] + [_fmt(r.metrics.get(m)) for r in runs] for m in TABLE_METRICS]
-    rows.insert(7, ["k"] + [_fmt(r.metrics.get("k")) for r in runs])
+    rows = [[m] + [fmt_cell(r.metrics.get(m)) for r in runs] for m in TABLE_METRICS]
+    rows.insert(7, ["k"] + [fmt_cell(r.metrics.get("k")) for r in runs])
     rows.append(["mode"] + [str(r.config.get("mode", "")) for r in runs])
     rows.append(["generator"] + [str(r.config.get("generator", "")) for r in runs])
     return rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (pipes and newlines in cells escaped)."""
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table, every cell escaped."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -226,7 +229,7 @@ def _drill_md(runs: Sequence[Run]) -> str:
             cells.append("–" if r is None else
                          f"{r['prediction']} ({r['scores']['em']:.0f}/{r['scores']['f1']:.2f})")
         rows.append(cells)
-    return _md_table(header, rows)
+    return md_table(header, rows)
 
 
 def _drill_html(runs: Sequence[Run]) -> str:
@@ -254,7 +257,7 @@ def _drill_html(runs: Sequence[Run]) -> str:
                 f"<h4>{html.escape(run.name)} <span class='{cls}'>{'✔' if ok else '✘'}</span></h4>"
                 f"<p>prediction: <b>{html.escape(r['prediction'])}</b> · mode {html.escape(str(r['mode']))} · "
                 f"EM {s['em']:.0f} · F1 {s['f1']:.2f} · acc {s['accuracy']:.0f} · "
-                f"support recall {_fmt(s.get('support_recall'))} · citations {html.escape(', '.join(r['citations']))} · "
+                f"support recall {fmt_cell(s.get('support_recall'))} · citations {html.escape(', '.join(r['citations']))} · "
                 f"{r['retrieval_calls']} retrieval call(s), {r['n_new_tokens']} new tokens, {r['seconds']:.2f} s</p>"
                 f"<ol>{passages}</ol>")
         parts.append(f"<details><summary><span class='{'ok' if ok_any else 'bad'}'>{'✔' if ok_any else '✘'}</span> "
@@ -262,7 +265,7 @@ def _drill_html(runs: Sequence[Run]) -> str:
     return "\n".join(parts)
 
 
-_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+REPORT_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}.ok{color:#080}.bad{color:#b00}li.sup{background:#efe}"
         "details{border-bottom:1px solid #eee;padding:4px 0}summary{cursor:pointer}")
@@ -282,21 +285,21 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[P
     (out_dir / "cost_vs_accuracy.svg").write_text(svg + "\n", encoding="utf-8")
     diff_note = ("Paired bootstrap over the questions both runs answered (2000 resamples, seed 0), "
                  f"each run minus `{runs[0].name}`.")
-    md = ["# QA evaluation report", "", "## Metrics", "", _md_table(header, rows), "",
+    md = ["# QA evaluation report", "", "## Metrics", "", md_table(header, rows), "",
           "## Cost vs accuracy", "", "![cost vs accuracy](cost_vs_accuracy.svg)", "",
           "## Differences (95% bootstrap CI)", ""]
-    md += [diff_note, "", _md_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs else ["Needs two runs over shared questions."]
+    md += [diff_note, "", md_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs else ["Needs two runs over shared questions."]
     md += ["", "## Per question", "", _drill_md(runs), ""]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
-    body = ["<h1>QA evaluation report</h1>", "<h2>Metrics</h2>", _html_table(header, rows),
+    body = ["<h1>QA evaluation report</h1>", "<h2>Metrics</h2>", html_table(header, rows),
             "<h2>Cost vs accuracy</h2>", svg,
             "<h2>Differences (95% bootstrap CI)</h2>"]
-    body += ([f"<p>{html.escape(diff_note)}</p>", _html_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs
+    body += ([f"<p>{html.escape(diff_note)}</p>", html_table(_DIFF_HEADER, _diff_rows(diffs))] if diffs
              else ["<p>Needs two runs over shared questions.</p>"])
     legend = "<p>✔ = exact match or gold contained in the prediction; green passages are supporting.</p>"
     body += ["<h2>Per question</h2>", legend, _drill_html(runs)]
     html_path = out_dir / "report.html"
     html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>QA report</title>"
-                         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
+                         f"<style>{REPORT_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
     return md_path, html_path

@@ -100,3 +100,20 @@ def test_no_module_level_import_cycle():
     assert not new, f"import cycles between files: {new}; move what both need into a module both import"
     gone = [sorted(c) for c in KNOWN if c not in found]
     assert not gone, f"these known cycles are gone: remove them from KNOWN: {gone}"
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A leading underscore means "this file's own": another module importing it couples to an internal.
+    Private extension modules (kernels/_bm25, kernels/_fm) are modules, not names, and may be imported."""
+    bad = []
+    for m, f in _modules().items():
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if node.module.split(".")[0] not in PACKAGES:
+                continue
+            pkg_dir = ROOT.joinpath(*node.module.split("."))
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__") and not any(pkg_dir.glob(f"{a.name}.*")):
+                    bad.append(f"{m} imports {node.module}.{a.name}")
+    assert not bad, bad
