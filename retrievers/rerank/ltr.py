@@ -208,9 +208,10 @@ class LTRReranker(RerankerBase):
         return (standardize(features(query, hits)) @ self.weights).tolist() if hits else []
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        """Texts alone have no first-stage order or titles: scored as untitled hits in the given order."""
+        """Texts alone have no first-stage order or titles: scored as untitled hits in the given order, mapped
+        into (0, 1) as `rerank` maps them (the Reranker contract; `score_hits` gives the raw linear scores)."""
         texts = check_texts(query, texts)
-        return self.score_hits(query, [Hit(id=str(i), score=0.0, text=t) for i, t in enumerate(texts)])
+        return unit_scores(self.score_hits(query, [Hit(id=str(i), score=0.0, text=t) for i, t in enumerate(texts)]))
 
     def rerank(self, query: str, hits: Sequence[Hit], depth: int = DEFAULT_DEPTH) -> list[Hit]:
         """The top `depth` hits re-scored (features need the hits, not just their texts) and sorted, scores in

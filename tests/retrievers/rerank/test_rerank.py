@@ -11,6 +11,7 @@ import pytest
 from indexers.errors import ConfigError
 from indexers.types import Hit
 from tests.prereq import needs, require
+from tests.retrievers.rerank.conformance import RerankerConformance
 from retrievers.rerank import (DEFAULT_RERANKER, CrossEncoderReranker, LLMJudge, NoReranker, Reranker, hit_text,
                                load_reranker, rerank_hits)
 
@@ -166,3 +167,31 @@ def test_cross_encoder_cuts_the_passage_never_the_query(minilm_cross_encoder):
     assert ce.score(QUERY, [long]) == pytest.approx(ce.score(QUERY, [cut]), abs=1e-4)
     with pytest.raises(ConfigError, match="never cuts the query"):
         ce.score("why " * 80, [BREAD])
+
+
+# --------------------------------------------------------------------------- conformance of every backend
+
+class TestNoRerankerConformance(RerankerConformance):
+    scores_in_unit = False
+
+    @pytest.fixture
+    def reranker(self):
+        return NoReranker()
+
+
+class TestLTRConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self):
+        return load_reranker("ltr")
+
+
+class TestLLMJudgeConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, smollm_judge):
+        return smollm_judge
+
+
+class TestCrossEncoderConformance(RerankerConformance):
+    @pytest.fixture
+    def reranker(self, minilm_cross_encoder):
+        return CrossEncoderReranker(minilm_cross_encoder, threads=1)
