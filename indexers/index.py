@@ -49,7 +49,8 @@ from indexers.stores.encoders import Encoders
 from indexers.text import DEFAULT_ANALYZER
 from indexers.types import Document, Hit, Passage
 
-__all__ = ["STORES", "BuildParams", "BuildReport", "Index", "build_index", "optimize", "open_index"]
+__all__ = ["STORES", "BuildParams", "BuildReport", "Index", "batched", "build_index", "check_document_stream", "optimize",
+           "open_index"]
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,8 @@ class _Writer:
             from tqdm.auto import tqdm
 
             bar = tqdm(desc="indexing documents", unit="doc", leave=False)
-        for batch in _batches(documents, _DOC_BATCH):
+        check_document_stream(documents)
+        for batch in batched(documents, _DOC_BATCH):
             w = store.write(batch, (), split, generation=gen)
             counts["added"] += len(w.summary.added)
             counts["updated"] += len(w.summary.updated)
@@ -529,12 +531,17 @@ class _Writer:
             shutil.rmtree(self.stage, ignore_errors=True)
 
 
-def _batches(documents: Iterable[Document], n: int) -> Iterator[list[Document]]:
+def check_document_stream(documents: object) -> None:
+    """A write's documents must be an iterable of Document, not one Document or one string."""
     if isinstance(documents, (str, bytes, Document)):
         raise ConfigError(f"documents must be an iterable of Document, got a single {type(documents).__name__}")
-    batch: list[Document] = []
-    for d in documents:
-        batch.append(d)
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    """Lists of up to `n` consecutive items (a stream read in bounded memory)."""
+    batch: list[Any] = []
+    for x in items:
+        batch.append(x)
         if len(batch) >= n:
             yield batch
             batch = []

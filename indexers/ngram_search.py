@@ -146,7 +146,7 @@ def score_planned(index: NgramIndex | SegmentedNgram, query_token_ids: Sequence[
     locate_ngrams' result for this query on this index, if at hand (saves the backward searches)."""
     index = _segmented(index)
     if found is None:
-        found = _occurring(index, _query(query_token_ids, params), params) if plan else {}
+        found = locate_ngrams(index, query_token_ids, params) if plan else {}
     return _score(index, plan, found, k, params, mask)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,7 +20,7 @@ import numpy as np
 from indexers.bm25 import load_bm25
 from indexers.bm25_segments import BM25Deleted, live_dfs
 from indexers.errors import IndexFormatError
-from indexers.index import BuildParams, build_index, open_index
+from indexers.index import BuildParams, batched, build_index, open_index
 from indexers.index_dir import read_manifest
 from indexers.ingest import content_hash, doc_id_of
 from indexers.segments import Segment, live_rows_of, load_segment
@@ -153,7 +153,7 @@ class ShardBuilder:
             return {d.id: q for q, d in read_routed(path)}
         changed: dict[str, int] = {}
         with open_index(out, verify=False) as idx:
-            for batch in _chunks(read_routed(path), 1000):
+            for batch in batched(read_routed(path), 1000):
                 stored = {d.id: content_hash(d)
                           for d in idx.store.get_documents([d.id for _, d in batch], missing="skip")}
                 changed.update((d.id, q) for q, d in batch if stored.get(d.id) != content_hash(d))
@@ -213,13 +213,3 @@ def read_routed(path: str) -> Iterator[tuple[int, Document]]:
             yield int(q), Document(id=rec["id"], text=rec["text"], title=rec.get("title", ""),
                                    metadata=rec.get("metadata") or {})
 
-
-def _chunks(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for x in it:
-        batch.append(x)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -22,7 +22,7 @@ import numpy as np
 
 from indexers.bm25_segments import BM25Global
 from indexers.errors import ConfigError, CorpusError
-from indexers.index import BuildParams, params_from_saved
+from indexers.index import BuildParams, check_document_stream, params_from_saved
 from indexers.index_dir import MANIFEST, index_state, read_manifest
 from indexers.lock import DEFAULT_LOCK_WAIT, WriteLock
 from indexers.shards.base import Executor
@@ -190,8 +190,7 @@ class _Write:
     def _route(self, documents: Iterable[Document], seq: int) -> tuple[int, dict[int, int]]:
         """Stream `documents` into one file per shard (sequence-numbered, in write order), so neither this
         process nor a builder ever holds the corpus; returns the next sequence and documents per shard."""
-        if isinstance(documents, (str, bytes, Document)):
-            raise ConfigError(f"documents must be an iterable of Document, got a single {type(documents).__name__}")
+        check_document_stream(documents)
         (self.state / _ROUTED).mkdir()
         files: dict[int, TextIO] = {}
         counts: dict[int, int] = {}
