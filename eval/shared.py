@@ -1,5 +1,5 @@
-"""Where the shared data lives: `ADARAG_SHARED`, else `shared/` beside the checkout. The one place tests,
-benchmarks and evaluation look it up, so no machine's absolute path is written into code or reports."""
+"""Where the shared data lives: `ADARAG_SHARED`, else `shared/` beside the checkout, else the workplace's
+folder. The one place tests, benchmarks and evaluation look it up; reports record paths relative to it."""
 from __future__ import annotations
 
 import os
@@ -8,10 +8,19 @@ from pathlib import Path
 __all__ = ["shared_dir", "shared_data", "portable_path"]
 
 
+WORKPLACE_SHARED = Path("/work/shared")
+"""Where this project's workplace keeps the shared folder: found by a checkout cloned elsewhere (CI's fresh
+clone, a temporary folder) that has no shared/ beside it."""
+
+
 def shared_dir() -> Path:
-    """The folder holding `data/` (HotpotQA, 2Wiki, MuSiQue, ... with their corpora)."""
+    """The folder holding `data/` (HotpotQA, 2Wiki, MuSiQue, ... with their corpora): ADARAG_SHARED, else
+    shared/ beside the checkout, else the workplace's folder if it exists (else shared/ beside the checkout)."""
     env = os.environ.get("ADARAG_SHARED")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "shared"
+    if env:
+        return Path(env).expanduser()
+    beside = Path(__file__).resolve().parents[2] / "shared"
+    return WORKPLACE_SHARED if not beside.exists() and WORKPLACE_SHARED.exists() else beside
 
 
 def shared_data(name: str) -> Path:

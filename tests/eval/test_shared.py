@@ -8,11 +8,17 @@ from eval.shared import portable_path, shared_data, shared_dir
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_shared_folder_is_the_env_var_else_beside_the_checkout(monkeypatch, tmp_path):
+def test_the_shared_folder_is_the_env_var_else_beside_the_checkout_else_the_workplace_s(monkeypatch, tmp_path):
     monkeypatch.setenv("ADARAG_SHARED", str(tmp_path))
     assert shared_dir() == tmp_path and shared_data("nq") == tmp_path / "data" / "nq"
     monkeypatch.delenv("ADARAG_SHARED")
-    assert shared_dir() == REPO.parent / "shared"
+    import eval.shared as sh
+
+    beside = REPO.parent / "shared"
+    monkeypatch.setattr(sh, "WORKPLACE_SHARED", tmp_path)  # exists
+    assert shared_dir() == (beside if beside.exists() else tmp_path)
+    monkeypatch.setattr(sh, "WORKPLACE_SHARED", tmp_path / "absent")
+    assert shared_dir() == beside  # no workplace folder: beside the checkout, where the error message points
 
 
 def test_report_paths_are_portable(monkeypatch, tmp_path):
