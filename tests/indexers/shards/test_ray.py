@@ -1,5 +1,8 @@
 """On a local Ray instance: shards built by a Ray Data actor pool and served by Ray actors answer exactly like
-one index; a shard actor that dies gives a clear error naming the shard, never a partial result."""
+one index; a shard actor that dies gives a clear error naming the shard, never a partial result.
+
+The instance is started as locally as Ray allows: Ray 2.60 maps 127.0.0.1 to the node's routable address and
+binds its services on every interface, so isolation comes from its token authentication (on by default)."""
 from __future__ import annotations
 
 import os
