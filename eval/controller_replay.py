@@ -1,4 +1,4 @@
-"""Train the bandit from a collect cache and evaluate fixed modes and policies by replaying cached outcomes.
+"""Train a policy from a collect cache (rag.control.train) and evaluate fixed modes and policies by replaying cached outcomes.
 
 Replay is exact for a deterministic policy: every arm was run on every cached question (eval/collect.py), so
 a policy's held-out score is the cached outcome of the arm it picks. The IPS estimate under a uniform logging
@@ -16,21 +16,14 @@ import numpy as np
 
 from eval.qa_runner import read_predictions
 from indexers.errors import ConfigError
-from rag.controller import (
-    correct,
-    cross_validate,
-    ips_value,
-    load_policy,
-    policy_kind,
-    raw_features,
-    reward,
-    save_policy,
-    train_bandit,
-)
-from rag.modes import MODE_NAMES
 from eval.shared import portable_path
+from rag.control.bandit import ips_value, load_policy
+from rag.control.base import correct
+from rag.control.load import policy_kind
+from rag.control.train import index_features, outcome_matrix, train_policy
+from rag.modes import MODE_NAMES
 
-__all__ = ["CV_GRID", "read_cache", "replay_table", "train_from_cache", "train_probe_from_cache", "write_markdown"]
+__all__ = ["read_cache", "replay_table", "train_from_cache", "write_markdown"]
 
 
 def read_cache(cache: str | Path) -> list[dict[str, Any]]:
@@ -42,13 +35,6 @@ def read_cache(cache: str | Path) -> list[dict[str, Any]]:
     return list(by_id.values())
 
 
-def _features(index: str | Path, questions: list[str]):
-    from rag.sdk import RAG
-
-    with RAG.open(index, threads=1) as rag:
-        return raw_features(rag, questions)
-
-
 def _cache_generator(cache: str | Path, generator: str | None) -> str:
     """The generator a cache was collected with (its config.json), unless one is named."""
     if generator:
@@ -57,50 +43,15 @@ def _cache_generator(cache: str | Path, generator: str | None) -> str:
     return json.loads(cfg.read_text(encoding="utf-8"))["generator"] if cfg.exists() else "qwen-0.5b"
 
 
-def train_probe_from_cache(cache: str | Path, out: str | Path, *, generator: str | None = None, lam: float = 0.1,
-                           f1_threshold: float = 0.5, threads: int | None = 1, seed: int = 0) -> dict[str, Any]:
-    """Fit a Probing-RAG probe (rag.probe) on the cache's train split with the generator it was collected with."""
-    from rag.generator import Generator
-    from rag.probe import save_probe, train_probe
-
-    recs = [r for r in read_cache(cache) if r["split"] == "train"]
-    name = _cache_generator(cache, generator)
-    pol = train_probe(recs, Generator.load(name, threads=threads), lam=lam, f1_threshold=f1_threshold, seed=seed)
-    save_probe(pol, out, meta={"cache": portable_path(cache), "seed": seed})
-    return {"policy": str(out), "kind": "probe", "generator": name, "layer": pol.head.layer, "pool": pol.head.pool,
-            "threshold": pol.threshold, "stop_threshold": pol.stop_threshold, "retrieve_mode": pol.retrieve_mode,
-            **pol.meta}
-
-
-CV_GRID: tuple[dict[str, Any], ...] = tuple(
-    {"ridge": r, "pca_dims": p} for r in (1.0, 3.0, 10.0, 30.0, 100.0) for p in (0, 4, 8, 16))
-"""`train --cv`: ridge strength x embedding PCA dims, chosen by 5-fold replay on the train split."""
-
-
 def train_from_cache(cache: str | Path, index: str | Path, out: str | Path, *, kind: str = "linucb",
                      lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0,
                      generator: str | None = None, threads: int | None = 1, feedback: str = "full",
                      cv: bool = False) -> dict[str, Any]:
-    """Fit a bandit (linucb, thompson) or a probe on the cache's train split and save it as a policy directory.
-    `cv` picks the bandit's ridge and PCA dims from CV_GRID by cross-validation on the train split only."""
-    if kind == "probe":
-        return train_probe_from_cache(cache, out, generator=generator, lam=lam, f1_threshold=f1_threshold,
-                                      threads=threads, seed=seed)
+    """Fit a policy (rag.control.train.train_policy) on the cache's train split and save it in `out`."""
     recs = [r for r in read_cache(cache) if r["split"] == "train"]
-    cheap, emb = _features(index, [r["question"] for r in recs])
-    fixed = {"kind": kind, "lam": lam, "f1_threshold": f1_threshold, "epochs": epochs, "feedback": feedback}
-    table = cross_validate(cheap, emb, recs, CV_GRID, seed=seed, **fixed) if cv else []
-    params = table[0]["params"] if table else {}
-    pol, log = train_bandit(cheap, emb, recs, seed=seed, **fixed, **params)
-    meta = {"cache": portable_path(cache), "n_train": len(recs), "feedback": feedback,
-            "epochs": epochs if feedback == "bandit" else 1, "seed": seed,
-            "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params, "cv": table,
-            "fixed_arm_train_reward": {a: float(np.mean([reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"],
-                                                                        f1_threshold=f1_threshold),
-                                                                r["arms"][a]["retrieval_calls"], lam=lam)
-                                                         for r in recs])) for a in MODE_NAMES}}
-    save_policy(pol, out, meta=meta)
-    return {"policy": str(out), **meta}
+    return train_policy(recs, out, index=index, kind=kind, lam=lam, f1_threshold=f1_threshold, epochs=epochs,
+                        seed=seed, generator=_cache_generator(cache, generator), threads=threads, feedback=feedback,
+                        cv=cv, meta={"cache": portable_path(cache)})
 
 
 def _row(recs: list[dict], arms: list[str]) -> dict[str, Any]:
@@ -125,7 +76,7 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
     if not recs:
         raise ConfigError(f"{cache} has no {split} questions yet: collect more")
     rows = {m: _row(recs, [m] * len(recs)) for m in MODE_NAMES}
-    cheap, emb = _features(index, [r["question"] for r in recs])
+    cheap, emb = index_features(index, [r["question"] for r in recs])
     rng = np.random.default_rng(0)
     for name, path in policies.items():
         if policy_kind(path) == "probe":
@@ -135,8 +86,7 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
         X = pol.context(cheap, emb)
         picks = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
         rows[name] = _row(recs, [pol.arms[a] for a in picks])
-        R = np.array([[reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=pol.f1_threshold),
-                              r["arms"][a]["retrieval_calls"], lam=pol.lam) for a in pol.arms] for r in recs])
+        R = outcome_matrix(recs, pol.arms, pol.lam, pol.f1_threshold)
         logged = rng.integers(0, len(pol.arms), size=len(recs))
         rows[name]["reward_exact"] = float(R[np.arange(len(recs)), picks].mean())
         rows[name]["reward_ips_uniform_log"] = ips_value(picks, logged, np.full(len(recs), 1 / len(pol.arms)),
@@ -147,7 +97,8 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
 def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
     """A probe's held-out row: it picks none or its retrieval mode from the generator's hidden states."""
     from rag.generator import Generator
-    from rag.probe import auc, load_probe
+    from rag.control.probe import load_probe
+    from rag.control.train import auc
     from rag.prompts import probe_messages
 
     pol = load_probe(path)
@@ -158,8 +109,7 @@ def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
     p = pol.head.proba(H)
     picks = [pol.choose(float(x)) for x in p]
     y = [int(correct(r["arms"]["none"]["em"], r["arms"]["none"]["f1"], f1_threshold=pol.f1_threshold)) for r in recs]
-    R = [reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=pol.f1_threshold),
-                r["arms"][a]["retrieval_calls"], lam=pol.lam) for r, a in zip(recs, picks)]
+    R = [outcome_matrix([r], [a], pol.lam, pol.f1_threshold)[0, 0] for r, a in zip(recs, picks)]
     return {**_row(recs, picks), "reward_exact": float(np.mean(R)), "heldout_base_rate_none_correct": float(np.mean(y)),
             "heldout_auc": auc(p, y), "threshold": pol.threshold, "probe_seconds_per_q": probe_seconds,
             "p_answerable": [float(x) for x in p]}

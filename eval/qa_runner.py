@@ -62,11 +62,11 @@ def _search_mode(name: str) -> Callable[..., AnswerFn]:
 
 
 def _controlled(spec: str) -> Callable[..., AnswerFn]:
-    """The controller picks the mode per question (rag.controller.load_controller); its decision joins the trace."""
+    """The controller picks the mode per question (rag.control.load_controller); its decision joins the trace."""
     def make(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
         from dataclasses import replace
 
-        from rag.controller import load_controller
+        from rag.control.load import load_controller
         from rag.modes import ModeContext, run_mode
 
         ctl = load_controller(spec, rag=rag)

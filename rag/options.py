@@ -8,7 +8,7 @@ from typing import Any
 
 from indexers.errors import ConfigError, RagError, positive_int
 from indexers.models import resolve
-from rag.controller import check_controller_spec
+from rag.control.load import check_controller_spec
 from retrievers.rerank import check_reranker_spec
 
 __all__ = ["MAX_THREADS", "check_options"]

@@ -108,7 +108,7 @@ PROBE_CHECK = "Is that answer correct? Reply yes or no."
 
 
 def probe_messages(question: str, draft: str = "") -> list[dict[str, str]]:
-    """What a probe (rag.probe) reads: the closed-book prompt, plus the draft answer and a check when one is given."""
+    """What a probe (rag.control.probe) reads: the closed-book prompt, plus the draft answer and a check when one is given."""
     msgs = closed_book_messages(question)
     if draft.strip():
         msgs += [{"role": "assistant", "content": draft.strip()}, {"role": "user", "content": PROBE_CHECK}]

@@ -21,7 +21,7 @@ from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.shards import ShardedIndex, build_sharded, executor_for, is_sharded, open_sharded
 from indexers.text import plain_words
 from indexers.types import Document, Hit, passage_text
-from rag.policy_base import Controller
+from rag.control.base import Controller
 from rag.options import check_options
 from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
@@ -250,11 +250,11 @@ class RAG:
 
     @property
     def controller(self) -> Controller:
-        """The search-mode controller named at open (rag.controller), loaded on first use."""
+        """The search-mode controller named at open (rag.control.load), loaded on first use."""
         if self._controller is None:
             with self._load_lock:
                 if self._controller is None:
-                    from rag.controller import DEFAULT_POLICY, load_controller
+                    from rag.control.load import DEFAULT_POLICY, load_controller
 
                     spec = self.controller_spec
                     if spec == "auto":  # the shipped policy reads MiniLM query embeddings: only for such indexes
@@ -496,9 +496,9 @@ class RAG:
     def feedback(self, answer_id: str, correct: bool) -> float:
         """Tell the controller whether a recent answer was correct; returns the reward it learned from.
 
-        The reward is MBA-RAG's: correct -> 1 - lambda * retrieval calls, wrong -> -1 (rag.controller.reward).
+        The reward is MBA-RAG's: correct -> 1 - lambda * retrieval calls, wrong -> -1 (rag.control.base.reward).
         """
-        from rag.controller import reward
+        from rag.control.base import reward
 
         if not isinstance(correct, bool):
             raise TypeError(f"correct must be a bool, got {type(correct).__name__}")

@@ -96,7 +96,7 @@ def test_quality_bar_against_the_best_fixed_mode():
 
 
 def test_cv_training_picks_parameters_from_the_train_split_only(tmp_path, hash_index):
-    from eval.controller_replay import CV_GRID
+    from rag.control.train import CV_GRID
 
     cache = _cache(tmp_path)
     info = train_from_cache(cache, hash_index, tmp_path / "pol", cv=True)

@@ -1,4 +1,4 @@
-"""ControllerConformance: what every Controller (rag.policy_base) must do; each kind's tests subclass it and
+"""ControllerConformance: what every Controller (rag.control.base) must do; each kind's tests subclass it and
 provide a `controller` fixture and a `question` fixture."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from indexers.errors import ConfigError
 from rag.modes import MODE_NAMES
-from rag.policy_base import Controller, reward
+from rag.control.base import Controller, reward
 
 
 class ControllerConformance:

@@ -6,17 +6,10 @@ import pytest
 
 from indexers.errors import ConfigError, IndexFormatError
 from tests.rag.controller_conformance import ControllerConformance
-from rag.controller import (
-    BanditController,
-    cheap_features,
-    correct,
-    cross_validate,
-    ips_value,
-    load_policy,
-    reward,
-    save_policy,
-    train_bandit,
-)
+from rag.control.bandit import BanditController, ips_value, load_policy, save_policy
+from rag.control.base import correct, reward
+from rag.control.features import cheap_features
+from rag.control.train import cross_validate, train_bandit
 
 ARMS = ("none", "one_shot", "iterative", "chain")
 
@@ -115,7 +108,7 @@ def test_online_update_moves_the_chosen_arm(monkeypatch):
 
 
 def test_shipped_default_policy_loads_and_specs_resolve():
-    from rag.controller import DEFAULT_POLICY, load_controller
+    from rag.control.load import DEFAULT_POLICY, load_controller
     from rag.modes import MODE_NAMES
 
     pol = load_policy(DEFAULT_POLICY)  # checksums verified

@@ -13,21 +13,11 @@ import pytest
 
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.types import Hit
-from rag.controller import load_controller, load_policy
+from rag.control.bandit import load_policy
+from rag.control.load import DEFAULT_PROBE, load_controller
+from rag.control.probe import NEVER, ProbeController, ProbeHead, ProbePolicy, load_probe, save_probe
+from rag.control.train import auc, calibrate_threshold, calibration_part, fit_head, select_head, train_probe
 from rag.modes import ModeContext, run_mode
-from rag.probe import (
-    NEVER,
-    ProbeController,
-    ProbePolicy,
-    auc,
-    calibrate_threshold,
-    calibration_part,
-    fit_head,
-    load_probe,
-    save_probe,
-    select_head,
-    train_probe,
-)
 from rag.prompts import probe_messages
 from tests.rag.controller_conformance import ControllerConformance
 from tests.prereq import require
@@ -259,8 +249,6 @@ def test_calibration_part_is_stratified_and_deterministic():
 # ---------------------------------------------------------------- policy file and controller
 
 def _policy(d: int = 6, threshold: float = 0.5, stop: bool = True) -> ProbePolicy:
-    from rag.probe import ProbeHead
-
     w = np.zeros(d)
     w[0] = 4.0
     head = ProbeHead(3, "last", np.zeros(d), np.ones(d), w, 0.0)
@@ -365,8 +353,6 @@ def test_iterative_stop_hook_stops_early_when_told():
 
 
 def test_shipped_probe_policy_loads():
-    from rag.probe import DEFAULT_PROBE
-
     pol = load_probe(DEFAULT_PROBE)  # checksums verified
     assert pol.generator == "qwen-0.5b" and len(pol.head.w) == len(pol.head.mean) == 896  # Qwen2.5-0.5B width
     assert pol.retrieve_mode in ("one_shot", "iterative", "chain") and pol.meta["n_train"] >= 50

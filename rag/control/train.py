@@ -1,55 +1,113 @@
-"""The Probing-RAG controller (Baek et al. 2025): a linear probe on the generator's own hidden states decides
-whether a question is answerable without retrieval, and when an iterative search may stop.
+"""Offline learning of the controllers from a collect cache (every arm's outcome on every question,
+eval/collect.py): the bandit's ridge models with cross-validated settings, and the probe's heads and thresholds.
 
-Features: the pooled hidden state (last token or mean) of one intermediate layer of the target LM on the
-closed-book prompt (`rag.prompts.probe_messages`). Head: L2-regularised logistic regression with balanced class
-weights (the `none` arm is rarely right, so positives are scarce). Training (`train_probe`) splits the cache's
-train split again by id: the fit part picks the (layer, pooling, L2) by stratified cross-validated AUC and fits the
-head; the calibration part sets the threshold that maximises mean MBA-RAG reward. A second head on the same layer
-reads question + draft answer (label: that draft was correct) and decides the iterative stop. Saved in the
-checksummed policy format of rag.controller with kind "probe".
+Training (`train_probe`) splits the cache's train split again by id: the fit part picks the (layer, pooling, L2)
+by stratified cross-validated AUC and fits the head; the calibration part sets the threshold that maximises mean
+MBA-RAG reward. Inference lives in rag.control.bandit and rag.control.probe; nothing there imports this file.
 """
 from __future__ import annotations
 
-import logging
 import zlib
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from indexers.errors import ConfigError
-from rag.policy_base import Decision, check_mode, correct, read_policy_dir, reward, write_policy_dir
+from indexers.errors import ConfigError, positive_int
+from rag.control.bandit import BanditPolicy, save_policy
+from rag.control.base import correct, reward
+from rag.control.features import raw_features
+from rag.control.probe import NEVER, POOLS, ProbeHead, ProbePolicy, save_probe
 from rag.modes import MODE_NAMES
 from rag.prompts import probe_messages
 
-__all__ = ["DEFAULT_PROBE", "NEVER", "ProbeController", "ProbeHead", "ProbePolicy", "auc", "calibrate_threshold", "calibration_part",
-           "fit_head", "load_probe", "save_probe", "select_head", "train_probe"]
+__all__ = ["CV_GRID", "auc", "calibrate_threshold", "calibration_part", "cross_validate", "fit_head", "index_features", "outcome_matrix", "select_head",
+           "train_bandit", "train_policy", "train_probe"]
 
-log = logging.getLogger(__name__)
-
-DEFAULT_PROBE = Path(__file__).parent / "policies" / "probe"
-NEVER = 1.5  # a threshold above every probability: the probe never says "answerable"
-POOLS = ("last", "mean")
+CV_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"ridge": r, "pca_dims": p} for r in (1.0, 3.0, 10.0, 30.0, 100.0) for p in (0, 4, 8, 16))
+"""`train --cv`: ridge strength x embedding PCA dims, chosen by 5-fold replay on the train split."""
 
 
-@dataclass(frozen=True)
-class ProbeHead:
-    """Logistic regression on one layer's standardised pooled hidden state."""
+def outcome_matrix(records: Sequence[dict], arms: Sequence[str], lam: float, f1_threshold: float) -> np.ndarray:
+    """[n, arms] rewards of every arm on every cached question (the cache is full-information)."""
+    return np.array([[reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=f1_threshold),
+                             r["arms"][a]["retrieval_calls"], lam=lam) for a in arms] for r in records])
 
-    layer: int
-    pool: str
-    mean: np.ndarray  # [hidden]
-    std: np.ndarray  # [hidden]
-    w: np.ndarray  # [hidden]
-    b: float
 
-    def proba(self, H: np.ndarray) -> np.ndarray:  # H [n, hidden] -> [n]
-        """P(label 1) for each row."""
-        z = ((np.asarray(H, dtype=np.float64) - self.mean) / self.std) @ self.w + self.b
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
+                 kind: Literal["linucb", "thompson"] = "linucb", arms: Sequence[str] = MODE_NAMES,
+                 lam: float = 0.1, f1_threshold: float = 0.5, alpha: float = 0.5, ridge: float = 1.0,
+                 pca_dims: int = 8, epochs: int = 5, seed: int = 0,
+                 feedback: Literal["full", "bandit"] = "full") -> tuple[BanditPolicy, list[dict]]:
+    """Fit the per-arm reward models from the cache. Each epoch visits the questions in a random order and logs
+    the arm the (exploring) policy picks. `feedback="full"` (default): the cache holds every arm's outcome, so
+    every arm learns from every question (one pass; each arm's bias is its mean reward). `"bandit"`: MBA-RAG's
+    replay, where only the picked arm's reward is seen; with few questions and mostly negative rewards it can settle
+    on whichever arm happened to look good early. Returns the policy and the log (id, arm, reward)."""
+    if kind not in ("linucb", "thompson"):
+        raise ConfigError(f"unknown bandit kind {kind!r}: use linucb or thompson")
+    if feedback not in ("full", "bandit"):
+        raise ConfigError(f"unknown feedback {feedback!r}: use full (every cached arm) or bandit (replay)")
+    if len(records) < 2:
+        raise ConfigError(f"need at least 2 cached questions to train, got {len(records)}: run `adarag controller "
+                          "collect` on more questions")
+    rng = np.random.default_rng(seed)
+    centered = emb - emb.mean(0)
+    p = min(pca_dims, min(centered.shape) - 1) if min(centered.shape) > 1 else 0
+    pca = np.linalg.svd(centered, full_matrices=False)[2][:p].T if p > 0 else np.zeros((emb.shape[1], 0))
+    raw = np.hstack([cheap, emb @ pca])
+    mean, std = raw.mean(0), raw.std(0)
+    std[std < 1e-9] = 1.0
+    d = raw.shape[1] + 1
+    pol = BanditPolicy(kind, tuple(arms), mean, std, pca, np.stack([ridge * np.eye(d)] * len(arms)),
+                       np.zeros((len(arms), d)), alpha, lam, f1_threshold)
+    X = pol.context(cheap, emb)
+    R = outcome_matrix(records, arms, lam, f1_threshold)
+    log = []
+    for _ in range(epochs if feedback == "bandit" else 1):
+        for i in rng.permutation(len(records)):
+            a = int(np.argmax(pol.scores(X[i], explore=True, rng=rng)))
+            log.append({"id": records[i]["id"], "arm": arms[a], "reward": float(R[i, a])})
+            for u in (range(len(arms)) if feedback == "full" else (a,)):
+                pol.update(X[i], u, R[i, u])
+    return pol, log
+
+
+def cross_validate(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], grid: Sequence[dict[str, Any]], *,
+                   folds: int = 5, repeats: int = 3, seed: int = 0, **fixed: Any) -> list[dict[str, Any]]:
+    """Each `train_bandit` parameter set in `grid` (e.g. {"ridge": 10, "pca_dims": 4}) scored by k-fold replay on
+    `records` alone (call it on the train split only): mean reward and EM of the greedy pick on the left-out folds,
+    averaged over `repeats` fold splits (one split's noise decides little). Best mean reward first (ties: the
+    earlier set in `grid`)."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(records):
+        raise ConfigError(f"folds must be an int in [2, {len(records)}] (the number of records), got {folds!r}")
+    if not grid:
+        raise ConfigError("grid is empty: pass at least one parameter set, e.g. [{'ridge': 1.0}]")
+    positive_int(repeats, "repeats")
+    lam, f1_threshold = fixed.get("lam", 0.1), fixed.get("f1_threshold", 0.5)
+    rng = np.random.default_rng(seed)
+    splits = [rng.permutation(len(records)) % folds for _ in range(repeats)]
+    R = outcome_matrix(records, fixed.get("arms", MODE_NAMES), lam, f1_threshold)
+    em = np.array([[r["arms"][a]["em"] for a in fixed.get("arms", MODE_NAMES)] for r in records])
+    rows = []
+    idx = np.arange(len(records))
+    for g, params in enumerate(grid):
+        rewards, ems = [], []
+        for fold in splits:
+            picks = np.empty(len(records), dtype=int)
+            for k in range(folds):
+                tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+                pol, _ = train_bandit(cheap[tr], emb[tr], [records[i] for i in tr], seed=seed, **{**fixed, **params})
+                X = pol.context(cheap[te], emb[te])
+                picks[te] = [int(np.argmax(pol.scores(x, explore=False))) for x in X]
+            rewards.append(R[idx, picks].mean())
+            ems.append(em[idx, picks].mean())
+        rows.append({"params": dict(params), "reward": float(np.mean(rewards)), "em": float(np.mean(ems)), "order": g})
+    rows.sort(key=lambda r: (-r["reward"], r["order"]))
+    return [{k: v for k, v in r.items() if k != "order"} for r in rows]
 
 
 def fit_head(H: np.ndarray, y: Sequence[int], *, layer: int = 0, pool: str = "last", l2: float = 1.0,
@@ -139,25 +197,6 @@ def calibrate_threshold(p: Sequence[float], gain_yes: Sequence[float], gain_no: 
     return float(best_t)
 
 
-@dataclass(frozen=True)
-class ProbePolicy:
-    """Two heads on one layer of `generator`: `head` (question -> answerable closed-book) and `stop` (question +
-    draft -> draft correct), their thresholds, and the mode to run when the question needs retrieval."""
-
-    head: ProbeHead
-    threshold: float
-    retrieve_mode: str
-    generator: str
-    stop: ProbeHead | None = None
-    stop_threshold: float = NEVER
-    lam: float = 0.1
-    f1_threshold: float = 0.5
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def choose(self, p_answerable: float) -> str:
-        return "none" if p_answerable >= self.threshold else self.retrieve_mode
-
-
 def _labels(recs: Sequence[dict], arm: str, f1_threshold: float) -> np.ndarray:
     return np.array([int(correct(r["arms"][arm]["em"], r["arms"][arm]["f1"], f1_threshold=f1_threshold))
                      for r in recs])
@@ -233,72 +272,41 @@ def train_probe(records: Sequence[dict], generator: Any, *, layers: Sequence[int
     return ProbePolicy(head, threshold, retrieve_mode, generator.name, stop, stop_threshold, lam, f1_threshold, meta)
 
 
-def _head_arrays(prefix: str, h: ProbeHead) -> dict[str, np.ndarray]:
-    return {f"{prefix}_mean": h.mean, f"{prefix}_std": h.std, f"{prefix}_w": np.append(h.w, h.b)}
+def index_features(index: str | Path, questions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The bandit's raw features of `questions` (rag.control.features) from the index at `index`."""
+    from rag.sdk import RAG
+
+    with RAG.open(index, threads=1) as rag:
+        return raw_features(rag, questions)
 
 
-def _head(prefix: str, arrays: dict[str, np.ndarray], layer: int, pool: str) -> ProbeHead:
-    wb = arrays[f"{prefix}_w"]
-    return ProbeHead(layer, pool, arrays[f"{prefix}_mean"], arrays[f"{prefix}_std"], wb[:-1], float(wb[-1]))
+def train_policy(records: Sequence[dict], out: str | Path, *, index: str | Path | None = None, kind: str = "linucb",
+                 lam: float = 0.1, f1_threshold: float = 0.5, epochs: int = 5, seed: int = 0,
+                 generator: str = "qwen-0.5b", threads: int | None = 1, feedback: str = "full", cv: bool = False,
+                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit a bandit (linucb, thompson; features from `index`) or a probe (hidden states of `generator`) on cached
+    train outcomes and save it as a policy directory; returns what was trained. `cv` picks the bandit's ridge and
+    PCA dims from CV_GRID by cross-validation on `records` alone."""
+    meta = dict(meta or {})
+    if kind == "probe":
+        from rag.generator import Generator
 
-
-def save_probe(pol: ProbePolicy, out: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
-    """Write a probe policy directory (rag.controller policy format, kind "probe")."""
-    arrays = _head_arrays("head", pol.head) | (_head_arrays("stop", pol.stop) if pol.stop is not None else {})
-    params = {"arms": list(MODE_NAMES), "generator": pol.generator, "layer": pol.head.layer, "pool": pol.head.pool,
-              "threshold": pol.threshold, "stop_threshold": pol.stop_threshold, "has_stop": pol.stop is not None,
-              "retrieve_mode": pol.retrieve_mode, "lam": pol.lam, "f1_threshold": pol.f1_threshold}
-    return write_policy_dir(out, "probe", arrays, params, meta={**pol.meta, **(meta or {})})
-
-
-def load_probe(path: str | Path) -> ProbePolicy:
-    """Read and checksum-verify a probe policy directory written by `save_probe`."""
-    m, arrays = read_policy_dir(path, ("probe",))
-    head = _head("head", arrays, m["layer"], m["pool"])
-    stop = _head("stop", arrays, m["layer"], m["pool"]) if m["has_stop"] else None
-    return ProbePolicy(head, float(m["threshold"]), m["retrieve_mode"], m["generator"], stop,
-                       float(m["stop_threshold"]), float(m["lam"]), float(m["f1_threshold"]), m.get("meta", {}))
-
-
-class ProbeController:
-    """Chooses none vs the policy's retrieval mode from the generator's hidden states; stops iterative early."""
-
-    def __init__(self, policy: ProbePolicy, rag: Any) -> None:
-        self.policy, self.rag = policy, rag
-
-    @property
-    def lam(self) -> float:
-        return self.policy.lam
-
-    def _generator(self) -> Any:
-        gen = self.rag.generator
-        hidden = int(gen.model.config.hidden_size)
-        if hidden != len(self.policy.head.w):
-            raise ConfigError(f"this probe reads {self.policy.generator!r} hidden states ({len(self.policy.head.w)}-d)"
-                              f" but the generator {gen.name!r} has {hidden}: open RAG with generator="
-                              f"{self.policy.generator!r}, or train a probe for it with `adarag controller train "
-                              f"--kind probe --generator {gen.name}`")
-        if gen.name != self.policy.generator:
-            log.warning("probe trained on %r hidden states is reading %r's (same width): retrain it for this model",
-                        self.policy.generator, gen.name)
-        return gen
-
-    def _p(self, head: ProbeHead, messages: Any) -> float:
-        H = self._generator().hidden_states([messages], [head.layer], pool=head.pool)[0]
-        return float(head.proba(H)[0])
-
-    def choose(self, question: str) -> Decision:
-        p = self._p(self.policy.head, probe_messages(question))
-        return Decision(self.policy.choose(p), 1.0, {"p_answerable": p, "threshold": self.policy.threshold})
-
-    def should_stop(self, question: str, draft: str) -> bool:
-        """The iterative stop: the stop head thinks the draft is right (never, without a stop head)."""
-        if self.policy.stop is None or not draft.strip():
-            return False
-        return self._p(self.policy.stop, probe_messages(question, draft)) >= self.policy.stop_threshold
-
-    def update(self, question: str, mode: str, reward: float) -> None:
-        """Feedback does not change a probe (it is trained offline from the cache); logged for the record."""
-        check_mode(mode)
-        log.info("probe controller: feedback reward %.2f for mode %s not learned online (retrain offline)",
-                 reward, mode)
+        pol = train_probe(records, Generator.load(generator, threads=threads), lam=lam, f1_threshold=f1_threshold,
+                          seed=seed)
+        save_probe(pol, out, meta={**meta, "seed": seed})
+        return {"policy": str(out), "kind": "probe", "generator": generator, "layer": pol.head.layer,
+                "pool": pol.head.pool, "threshold": pol.threshold, "stop_threshold": pol.stop_threshold,
+                "retrieve_mode": pol.retrieve_mode, **pol.meta, **meta, "seed": seed}
+    if index is None:
+        raise ConfigError(f"a {kind} policy reads its features from an index: pass --index INDEX")
+    cheap, emb = index_features(index, [r["question"] for r in records])
+    fixed = {"kind": kind, "lam": lam, "f1_threshold": f1_threshold, "epochs": epochs, "feedback": feedback}
+    table = cross_validate(cheap, emb, records, CV_GRID, seed=seed, **fixed) if cv else []
+    params = table[0]["params"] if table else {}
+    pol, log = train_bandit(cheap, emb, records, seed=seed, **fixed, **params)
+    meta.update({"n_train": len(records), "feedback": feedback, "epochs": epochs if feedback == "bandit" else 1,
+                 "seed": seed, "replay_arm_counts": dict(Counter(e["arm"] for e in log)), "params": params,
+                 "cv": table, "fixed_arm_train_reward": {
+                     a: float(np.mean(outcome_matrix(records, [a], lam, f1_threshold))) for a in MODE_NAMES}})
+    save_policy(pol, out, meta=meta)
+    return {"policy": str(out), **meta}

@@ -1,5 +1,5 @@
-"""What every controller kind shares (the bandit in rag.controller, the probe in rag.probe): the MBA-RAG reward,
-the Decision a controller returns, and the checksummed policy directory both are saved as."""
+"""What every controller kind shares (rag.control.bandit, rag.control.probe): the MBA-RAG reward, the Decision
+a controller returns, the Controller protocol, and the checksummed policy directory both are saved as."""
 from __future__ import annotations
 
 import json
@@ -50,7 +50,7 @@ def check_mode(mode: object) -> str:
 
 @runtime_checkable
 class Controller(Protocol):
-    """Decides how much to search for a question (rag.controller's bandit, rag.probe's probe, a fixed mode).
+    """Decides how much to search for a question (rag.control.bandit, rag.control.probe, a fixed mode).
 
     `lam` is the retrieval cost its feedback reward uses; `should_stop` may end iterative retrieval early."""
 
