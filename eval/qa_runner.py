@@ -24,6 +24,7 @@ from indexers.types import Hit
 from eval.qa_files import CONFIG, METRICS, PREDICTIONS, read_predictions
 from eval.report import write_report
 from eval.shared import portable_path
+from rag.trace import ControllerStep, trace_dicts
 
 __all__ = [
     "CONFIG",
@@ -43,8 +44,9 @@ log = logging.getLogger(__name__)
 _RESUME_KEYS = ("data", "index", "mode", "generator", "k", "store", "max_new_tokens", "format")
 
 AnswerFn = Callable[[str], Any]
-"""question -> an Answer-like object: .answer, .passages (Hits), and optionally .citations, .mode, .timings,
-.n_prompt_tokens, .n_new_tokens, .retrieval_calls, .trace (see `rag.sdk.Answer`)."""
+"""question -> an answer with rag.sdk.Answer's fields (rag.modes.ModeResult has them too): .answer, .passages
+(Hits), .retrieval_calls required; .citations, .citation_source, .mode, .timings, .n_prompt_tokens,
+.n_new_tokens, .raw_text and .trace (rag.trace steps) recorded when present."""
 
 
 def _one_shot(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
@@ -76,8 +78,7 @@ def _controlled(spec: str) -> Callable[..., AnswerFn]:
         def answer(q: str):
             d = ctl.choose(q)
             r = run_mode(d.mode, q, ctx)
-            return replace(r, trace=[{"kind": "controller", "controller": spec, "mode": d.mode,
-                                      "propensity": d.propensity, "scores": d.scores}, *r.trace])
+            return replace(r, trace=[ControllerStep(spec, d.mode, d.propensity, d.scores), *r.trace])
         return answer
     return make
 
@@ -97,15 +98,11 @@ def _answer_fn(rag, mode: str, *, k: int, store: str | None, max_new_tokens: int
 
 
 def _retrieval_calls(ans: Any) -> int:
-    for name in ("retrieval_calls", "n_retrieval_calls"):
-        v = getattr(ans, name, None)
-        if isinstance(v, int):
-            return v
-    trace = getattr(ans, "trace", None)
-    queries = trace.get("queries") if isinstance(trace, dict) else getattr(trace, "queries", None)
-    if isinstance(queries, (list, tuple)):
-        return len(queries)
-    return 0 if getattr(ans, "mode", "one_shot") == "none" or not getattr(ans, "passages", None) else 1
+    calls = getattr(ans, "retrieval_calls", None)
+    if not isinstance(calls, int) or isinstance(calls, bool):
+        raise ConfigError(f"an answer function returned {type(ans).__name__} without an int .retrieval_calls: "
+                          "return rag.sdk.Answer or rag.modes.ModeResult (or an object with their fields)")
+    return calls
 
 
 def _hit_dict(h: Hit | dict[str, Any]) -> dict[str, Any]:
@@ -115,11 +112,6 @@ def _hit_dict(h: Hit | dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _jsonable(x: Any) -> Any:
-    if x is None or isinstance(x, (str, int, float, bool, list, dict)):
-        return x
-    to_dict = getattr(x, "to_dict", None)
-    return to_dict() if callable(to_dict) else repr(x)
 
 
 def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
@@ -137,7 +129,7 @@ def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
         "n_prompt_tokens": int(getattr(ans, "n_prompt_tokens", 0) or 0),
         "n_new_tokens": int(getattr(ans, "n_new_tokens", 0) or 0),
         "timings": dict(getattr(ans, "timings", {}) or {}), "seconds": seconds,
-        "raw_text": getattr(ans, "raw_text", ""), "trace": _jsonable(getattr(ans, "trace", None)),
+        "raw_text": getattr(ans, "raw_text", ""), "trace": trace_dicts(getattr(ans, "trace", None) or []),
         "scores": scores.to_dict(),
     }
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from indexers.errors import ConfigError, positive_int
 from indexers.types import Hit
+from rag.trace import ChainStep, GenerateStep, RetrieveStep, Step, StopStep, trace_dicts
 from rag.prompts import (
     chain_final_messages,
     closed_book_messages,
@@ -102,7 +103,7 @@ class ModeResult:
     answer: str
     raw_text: str
     passages: list[Hit]
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[Step] = field(default_factory=list)
     retrieval_calls: int = 0
     n_prompt_tokens: int = 0
     n_new_tokens: int = 0
@@ -111,7 +112,7 @@ class ModeResult:
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "question": self.question, "answer": self.answer, "raw_text": self.raw_text,
                 "passages": [h.to_dict() for h in self.passages],
-                "trace": self.trace, "retrieval_calls": self.retrieval_calls,
+                "trace": trace_dicts(self.trace), "retrieval_calls": self.retrieval_calls,
                 "n_prompt_tokens": self.n_prompt_tokens, "n_new_tokens": self.n_new_tokens, "seconds": self.seconds}
 
 
@@ -119,20 +120,19 @@ def _triples(hits: Sequence[Hit]) -> list[tuple[str, str, str]]:
     return [(h.id, h.title, h.text) for h in hits]
 
 
-def _retrieve(ctx: ModeContext, query: str, trace: list[dict[str, Any]]) -> list[Hit]:
+def _retrieve(ctx: ModeContext, query: str, trace: list[Step]) -> list[Hit]:
     t = time.perf_counter()
     hits = ctx.retrieve(query)
-    trace.append({"kind": "retrieve", "query": query, "passages": [h.id for h in hits],
-                  "seconds": time.perf_counter() - t})
+    trace.append(RetrieveStep(query, tuple(h.id for h in hits), time.perf_counter() - t))
     return hits
 
 
-def _generate(ctx: ModeContext, kind: str, messages, max_new_tokens: int, trace: list[dict[str, Any]], *,
-              final: bool = False) -> str:
+def _generate(ctx: ModeContext, kind: Literal["answer", "thought", "subquery", "subanswer"], messages,
+              max_new_tokens: int, trace: list[Step], *, final: bool = False) -> str:
     t = time.perf_counter()
     out = ctx.generate(messages, max_new_tokens, final=final)
-    trace.append({"kind": kind, "text": out.text, "prompt_tokens": int(out.n_prompt_tokens),
-                  "new_tokens": int(out.n_new_tokens), "seconds": time.perf_counter() - t})
+    trace.append(GenerateStep(kind, out.text, int(out.n_prompt_tokens), int(out.n_new_tokens),
+                              time.perf_counter() - t))
     return out.text
 
 
@@ -160,25 +160,26 @@ def _clean_answer(raw: str, passages: Sequence[Hit]) -> str:
     return text.strip().rstrip(".").strip()
 
 
-def _result(mode: str, question: str, raw: str, passages: list[Hit], trace: list[dict[str, Any]],
+def _result(mode: str, question: str, raw: str, passages: list[Hit], trace: list[Step],
             started: float) -> ModeResult:
+    gens = [s for s in trace if isinstance(s, GenerateStep)]
     return ModeResult(
         mode=mode, question=question, answer=_clean_answer(raw, passages), raw_text=raw, passages=passages,
-        trace=trace, retrieval_calls=sum(1 for s in trace if s["kind"] == "retrieve"),
-        n_prompt_tokens=sum(s.get("prompt_tokens", 0) for s in trace),
-        n_new_tokens=sum(s.get("new_tokens", 0) for s in trace), seconds=time.perf_counter() - started)
+        trace=trace, retrieval_calls=sum(isinstance(s, RetrieveStep) for s in trace),
+        n_prompt_tokens=sum(s.prompt_tokens for s in gens), n_new_tokens=sum(s.new_tokens for s in gens),
+        seconds=time.perf_counter() - started)
 
 
 def none(question: str, ctx: ModeContext) -> ModeResult:
     """Closed book: no retrieval."""
-    t, trace = time.perf_counter(), []
+    t, trace = time.perf_counter(), list[Step]()
     raw = _generate(ctx, "answer", closed_book_messages(question), ctx.answer_tokens, trace, final=True)
     return _result("none", question, raw, [], trace, t)
 
 
 def one_shot(question: str, ctx: ModeContext) -> ModeResult:
     """Retrieve with the question, answer from those passages."""
-    t, trace = time.perf_counter(), []
+    t, trace = time.perf_counter(), list[Step]()
     hits = _retrieve(ctx, question, trace)
     raw = _generate(ctx, "answer", grounded_messages(question, _triples(hits)), ctx.answer_tokens, trace, final=True)
     return _result("one_shot", question, raw, hits, trace, t)
@@ -187,7 +188,7 @@ def one_shot(question: str, ctx: ModeContext) -> ModeResult:
 def iterative(question: str, ctx: ModeContext) -> ModeResult:
     """IRCoT: retrieve with the question, then per step one reasoning sentence and a retrieval keyed on it;
     `ctx.should_stop(question, thoughts so far)` (a probe) may end the retrievals before the step limit."""
-    t, trace = time.perf_counter(), []
+    t, trace = time.perf_counter(), list[Step]()
     evidence = _retrieve(ctx, question, trace)
     thoughts: list[str] = []
     for _ in range(ctx.max_steps - 1):
@@ -201,7 +202,7 @@ def iterative(question: str, ctx: ModeContext) -> ModeResult:
             break
         thoughts.append(sentence)
         if ctx.should_stop is not None and ctx.should_stop(question, " ".join(thoughts)):
-            trace.append({"kind": "stop", "draft": " ".join(thoughts), "seconds": 0.0})
+            trace.append(StopStep(" ".join(thoughts)))
             break
         evidence = _merge(evidence, _retrieve(ctx, sentence, trace))
     used = evidence[: ctx.max_passages]
@@ -214,7 +215,7 @@ _DONE = re.compile(r"^\W*done\b", re.IGNORECASE)
 
 def chain(question: str, ctx: ModeContext) -> ModeResult:
     """CoRAG: sub-query -> retrieve -> sub-answer, repeated until DONE or `max_steps`; answer on the chain."""
-    t, trace = time.perf_counter(), []
+    t, trace = time.perf_counter(), list[Step]()
     links: list[tuple[str, str]] = []
     evidence: list[Hit] = []
     for _ in range(ctx.max_steps):
@@ -232,7 +233,7 @@ def chain(question: str, ctx: ModeContext) -> ModeResult:
     raw = _generate(ctx, "answer", chain_final_messages(question, links, _triples(used)), ctx.answer_tokens, trace,
                     final=True)
     res = _result("chain", question, raw, used, trace, t)
-    trace.append({"kind": "chain", "links": [list(x) for x in links], "seconds": 0.0})
+    trace.append(ChainStep(tuple(links)))
     return res
 
 
@@ -263,7 +264,7 @@ def run_mode_batch(name: str, questions: Sequence[str], ctx: ModeContext) -> lis
         return [run_mode(name, q, ctx) for q in questions]
     if any(not isinstance(q, str) or not q.strip() for q in questions):
         raise ConfigError("a question is empty: pass the question texts")
-    traces: list[list[dict[str, Any]]] = [[] for _ in questions]
+    traces: list[list[Step]] = [[] for _ in questions]
     hits: list[list[Hit]] = [[] for _ in questions]
     prompts = []
     for i, q in enumerate(questions):
@@ -279,8 +280,7 @@ def run_mode_batch(name: str, questions: Sequence[str], ctx: ModeContext) -> lis
     share = (time.perf_counter() - t) / max(1, len(prompts))
     results = []
     for i, (q, out) in enumerate(zip(questions, outs)):
-        traces[i].append({"kind": "answer", "text": out.text, "prompt_tokens": int(out.n_prompt_tokens),
-                          "new_tokens": int(out.n_new_tokens), "seconds": share})
+        traces[i].append(GenerateStep("answer", out.text, int(out.n_prompt_tokens), int(out.n_new_tokens), share))
         r = _result(name, q, out.text, hits[i], traces[i], t)
-        results.append(replace(r, seconds=sum(s["seconds"] for s in traces[i])))  # its retrieval + its share
+        results.append(replace(r, seconds=sum(s.seconds for s in traces[i])))  # its retrieval + its share
     return results

@@ -9,7 +9,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from indexers.text import plain_words
 from indexers.types import Document, Hit, passage_text
 from rag.control.base import Controller
 from rag.options import check_options
+from rag.trace import ControllerStep, GenerateStep, RetrieveStep, Step, trace_dicts
 from retrievers.rerank import DEFAULT_RERANKER
 from retrievers.search import MAX_QUERY_CHARS, Retriever, check_query
 from retrievers.selector import Candidate, select_passages
@@ -84,7 +85,7 @@ class Answer:
     n_new_tokens: int = 0
     citation_source: Literal["model", "overlap", "none"] = "none"
     raw_text: str = field(default="", repr=False)
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[Step] = field(default_factory=list)
     retrieval_calls: int = 0
     decoding: dict[str, Any] = field(default_factory=dict)
     controller: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["passages"] = [h.to_dict() for h in self.passages]
+        d["trace"] = trace_dicts(self.trace)
         by_id = {h.id: h for h in self.passages}
         d["citation_spans"] = [{"id": c, "doc_id": by_id[c].doc_id, "start": by_id[c].start, "end": by_id[c].end}
                                for c in self.citations if c in by_id]
@@ -466,20 +468,22 @@ class RAG:
         stop = self.controller.should_stop if decision else None  # a probe may end iterative early
         res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens, should_stop=stop))
         t3 = time.perf_counter()
-        trace = [dict(step) for step in res.trace]
-        for step, ev in zip((s for s in trace if s.get("kind") == "retrieve"), gathered):
-            step["dropped"] = [list(x) for x in ev.dropped]
-            step["evidence_tokens"] = ev.tokens
+        evidence = iter(gathered)  # one per retrieval, in order: each retrieve step gains its drops and tokens
+        trace: list[Step] = []
+        for step in res.trace:
+            ev = next(evidence, None) if isinstance(step, RetrieveStep) else None
+            trace.append(step if ev is None else replace(step, dropped=tuple(map(tuple, ev.dropped)),
+                                                         evidence_tokens=ev.tokens))
         if decision:
-            trace.insert(0, {"kind": "controller", **decision, "seconds": t2 - t1})
+            trace.insert(0, ControllerStep(**decision, seconds=t2 - t1))
         _, cited = parse_citations(res.raw_text, [h.id for h in res.passages])
         source: Literal["model", "overlap", "none"] = "model" if cited else "none"
         if not cited:
             cited = _overlap_citations(res.answer, res.passages)
             source = "overlap" if cited else "none"
         timings = {"load_generator": t1 - t0, "controller": t2 - t1,
-                   "retrieve": sum(s["seconds"] for s in trace if s.get("kind") == "retrieve"),
-                   "generate": sum(s["seconds"] for s in trace if "new_tokens" in s), "total": t3 - t0}
+                   "retrieve": sum(s.seconds for s in trace if isinstance(s, RetrieveStep)),
+                   "generate": sum(s.seconds for s in trace if isinstance(s, GenerateStep)), "total": t3 - t0}
         stats = final_stats[-1] if final_stats else None
         ans = Answer(question, res.answer, cited, res.passages, res.mode, timings, gen.name or self.generator_name,
                      res.n_prompt_tokens, res.n_new_tokens, source, res.raw_text, trace, res.retrieval_calls,

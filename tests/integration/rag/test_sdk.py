@@ -90,8 +90,12 @@ def test_streaming_yields_the_answer_text_then_the_answer(rag):
 
 def test_feedback_needs_a_recent_answer_id(rag):
     ans = rag.ask("Who was Shirley Temple?", store="bm25", k=1, max_new_tokens=4, mode="one_shot")
-    step = next(s for s in ans.trace if s["kind"] == "retrieve")
-    assert ans.answer_id and step["passages"] == [h.id for h in ans.passages] and "dropped" in step
+    step = next(s for s in ans.trace if s.kind == "retrieve")
+    assert ans.answer_id and list(step.passages) == [h.id for h in ans.passages] and step.evidence_tokens > 0
+    assert ans.to_dict()["trace"][0] == {"kind": "retrieve", "query": "Who was Shirley Temple?",
+                                         "passages": list(step.passages), "seconds": step.seconds,
+                                         "dropped": [list(x) for x in step.dropped],
+                                         "evidence_tokens": step.evidence_tokens}
     with pytest.raises(TypeError):
         rag.feedback(ans.answer_id, correct="yes")
     assert rag.feedback(ans.answer_id, correct=True) == pytest.approx(0.9)  # MBA-RAG: 1 - 0.1 * one retrieval
@@ -106,11 +110,11 @@ def test_feedback_needs_a_recent_answer_id(rag):
 def test_ask_runs_the_named_search_mode_and_traces_it(rag):
     closed = rag.ask("Who was Shirley Temple?", mode="none", max_new_tokens=8)
     assert closed.mode == "none" and closed.retrieval_calls == 0 and closed.passages == []
-    assert not any(s["kind"] == "retrieve" for s in closed.trace)
+    assert not any(s.kind == "retrieve" for s in closed.trace)
     it = rag.ask("Who was Shirley Temple?", mode="iterative", store="bm25", k=2, max_new_tokens=8)
-    assert it.mode == "iterative" and it.retrieval_calls == sum(s["kind"] == "retrieve" for s in it.trace) >= 1
+    assert it.mode == "iterative" and it.retrieval_calls == sum(s.kind == "retrieve" for s in it.trace) >= 1
     auto = rag.ask("Who was Shirley Temple?", store="bm25", k=1, max_new_tokens=4)
-    assert auto.trace[0]["kind"] == "controller" and auto.trace[0]["mode"] == auto.mode == auto.controller["mode"]
+    assert auto.trace[0].kind == "controller" and auto.trace[0].mode == auto.mode == auto.controller["mode"]
     with pytest.raises(ConfigError, match="unknown mode"):
         rag.ask("who?", mode="sometimes")
 

@@ -29,7 +29,8 @@ class Stub:
         hits = [Hit(id=f"d{i}#0", score=2.0, doc_id=f"d{i}", title=f"T{i}", text="x"),
                 Hit(id="dz#0", score=1.0, doc_id="dz", title="Z", text="y")]
         return SimpleNamespace(answer=f"ans{i}" if i % 2 == 0 else "wrong", passages=hits, citations=[f"d{i}#0"],
-                               mode="one_shot", timings={"total": 0.01}, n_prompt_tokens=100, n_new_tokens=4)
+                               mode="one_shot", timings={"total": 0.01}, n_prompt_tokens=100, n_new_tokens=4,
+                               retrieval_calls=1)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_iterative_retrieves_on_each_thought_and_accumulates_evidence():
     assert r.answer == "Suzy Amis"
     assert "James Cameron is married" in calls["gen"][-1][0] and calls["gen"][-1][2] is True
     assert r.n_new_tokens == 9 and r.n_prompt_tokens == 30  # summed over the three generations
-    assert [s["kind"] for s in r.trace] == ["retrieve", "thought", "retrieve", "thought", "answer"]
+    assert [s.kind for s in r.trace] == ["retrieve", "thought", "retrieve", "thought", "answer"]
 
 
 def test_iterative_stops_at_the_step_limit():
@@ -81,7 +81,10 @@ def test_chain_decomposes_into_subqueries_until_done():
     assert r.answer == "Suzy Amis" and r.retrieval_calls == 2 and [h.id for h in r.passages] == ["p1", "p2"]
     final_prompt = calls["gen"][-1][0]
     assert "Who directed Titanic? -> James Cameron" in final_prompt and calls["gen"][-1][2] is True
-    assert r.trace[-1]["links"][1] == ["Who is James Cameron's spouse?", "Suzy Amis"]
+    assert r.trace[-1].links[1] == ("Who is James Cameron's spouse?", "Suzy Amis")
+    assert r.to_dict()["trace"][-1] == {"kind": "chain", "links": [["Who directed Titanic?", "James Cameron"],
+                                                              ["Who is James Cameron's spouse?", "Suzy Amis"]],
+                                        "seconds": 0.0}
 
 
 def test_chain_searches_the_question_when_the_model_says_done_at_once():
@@ -135,7 +138,7 @@ def test_batched_none_and_one_shot_give_the_per_question_results():
                     b.n_new_tokens) == (s.mode, s.question, s.answer, s.raw_text, s.retrieval_calls,
                                         s.n_prompt_tokens, s.n_new_tokens)
             assert [h.id for h in b.passages] == [h.id for h in s.passages]
-            assert [st["kind"] for st in b.trace] == [st["kind"] for st in s.trace]
+            assert [st.kind for st in b.trace] == [st.kind for st in s.trace]
     assert calls["batch"] == [(2, 7), (2, 7)]  # one batched call per mode, with the answer budget
     assert batched[0].answer == "Suzy Amis" and [h.id for h in batched[1].passages] == ["p1"]
 

@@ -243,7 +243,7 @@ def test_iterative_stop_hook_stops_early_when_told():
     early, rets, asked = _iterative(lambda q, d: True)
     assert early.retrieval_calls == 1 and rets == ["Q?"]
     assert asked == [("Q?", "Thought number 1.")]
-    assert [s["kind"] for s in early.trace] == ["retrieve", "thought", "stop", "answer"]
+    assert [s.kind for s in early.trace] == ["retrieve", "thought", "stop", "answer"]
     second, rets, asked = _iterative(lambda q, d: "2" in d)  # stops once the draft says so
     assert second.retrieval_calls == 2 and asked[-1] == ("Q?", "Thought number 1. Thought number 2.")
     with pytest.raises(ConfigError, match="should_stop"):
