@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from indexers.errors import ConfigError, MissingDependencyError, ModelError, missing
-from indexers.index_dir import sha256_file
+from indexers.artifact import sha256_file
 from indexers.models import (
     ModelSpec,
     default_threads,

@@ -13,6 +13,7 @@ __all__ = [
     "ServiceError",
     "NotFoundError",
     "Cancelled",
+    "ArtifactError",
     "positive_int",
 ]
 
@@ -47,6 +48,12 @@ class ConfigError(RagError, ValueError):
 
 class ModelError(RagError):
     """A bundled model could not be assembled, verified, converted or loaded."""
+
+
+class ArtifactError(IndexFormatError, ModelError):
+    """A saved artifact (policy, reranker, LTR model, converted model) is missing, of another format or version,
+    or fails its checksums (indexers.artifact). It is both an IndexFormatError and a ModelError, as the five
+    per-artifact errors it replaces were one or the other."""
 
 
 class NotFoundError(RagError, LookupError):

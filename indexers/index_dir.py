@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from indexers.artifact import adarag_version, fsync_dir, fsync_tree, manifest_checksum, sha256_file
 from indexers.errors import IndexFormatError
 
 __all__ = [
@@ -42,21 +43,16 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST",
     "Manifest",
-    "sha256_file",
     "FILE_HASH",
     "hash_file",
     "read_manifest",
     "verify_index",
     "data_dir",
     "manifest_stamp",
-    "manifest_checksum",
     "index_state",
     "recover_swap",
     "new_stage",
     "clean_leftovers",
-    "staging_dir",
-    "commit_staging",
-    "adarag_version",
     "load_arrays",
     "SEGMENT",
     "DELETED",
@@ -86,16 +82,6 @@ FILE_HASH = "xxh3_128"
 multi-GB index on every open runs at memory speed. It guards against corruption, not forgery: the
 manifest's own sha256 covers the list of sizes and checksums."""
 _FILE_HASH_HEX = {"sha256": re.compile(r"[0-9a-f]{64}"), FILE_HASH: re.compile(r"[0-9a-f]{32}")}
-
-
-def adarag_version() -> str:
-    """The installed adarag version (or 'unknown' when running from an uninstalled tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("adarag")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -130,19 +116,6 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "generation": (int,), "data": (str,), "previous": (str,), "segments": (list,), "sql": (str,),
 }
 _SINCE = {"generation": 2, "data": 2, "previous": 2, "segments": 3, "sql": 3}  # fields newer formats added
-
-
-def sha256_file(path: Path, progress: bool = False, chunk: int = 8 << 20) -> str:
-    """Hex sha256 of a file, streamed; `progress` shows a bar (the 1 GB model files)."""
-    from tqdm.auto import tqdm
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f, tqdm(total=Path(path).stat().st_size, desc=f"sha256 {Path(path).name}", unit="B",
-                                     unit_scale=True, unit_divisor=1024, disable=not progress) as bar:
-        while block := f.read(chunk):
-            h.update(block)
-            bar.update(len(block))
-    return h.hexdigest()
 
 
 def hash_file(path: Path, algo: str = FILE_HASH, chunk: int = 8 << 20) -> str:
@@ -181,12 +154,6 @@ def load_arrays(directory: Path, want: dict[str, tuple[Any, tuple[int, ...]]]) -
 
 def _rebuild_hint(root: Path) -> str:
     return f"rebuild it with `adarag index CORPUS --out {root} --rebuild`"
-
-
-def manifest_checksum(raw: dict[str, Any]) -> str:
-    """sha256 of the manifest's canonical JSON without its own `checksum` key."""
-    body = {k: v for k, v in raw.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
 
 
 def _safe_relpath(rel: object) -> bool:
@@ -414,23 +381,6 @@ def index_state(root: Path) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _fsync_tree(root: Path) -> None:
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    for d in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-        _fsync_dir(d)
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def new_stage(root: Path) -> Path:
     """A fresh staging directory inside the index `root`, unique to this writer."""
     stage = Path(root) / f"{_STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -500,7 +450,7 @@ def _write_manifest(root: Path, done: Manifest) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, root / MANIFEST)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manifest, old: Manifest | None) -> Manifest:
@@ -514,13 +464,13 @@ def publish_segments(root: Path, moves: list[tuple[Path, str]], manifest: Manife
         stable: dict[str, list] = {}
         files.update({f"{dst}/{rel}": meta for rel, meta in _list_files(src, stable).items()})
         hashed.update({f"{dst}/{rel}": key for rel, key in stable.items()})
-        _fsync_tree(src)
+        fsync_tree(src)
     for src, dst in moves:
         target = root / dst
         if target.exists():  # left by a writer killed before it published: never referenced
             shutil.rmtree(target)
         os.rename(src, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     done = Manifest(**{**asdict(manifest), "files": files, "version": FORMAT_VERSION,
                        "corpus_fingerprint": segments_fingerprint(manifest.segments, files)})
     _write_manifest(root, done)
@@ -636,23 +586,3 @@ def recover_swap(root: Path) -> None:
         return
 
 
-def staging_dir(root: Path) -> Path:
-    """A fresh `<root>.incomplete-<pid>-<hex>/` beside an artifact directory (model, policy), unique per writer."""
-    root = Path(root)
-    stage = root.with_name(f"{root.name}{_INCOMPLETE}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    stage.mkdir(parents=True)
-    return stage
-
-
-def commit_staging(stage: Path, root: Path) -> None:
-    """Swap a finished artifact staging directory into place; the old one is removed only once the new is in."""
-    root = Path(root)
-    _fsync_tree(stage)
-    prev = None
-    if root.exists():
-        prev = root.with_name(f"{root.name}{_PREVIOUS}-{uuid.uuid4().hex[:8]}")
-        os.replace(root, prev)
-    os.replace(stage, root)
-    _fsync_dir(root.parent)
-    if prev is not None:
-        shutil.rmtree(prev)

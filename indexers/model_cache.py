@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from indexers.errors import ConfigError, ModelError, missing
-from indexers.index_dir import sha256_file
+from indexers.artifact import ArtifactError, open_verified, publish, sha256_file
 from indexers.models import (
     ModelSpec,
     cache_dir,
@@ -42,7 +41,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "adarag-model.json"
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2  # 1: no file list or checksum (before indexers.artifact): converted again
+MODEL_FORMAT = "adarag-model"
 _CHUNK = 8 << 20
 
 
@@ -152,18 +152,6 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((directory / MANIFEST_NAME).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        logger.warning(
-            "ignoring unreadable %s in %s: %s", MANIFEST_NAME, directory, error
-        )
-        return None
-
-
 def _local_key(spec: ModelSpec) -> str:
     """A cache name for a local GGUF file: its stem + a digest of path, size and mtime (no 1 GB hash per load)."""
     path = Path(spec.path or spec.name)
@@ -177,14 +165,15 @@ def _hf_dir_for(spec: ModelSpec, root: Path) -> Path:
 
 
 def convert_to_hf(gguf: Path, out_dir: Path, source_sha256: str, name: str) -> Path:
-    """Dequantise `gguf` into a bf16 Hugging Face dir at `out_dir`, written to `<out_dir>.incomplete` then renamed."""
+    """Dequantise `gguf` into a bf16 Hugging Face dir at `out_dir`, published by indexers.artifact (staged
+    beside it, sealed with every file's size and sha256, swapped in)."""
     torch, transformers = _import_generate()
-    tmp = out_dir.with_name(out_dir.name + ".incomplete")
-    if tmp.exists():
-        logger.info("removing a stale partial conversion %s", tmp)
-        shutil.rmtree(tmp)
+    legacy = out_dir.with_name(out_dir.name + ".incomplete")  # what adarag before indexers.artifact left behind
+    if legacy.exists():
+        logger.info("removing a stale partial conversion %s", legacy)
+        shutil.rmtree(legacy)
     started = time.perf_counter()
-    try:
+    with publish(out_dir, MODEL_FORMAT, _MANIFEST_VERSION, manifest=MANIFEST_NAME, replace_foreign=True) as (tmp, body):
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             gguf.parent, gguf_file=gguf.name, local_files_only=True
         )
@@ -203,26 +192,10 @@ def convert_to_hf(gguf: Path, out_dir: Path, source_sha256: str, name: str) -> P
             raise ModelError(
                 f"{gguf.name} loaded with packed (non-float) weights; cannot save it as a bf16 dir"
             )
-        tmp.mkdir(parents=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        manifest = {
-            "format": "adarag-model",
-            "version": _MANIFEST_VERSION,
-            "name": name,
-            "source_file": gguf.name,
-            "source_sha256": source_sha256,
-            "dtype": "bfloat16",
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-        }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():  # a stale or foreign conversion: replace it
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        body.update({"name": name, "source_file": gguf.name, "source_sha256": source_sha256,
+                     "dtype": "bfloat16", "transformers": transformers.__version__, "torch": torch.__version__})
     logger.info(
         "converted %s to %s in %.1f s",
         gguf.name,
@@ -266,10 +239,15 @@ def ensure_hf_dir(
 
 
 def _is_current(out: Path, spec: ModelSpec) -> bool:
-    manifest = _read_manifest(out) if out.is_dir() else None
-    if manifest is None:
+    """Whether `out` is a whole conversion of `spec`'s weights: its manifest checks and every file has its
+    recorded size (hashing GBs on every load would cost seconds; the conversion is rebuildable anyway)."""
+    if not out.is_dir():
         return False
-    if manifest.get("version") != _MANIFEST_VERSION:
+    try:
+        manifest = open_verified(out, MODEL_FORMAT, (_MANIFEST_VERSION,), manifest=MANIFEST_NAME, hash_files=False,
+                                 fix="it is converted again")
+    except ArtifactError as error:
+        logger.warning("not reusing %s: %s", out, error)
         return False
     return not spec.sha256 or manifest.get("source_sha256") == spec.sha256
 

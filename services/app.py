@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from indexers.index_dir import adarag_version
+from indexers.artifact import adarag_version
 from rag.sdk import RAG
 from services.deps import ServiceState, require_key
 from services.handlers import install_handlers

@@ -73,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from indexers.index_dir import adarag_version
+    from indexers.artifact import adarag_version
 
     return adarag_version()
 

@@ -29,7 +29,8 @@ from typing import Any
 import xxhash
 
 from indexers.errors import ConfigError, IndexFormatError
-from indexers.index_dir import MANIFEST, adarag_version, manifest_checksum
+from indexers.artifact import adarag_version, manifest_checksum
+from indexers.index_dir import MANIFEST
 from indexers.sql_store import copy_sqlite
 
 __all__ = ["SHARDS", "FORMAT", "ShardEntry", "ShardsManifest", "shard_of", "is_sharded", "read_shards",

@@ -2,8 +2,6 @@
 a controller returns, the Controller protocol, and the checksummed policy directory both are saved as."""
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +9,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from indexers.errors import ConfigError, IndexFormatError
-from indexers.index_dir import adarag_version, commit_staging, sha256_file, staging_dir
+from indexers.artifact import open_verified, publish
+from indexers.errors import ConfigError
 from rag.modes import MODE_NAMES
 
 __all__ = ["DEFAULT_LAM", "POLICY_FORMAT", "POLICY_VERSION", "Controller", "Decision", "check_mode", "correct", "reward",
            "read_policy_dir", "write_policy_dir"]
 
-POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 1
+POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 2  # 1: bare sha256 per file, no manifest checksum
 DEFAULT_LAM = 0.1  # MBA-RAG's cost of one retrieval call in the reward
 
 
@@ -69,41 +67,25 @@ class Controller(Protocol):
         ...
 
 
+_FIX = "retrain it with `adarag controller train --cache CACHE --out POLICY`"
+
+
 def write_policy_dir(out: str | Path, kind: str, arrays: dict[str, np.ndarray], params: dict[str, Any], *,
                      meta: dict[str, Any] | None = None) -> Path:
-    """Any policy kind on disk: <name>.npy arrays + manifest.json (format, version, kind, params, sha256 per file),
-    staged in `<out>.incomplete-<pid>-<hex>` and swapped into place, so a failed write keeps the old policy."""
-    out = Path(out)
-    stage = staging_dir(out)
-    files = {}
-    for name, arr in arrays.items():
-        np.save(stage / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
-        files[f"{name}.npy"] = sha256_file(stage / f"{name}.npy")
-    manifest = {"format": POLICY_FORMAT, "version": POLICY_VERSION, "kind": kind, **params, "files": files,
-                "adarag_version": adarag_version(), "created": time.time(), "meta": meta or {}}
-    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    commit_staging(stage, out)
-    return out
+    """Any policy kind on disk (indexers.artifact): <name>.npy arrays + manifest.json (format, version, kind,
+    params, meta, every file's size and sha256), published atomically: a failed write keeps the old policy."""
+    with publish(out, POLICY_FORMAT, POLICY_VERSION) as (stage, body):
+        for name, arr in arrays.items():
+            np.save(stage / f"{name}.npy", np.asarray(arr, dtype=np.float64), allow_pickle=False)
+        body.update({"kind": kind, **params, "meta": meta or {}})
+    return Path(out)
 
 
 def read_policy_dir(path: str | Path, kinds: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(manifest, arrays) of a policy directory, every file checksum-verified; `kinds` restricts the kind."""
     path = Path(path)
-    try:
-        m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"{path} is not a policy directory ({e}): train one with `adarag controller "
-                               "train --cache CACHE --out POLICY`") from e
-    if m.get("format") != POLICY_FORMAT or m.get("version") != POLICY_VERSION:
-        raise IndexFormatError(f"{path} is {m.get('format')} v{m.get('version')}, this build reads "
-                               f"{POLICY_FORMAT} v{POLICY_VERSION}: retrain with `adarag controller train`")
+    m = open_verified(path, POLICY_FORMAT, (1, POLICY_VERSION), fix=_FIX)
     if kinds is not None and m.get("kind") not in kinds:
         raise ConfigError(f"{path} holds a {m.get('kind')!r} policy, expected one of {', '.join(kinds)}: load it "
                           "with load_controller(path), which reads every kind")
-    arrays = {}
-    for name, digest in m.get("files", {}).items():
-        f = path / name
-        if not f.exists() or sha256_file(f) != digest:
-            raise IndexFormatError(f"{f} is missing or fails its checksum: retrain with `adarag controller train`")
-        arrays[name.removesuffix(".npy")] = np.load(f, allow_pickle=False)
-    return m, arrays
+    return m, {name.removesuffix(".npy"): np.load(path / name, allow_pickle=False) for name in m["files"]}

@@ -2,13 +2,12 @@
 directory, and the checksummed format of the ones `adarag reranker train` writes (verified on load)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from indexers.errors import ConfigError, ModelError
-from indexers.index_dir import sha256_file
+from indexers.artifact import open_verified
 from indexers.models import pick_device, set_threads
 from indexers.types import Hit
 from retrievers.rerank.base import (
@@ -24,37 +23,19 @@ from retrievers.rerank.base import (
 )
 
 __all__ = ["CrossEncoderReranker", "FORMAT", "FORMAT_VERSION", "MANIFEST_FILE", "cross_encoder_dir",
-           "reranker_file_hashes", "verify_reranker_dir"]
+           "verify_reranker_dir"]
 
 
 MANIFEST_FILE = "adarag_reranker.json"
 FORMAT = "adarag-cross-encoder"
-FORMAT_VERSION = 1
-
-
-def reranker_file_hashes(root: Path) -> dict[str, str]:
-    """sha256 of every file of a reranker dir but its manifest (what the manifest records)."""
-    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != MANIFEST_FILE}
+FORMAT_VERSION = 2  # 1: bare sha256 per file under "sha256", no manifest checksum
 
 
 def verify_reranker_dir(path: str | Path) -> dict[str, Any]:
-    """The manifest of a trained reranker dir, after checking format and every file's sha256 (else ModelError)."""
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{path / MANIFEST_FILE} is unreadable ({error}): retrain with `adarag reranker train "
-                         f"... --out {path} --force`") from error
-    if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-        raise ModelError(f"{path} is {manifest.get('format')} v{manifest.get('version')}; this build reads "
-                         f"{FORMAT} v{FORMAT_VERSION}: retrain with `adarag reranker train ... --force`")
-    for rel, digest in manifest.get("sha256", {}).items():
-        f = path / rel
-        if not f.is_file() or sha256_file(f) != digest:
-            raise ModelError(f"{f} is missing or corrupt (sha256 differs from {MANIFEST_FILE}): retrain with "
-                             f"`adarag reranker train ... --out {path} --force`")
-    return manifest
+    """The manifest of a trained reranker dir, after checking its format and every file's size and sha256
+    (indexers.artifact; an ArtifactError, which is a ModelError, says what to do)."""
+    return open_verified(path, FORMAT, (1, FORMAT_VERSION), manifest=MANIFEST_FILE,
+                         fix=f"retrain with `adarag reranker train ... --out {path} --force`")
 
 
 class CrossEncoderReranker(RerankerBase):

@@ -4,7 +4,8 @@ Spec ``ltr:DIR``. Each of the top `depth` hits gets the FEATURES below, computed
 alone (no model, no index: ~3 ms for 20 hits); every feature is z-scored within the query's head (scales differ
 between queries and first stages), and the score is their weighted sum. The weights are fit on judged queries
 by `adarag reranker train --kind ltr` (softmax cross-entropy over each query's head, the relevant hits as
-targets; L2-regularised, convex, solved by L-BFGS in seconds) and written as one checksummed JSON file.
+targets; L2-regularised, convex, solved by L-BFGS in seconds) and published as a folder holding one
+checksummed JSON file (indexers.artifact).
 
 Why these features: on multi-hop Wikipedia questions the first stage misses paragraphs whose *title* the
 question names (a comparison's second entity) and the bridge paragraph, whose title the other retrieved
@@ -16,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from indexers.artifact import publish, read_artifact_manifest
 from indexers.errors import ConfigError, IndexFormatError
 from indexers.text import tokenize
 from indexers.types import Hit
@@ -38,7 +38,7 @@ BUNDLED = Path(__file__).resolve().parent / "models" / "ltr-hotpotqa"
 (`split_queries(seed=0)`, first stage fused = bm25 + dense, RRF). Held out: HotpotQA nDCG@10 0.836 -> 0.896
 (150 queries); FanOutQA-leaf, never seen, 0.815 -> 0.887 (540). results/reranker-ltr/README.md."""
 FORMAT = "adarag-ltr"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: a payload sha256 instead of indexers.artifact's manifest checksum
 FEATURES = (
     "first_stage_rrank",  # 1 / (60 + rank) in the first stage's order
     "first_stage_score",  # the first stage's own score
@@ -130,59 +130,46 @@ def fit_weights(groups: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 0.0
 
 
 def _payload_hash(payload: Mapping[str, Any]) -> str:
+    """Format 1's checksum: sha256 of the payload's sorted JSON (format 2 uses the artifact manifest's)."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+_FIX = "retrain it with `adarag reranker train --kind ltr --index INDEX --qrels QRELS --out DIR`"
 
 
 def save_ltr(out: str | Path, weights: Sequence[float], *, depth: int, info: Mapping[str, Any] | None = None,
              force: bool = False) -> Path:
-    """Write DIR/adarag_ltr.json atomically (temp file + rename): format, version, weights, depth, `info`, and
-    the sha256 of all of it, checked on load."""
+    """Publish DIR with one file, DIR/adarag_ltr.json (indexers.artifact: staged, sealed, swapped in): format,
+    version, features, weights, depth, `info` and the manifest's checksum, all checked on load."""
     out = Path(out)
     if len(weights) != len(FEATURES):
         raise ValueError(f"{len(weights)} weights for {len(FEATURES)} features")
-    path = out / FILE
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists: pass --force (force=True) to replace it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "features": list(FEATURES),
-               "weights": [float(w) for w in weights], "depth": int(depth), "info": dict(info or {})}
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".adarag_ltr.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({**payload, "sha256": _payload_hash(payload)}, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if (out / FILE).exists() and not force:
+        raise ConfigError(f"{out / FILE} exists: pass --force (force=True) to replace it, or choose another --out")
+    with publish(out, FORMAT, FORMAT_VERSION, manifest=FILE) as (_, body):
+        body.update({"features": list(FEATURES), "weights": [float(w) for w in weights], "depth": int(depth),
+                     "info": dict(info or {})})
+    return out / FILE
 
 
 def load_ltr(path: str | Path) -> dict[str, Any]:
-    """The checked payload of DIR (or DIR/adarag_ltr.json): right format and version, features, checksum."""
+    """The checked payload of DIR (or DIR/adarag_ltr.json): right format and version, features, checksum.
+    Format 1 files (one JSON with a payload sha256, before indexers.artifact) still load."""
     p = Path(path).expanduser()
-    p = p / FILE if p.is_dir() else p
-    if not p.exists():
-        raise ConfigError(f"{p} not found: train one with `adarag reranker train --kind ltr --index INDEX "
-                          "--qrels QRELS --out DIR` and pass ltr:DIR")
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IndexFormatError(f"{p} is not valid JSON ({e}): retrain it with "
-                               "`adarag reranker train --kind ltr`") from e
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        fmt = obj.get("format") if isinstance(obj, dict) else None
-        raise IndexFormatError(f"{p} is not an adarag LTR reranker (format {fmt!r}): pass the --out dir of "
-                               "`adarag reranker train --kind ltr`")
-    if obj.get("version") != FORMAT_VERSION:
-        raise IndexFormatError(f"{p} has format version {obj.get('version')!r}; this adarag reads version "
-                          f"{FORMAT_VERSION}: retrain it with `adarag reranker train --kind ltr`")
-    digest = obj.pop("sha256", None)
-    if digest != _payload_hash(obj):
-        raise IndexFormatError(f"{p} fails its checksum (edited or truncated): retrain it or restore a good copy")
+    folder = p if p.is_dir() or not p.name.endswith(".json") else p.parent
+    if not (folder / FILE).exists():
+        raise ConfigError(f"{folder / FILE} not found: train one with `adarag reranker train --kind ltr --index "
+                          "INDEX --qrels QRELS --out DIR` and pass ltr:DIR")
+    obj = read_artifact_manifest(folder, FORMAT, (1, FORMAT_VERSION), manifest=FILE, fix=_FIX)
+    if obj["version"] == 1:
+        digest = obj.pop("sha256", None)
+        if digest != _payload_hash(obj):
+            raise IndexFormatError(f"{folder / FILE} fails its checksum (edited or truncated); {_FIX}")
+    elif "checksum" not in obj:
+        raise IndexFormatError(f"{folder / FILE} has no checksum (edited); {_FIX}")
     if obj.get("features") != list(FEATURES) or len(obj.get("weights", [])) != len(FEATURES):
-        raise IndexFormatError(f"{p} was trained on features {obj.get('features')}, this adarag computes "
-                          f"{list(FEATURES)}: retrain it")
+        raise IndexFormatError(f"{folder / FILE} was trained on features {obj.get('features')}, this adarag "
+                               f"computes {list(FEATURES)}: retrain it")
     return obj
 
 

@@ -6,16 +6,14 @@ the judge's P(yes) is the soft target: distillation), and/or from the corpus its
 trained listwise before the qrels groups). The output is a Hugging Face directory that
 `load_reranker("cross-encoder:DIR")` loads, plus MANIFEST_FILE (format, base model, data summary, metrics,
 held-out query ids, sha256 of every file), written to `<DIR>.incomplete-<pid>-<hex>` and swapped into place
-(indexers.index_dir's staging, as for indexes).
+(indexers.artifact's publish, as for every artifact).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import random
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,7 +24,7 @@ import numpy as np
 
 from indexers.errors import ConfigError
 from indexers.index import Index
-from indexers.index_dir import commit_staging, staging_dir
+from indexers.artifact import publish, read_artifact_manifest
 from indexers.ingest import doc_id_of
 from indexers.types import Hit
 from retrievers.rerank import load_reranker
@@ -36,7 +34,6 @@ from retrievers.rerank.cross_encoder import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     CrossEncoderReranker,
-    reranker_file_hashes,
     verify_reranker_dir,
 )
 from retrievers.rerank.llm import LLMJudge
@@ -279,21 +276,15 @@ def train_reranker(index: Index, out: str | Path, *, queries: Mapping[str, str] 
             pairs = random.Random(params.seed).sample(pairs, params.max_pairs)
         model, tok, stats = train_cross_encoder(pairs, params, progress)
         n_pairs = len(pairs)
-    tmp = staging_dir(out)
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        interpolation = _tune_weight(tmp, candidates, queries or {}, qrels or {}, tune, params) if tune else None
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "base_model": BASE_MODEL,
-                    "index": str(index.root), "index_fingerprint": index.manifest.corpus_fingerprint,
-                    "params": asdict(params), "data": {**data.summary, "pairs": n_pairs},
-                    "metrics": stats, "interpolation": interpolation, "heldout_qids": heldout,
-                    "seconds": round(time.perf_counter() - t0, 1), "sha256": reranker_file_hashes(tmp)}
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        commit_staging(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with publish(out, FORMAT, FORMAT_VERSION, manifest=MANIFEST_FILE) as (stage, body):
+        model.save_pretrained(stage, safe_serialization=True)
+        tok.save_pretrained(stage)
+        interpolation = _tune_weight(stage, candidates, queries or {}, qrels or {}, tune, params) if tune else None
+        body.update({"base_model": BASE_MODEL, "index": str(index.root),
+                     "index_fingerprint": index.manifest.corpus_fingerprint, "params": asdict(params),
+                     "data": {**data.summary, "pairs": n_pairs}, "metrics": stats, "interpolation": interpolation,
+                     "heldout_qids": heldout, "seconds": round(time.perf_counter() - t0, 1)})
+    manifest = read_artifact_manifest(out, FORMAT, (FORMAT_VERSION,), manifest=MANIFEST_FILE, fix="retrain it")
     return {**manifest, "out": str(out)}
 
 

@@ -7,7 +7,8 @@ import pytest
 from indexers.check import check_index
 from indexers.errors import IndexFormatError
 from indexers.index import BuildParams, build_index, open_index
-from indexers.index_dir import FILE_HASH, MANIFEST, hash_file, manifest_checksum, read_manifest
+from indexers.artifact import manifest_checksum
+from indexers.index_dir import FILE_HASH, MANIFEST, hash_file, read_manifest
 from indexers.types import Document
 from services.cli import main
 

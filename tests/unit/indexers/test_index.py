@@ -6,7 +6,8 @@ from indexers.dense import DenseParams
 from indexers.embedders import HashEmbedder
 from indexers.errors import ConfigError, CorpusError, IndexFormatError
 from indexers.index import BuildParams, build_index, open_index
-from indexers.index_dir import manifest_checksum, read_manifest
+from indexers.artifact import manifest_checksum
+from indexers.index_dir import read_manifest
 from indexers.ingest import read_corpus
 from indexers.types import Document
 from retrievers.search import Retriever

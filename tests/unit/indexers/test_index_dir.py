@@ -8,21 +8,19 @@ import pytest
 import xxhash
 
 from indexers.errors import IndexFormatError
+from indexers.artifact import manifest_checksum
 from indexers.index_dir import (
     FORMAT_VERSION,
     clean_leftovers,
     MANIFEST,
     Manifest,
-    commit_staging,
     data_dir,
     index_state,
-    manifest_checksum,
     manifest_stamp,
     new_stage,
     publish_segments,
     read_manifest,
     recover_swap,
-    staging_dir,
     verify_index,
 )
 
@@ -323,15 +321,3 @@ def test_recover_swap_restores_a_missing_index_from_previous_and_never_deletes(t
     assert not (tmp_path / "iy").exists() and (tmp_path / "iy.previous" / MANIFEST).exists()
     with pytest.raises(IndexFormatError, match="previous index was kept at"):
         read_manifest(tmp_path / "iy")
-
-
-def test_artifact_staging_is_unique_per_writer_and_swaps_in(tmp_path):
-    root = tmp_path / "model"
-    a, b = staging_dir(root), staging_dir(root)
-    assert a != b and a.name.startswith("model.incomplete-")
-    (a / "w").write_bytes(b"1")
-    commit_staging(a, root)
-    (b / "w").write_bytes(b"2")
-    commit_staging(b, root)
-    assert (root / "w").read_bytes() == b"2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

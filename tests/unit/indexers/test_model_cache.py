@@ -108,14 +108,19 @@ def test_failed_conversion_leaves_no_half_dir(
 
 
 def test_stale_conversion_is_not_reused(tmp_path: Path) -> None:
+    """A conversion is reused only when sealed for this source (indexers.artifact), whole and of this version."""
+    from indexers.artifact import seal
+
     spec = MODELS["qwen-0.5b"]
     out = tmp_path / spec.name
     out.mkdir()
-    (out / model_cache.MANIFEST_NAME).write_text(
-        json.dumps({"version": 1, "source_sha256": "0" * 64})
-    )
-    assert not model_cache._is_current(out, spec)
-    (out / model_cache.MANIFEST_NAME).write_text(
-        json.dumps({"version": 1, "source_sha256": spec.sha256})
-    )
+    (out / "model.safetensors").write_bytes(b"weights" * 100)
+    seal(out, model_cache.MODEL_FORMAT, 2, {"source_sha256": "0" * 64}, manifest=model_cache.MANIFEST_NAME)
+    assert not model_cache._is_current(out, spec)  # another source
+    seal(out, model_cache.MODEL_FORMAT, 2, {"source_sha256": spec.sha256}, manifest=model_cache.MANIFEST_NAME)
     assert model_cache._is_current(out, spec)
+    with open(out / "model.safetensors", "r+b") as f:
+        f.truncate(10)
+    assert not model_cache._is_current(out, spec)  # a truncated file: converted again
+    (out / model_cache.MANIFEST_NAME).write_text(json.dumps({"version": 1, "source_sha256": spec.sha256}))
+    assert not model_cache._is_current(out, spec)  # a conversion by an adarag before the artifact format

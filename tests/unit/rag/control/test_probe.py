@@ -157,7 +157,7 @@ def test_policy_round_trip_and_checksum(tmp_path):
     pol = _policy()
     save_probe(pol, tmp_path / "p")
     m = json.loads((tmp_path / "p" / "manifest.json").read_text())
-    assert m["format"] == "adarag-policy" and m["version"] == 1 and m["kind"] == "probe"
+    assert m["format"] == "adarag-policy" and m["version"] == 2 and m["kind"] == "probe"
     again = load_probe(tmp_path / "p")
     np.testing.assert_array_equal(again.head.w, pol.head.w)
     assert (again.head.layer, again.head.pool, again.threshold, again.stop_threshold) == (3, "last", 0.5, 0.5)

@@ -115,7 +115,7 @@ def test_file_round_trip_and_integrity(tmp_path) -> None:
     with pytest.raises(IndexFormatError, match="version"):
         load_ltr(path)
     path.write_text("{not json")
-    with pytest.raises(IndexFormatError, match="not valid JSON"):
+    with pytest.raises(IndexFormatError, match="unreadable"):
         load_ltr(path)
     with pytest.raises(ConfigError, match="reranker train --kind ltr"):
         load_ltr(tmp_path / "absent")
@@ -153,3 +153,17 @@ def test_spec_with_a_directory(tmp_path) -> None:
 
 # ----------------------------------------------------------------------------- training on real paragraphs
 
+
+def test_a_format_1_file_still_loads_and_is_still_checked(tmp_path) -> None:
+    """LTR files written before indexers.artifact (one JSON with a payload sha256) load unchanged."""
+    import hashlib
+
+    payload = {"format": "adarag-ltr", "version": 1, "features": list(FEATURES),
+               "weights": [0.5] * len(FEATURES), "depth": 20, "info": {}}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / FILE).write_text(json.dumps({**payload, "sha256": digest}))
+    assert load_ltr(tmp_path / "old")["weights"] == [0.5] * len(FEATURES)
+    (tmp_path / "old" / FILE).write_text(json.dumps({**payload, "depth": 5, "sha256": digest}))
+    with pytest.raises(IndexFormatError, match="checksum"):
+        load_ltr(tmp_path / "old")

@@ -125,9 +125,9 @@ def test_manifest_records_split_params_and_checksums(trained, judged):
     _, held = split_queries(list(queries), seed=0, train_fraction=0.8)
     assert manifest["heldout_qids"] == held and len(held) == 2
     assert manifest["params"]["max_length"] == 64 and manifest["base_model"] == "minilm"
-    assert "model.safetensors" in manifest["sha256"] and (out / "config.json").exists()
+    assert "model.safetensors" in manifest["files"] and (out / "config.json").exists()
     assert 0.0 <= manifest["interpolation"]["weight"] <= 1.0
-    assert verify_reranker_dir(out)["sha256"] == manifest["sha256"]
+    assert verify_reranker_dir(out)["files"] == manifest["files"]
     assert not list(out.parent.glob("*incomplete*"))  # the staging dir was swapped into place
 
 
