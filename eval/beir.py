@@ -460,7 +460,7 @@ def check_2cr(yaml_path: str | Path | None = None, only: Sequence[str] | str | N
                     built[key] = index_dir
                 index_dir = built[key]
             got = run_beir(data, index_dir, cond["config"], work / f"run-{name}", split=ds.get("split", "test"),
-                           k=int(cond.get("k", 100)), report=False)
+                           k=int(cond.get("k", 100)), report=False, rerank=cond.get("rerank"))
             for metric, expected in cond["scores"].items():
                 out.append(Grade(name, metric, float(expected), float(got[metric]), grade(expected, got[metric])))
     return out
@@ -468,6 +468,7 @@ def check_2cr(yaml_path: str | Path | None = None, only: Sequence[str] | str | N
 
 def format_grades(grades: Sequence[Grade]) -> str:
     """A fixed-width table of 2CR grades, one line per (condition, metric)."""
-    lines = [f"{'condition':<14} {'metric':<11} {'expected':>9} {'got':>9}  grade"]
-    lines += [f"{g.condition:<14} {g.metric:<11} {g.expected:>9.4f} {g.got:>9.4f}  {g.grade}" for g in grades]
+    w = max([len("condition"), *(len(g.condition) for g in grades)])
+    lines = [f"{'condition':<{w}} {'metric':<11} {'expected':>9} {'got':>9}  grade"]
+    lines += [f"{g.condition:<{w}} {g.metric:<11} {g.expected:>9.4f} {g.got:>9.4f}  {g.grade}" for g in grades]
     return "\n".join(lines)

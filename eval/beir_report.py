@@ -14,7 +14,7 @@ from eval.beir_files import METRICS, METRICS_FILE
 from eval.report import REPORT_CSS, fmt_cell, html_table, md_table
 from indexers.errors import ConfigError, missing
 
-__all__ = ["load_beir_run", "write_beir_report"]
+__all__ = ["load_beir_run", "write_2cr_report", "write_beir_report"]
 
 _EXTRA = ("n_queries", "k", "queries_per_s")
 
@@ -100,3 +100,41 @@ def write_beir_report(run_dirs: Sequence[str | Path], out: str | Path) -> tuple[
     html_path.write_text("<!doctype html><html><head><meta charset='utf-8'><title>BEIR report</title>"
                          f"<style>{REPORT_CSS}</style></head><body>{''.join(body)}</body></html>", encoding="utf-8")
     return md_path, html_path
+
+
+_MARK = {"OK": "OK", "OKish": "OKish", "FAIL": "**FAIL**"}
+
+
+def write_2cr_report(grades: Sequence[tuple[str, str, float, float, str]], out_dir: str | Path, *,
+                     source: str = "") -> tuple[Path, Path]:
+    """`2cr.md` + `2cr.html`: Pyserini's two-click-reproduction table, one row per condition, one column per
+    metric showing the score reproduced now, the expected one and the grade. `grades` are eval.beir.Grade rows
+    (condition, metric, expected, got, grade)."""
+    if not grades:
+        raise ConfigError("no 2CR grades to report: run at least one condition")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = list(dict.fromkeys(g[1] for g in grades))
+    by = {(g[0], g[1]): g for g in grades}
+    header = ["condition"] + metrics + ["verdict"]
+    rows = []
+    for cond in dict.fromkeys(g[0] for g in grades):
+        cells = [cond]
+        for m in metrics:
+            g = by.get((cond, m))
+            cells.append("" if g is None else f"{g[3]:.4f} ({g[2]:.4f}, {_MARK[g[4]]})")
+        worst = [by[cond, m][4] for m in metrics if (cond, m) in by]
+        cells.append("FAIL" if "FAIL" in worst else "OKish" if "OKish" in worst else "OK")
+        rows.append(cells)
+    n_fail = sum(g[4] == "FAIL" for g in grades)
+    summary = (f"{len(rows)} conditions, {len(grades)} metrics: {sum(g[4] == 'OK' for g in grades)} OK, "
+               f"{sum(g[4] == 'OKish' for g in grades)} OKish, {n_fail} FAIL. "
+               "Each cell: reproduced now (expected, grade); OK = equal at 4 d.p., OKish = within 5e-4.")
+    src = f"\n\nExpected scores: `{source}`." if source else ""
+    md = out / "2cr.md"
+    md.write_text(f"# Two-click reproduction\n\n{summary}{src}\n\n{md_table(header, rows)}\n", encoding="utf-8")
+    page = out / "2cr.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>adarag 2CR</title>"
+                    f"<style>{REPORT_CSS}</style></head><body><h1>Two-click reproduction</h1>"
+                    f"<p>{html.escape(summary)}</p>{html_table(header, rows)}</body></html>\n", encoding="utf-8")
+    return md, page

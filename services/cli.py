@@ -395,6 +395,20 @@ def _cmd_eval_beir(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_2cr(a: argparse.Namespace) -> int:
+    from eval.beir import TWO_CR_YAML, check_2cr, format_grades
+    from eval.beir_report import write_2cr_report
+
+    only = [c.strip() for c in a.only.split(",") if c.strip()] if a.only else None
+    grades = check_2cr(a.yaml, only, work_dir=a.work, include_slow=not a.no_slow)
+    paths = write_2cr_report(grades, a.out, source=str(a.yaml or TWO_CR_YAML.name)) if a.out else ()
+    n_fail = sum(g.grade == "FAIL" for g in grades)
+    human = format_grades(grades) + "".join(f"\nreport: {p}" for p in paths)
+    _emit({"grades": [g._asdict() for g in grades], "fail": n_fail, "report": [str(p) for p in paths]}, a.json,
+          human)
+    return 1 if n_fail else 0
+
+
 def _cmd_data(a: argparse.Namespace) -> int:
     from eval.bundled_beir import BUNDLED
 
@@ -646,6 +660,16 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--rerank-depth", type=_COUNT, default=DEFAULT_DEPTH, help="passages the reranker re-scores")
     common(be)
     be.set_defaults(fn=_cmd_eval_beir)
+
+    tc = evs.add_parser("2cr", help="two-click reproduction: rebuild each condition of eval/2cr/beir.yaml, rerun "
+                        "it and grade every metric against the expected score (exit 1 on any FAIL)")
+    tc.add_argument("--only", default=None, help="conditions to run, comma-separated (default: all)")
+    tc.add_argument("--yaml", type=Path, default=None, help="a 2CR YAML (default: the bundled eval/2cr/beir.yaml)")
+    tc.add_argument("--work", type=Path, default=None, help="folder for the indexes and runs (default: temporary)")
+    tc.add_argument("--no-slow", action="store_true", help="skip the conditions that load the dense embedder")
+    tc.add_argument("--out", type=Path, default=None, help="write the 2CR table here (2cr.md, 2cr.html)")
+    common(tc, threads=False)
+    tc.set_defaults(fn=_cmd_eval_2cr)
 
     rp = sub.add_parser("report", help="Markdown + HTML report comparing run directories (QA or BEIR runs)")
     rp.add_argument("run_dirs", nargs="+", type=Path)

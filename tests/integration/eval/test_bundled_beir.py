@@ -51,12 +51,19 @@ def test_cli_data_command(tmp_path, capsys, fq_dir):
     assert (tmp_path / "fq" / "corpus.jsonl").read_bytes() == (fq_dir[0] / "corpus.jsonl").read_bytes()
 
 
-def test_2cr_reproduces_fanoutqa_leaf_bm25(tmp_path, fq_dir):
-    """eval/2cr/beir.yaml's FanOutQA-leaf BM25 row, written from the packages and indexed from scratch (~20 s)."""
-    from eval.beir import check_2cr, format_grades
+def test_2cr_reproduces_fanoutqa_leaf_bm25_and_its_ltr_row(tmp_path, fq_dir, capsys):
+    """eval/2cr/beir.yaml's FanOutQA-leaf BM25 and BM25 + bundled LTR rows, written from the packages and indexed
+    from scratch (~20 s), through the `adarag eval 2cr` command."""
+    import json
 
-    grades = check_2cr(only=["fanoutqa-leaf-bm25"], work_dir=tmp_path)
-    assert len(grades) == 4 and all(g.grade == "OK" for g in grades), "\n" + format_grades(grades)
+    from services.cli import main
+
+    rc = main(["eval", "2cr", "--only", "fanoutqa-leaf-bm25,fanoutqa-leaf-bm25+ltr", "--work", str(tmp_path / "w"),
+               "--out", str(tmp_path / "r"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["fail"] == 0 and len(out["grades"]) == 8, out["grades"]
+    assert {g["grade"] for g in out["grades"]} == {"OK"}
+    assert "| fanoutqa-leaf-bm25+ltr |" in (tmp_path / "r" / "2cr.md").read_text()
 
 
 @pytest.mark.slow

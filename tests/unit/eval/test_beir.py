@@ -191,3 +191,37 @@ def test_report_compares_beir_runs_and_refuses_a_mix(tmp_path, beir_dir, bm25_in
     assert main(["report", str(tmp_path / "bm25"), str(tmp_path / "qa")]) != 0
     assert "not a mix" in capsys.readouterr().err
 
+
+def _two_cr_yaml(path: Path, data: Path, scores: dict[str, dict[str, float]]) -> Path:
+    import yaml
+
+    conds = [{"name": "bm25", "dataset": "mini", "index": {"stores": ["bm25"]}, "config": "bm25",
+              "scores": scores["bm25"]},
+             {"name": "bm25+ltr", "dataset": "mini", "index": {"stores": ["bm25"]}, "config": "bm25+rerank",
+              "rerank": "ltr", "scores": scores["bm25+ltr"]}]
+    path.write_text(yaml.safe_dump({"datasets": {"mini": {"data": str(data), "split": "test"}},
+                                    "conditions": conds}), encoding="utf-8")
+    return path
+
+
+def test_eval_2cr_command_grades_each_condition_and_fails_on_a_changed_score(tmp_path, beir_dir, capsys):
+    """`adarag eval 2cr`: rebuilds, reruns and grades; a wrong expected score is FAIL (exit 1), the reproduced
+    scores pinned back are all OK (exit 0), and the table lands in 2cr.md / 2cr.html."""
+    from services.cli import main
+
+    wrong = {"bm25": {"ndcg@10": 0.0, "mrr@10": 0.0}, "bm25+ltr": {"ndcg@10": 0.0}}
+    y1 = _two_cr_yaml(tmp_path / "a.yaml", beir_dir, wrong)
+    assert main(["eval", "2cr", "--yaml", str(y1), "--work", str(tmp_path / "w1"), "--json"]) == 1
+    got = json.loads(capsys.readouterr().out)
+    assert got["fail"] == 3 and {g["grade"] for g in got["grades"]} == {"FAIL"}
+    scores: dict[str, dict[str, float]] = {}
+    for g in got["grades"]:
+        assert 0.0 < g["got"] <= 1.0
+        scores.setdefault(g["condition"], {})[g["metric"]] = round(g["got"], 4)
+    y2 = _two_cr_yaml(tmp_path / "b.yaml", beir_dir, scores)
+    assert main(["eval", "2cr", "--yaml", str(y2), "--work", str(tmp_path / "w2"), "--out", str(tmp_path / "r")]) == 0
+    assert "FAIL" not in capsys.readouterr().out
+    md = (tmp_path / "r" / "2cr.md").read_text()
+    assert "| bm25+ltr |" in md and "0 FAIL" in md and (tmp_path / "r" / "2cr.html").exists()
+    assert main(["eval", "2cr", "--yaml", str(y2), "--only", "splade"]) == 2
+    assert "no condition 'splade'" in capsys.readouterr().err
