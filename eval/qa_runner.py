@@ -49,12 +49,9 @@ AnswerFn = Callable[[str], Any]
 .n_new_tokens, .raw_text and .trace (rag.trace steps) recorded when present."""
 
 
-def _one_shot(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
-    return lambda q: rag.ask(q, k=k, store=store, max_new_tokens=max_new_tokens)
-
-
 def _search_mode(name: str) -> Callable[..., AnswerFn]:
-    """A fixed search mode from rag.modes (none, iterative, chain) bound to an opened RAG."""
+    """A fixed search mode from rag.modes (none, one_shot, iterative, chain) bound to an opened RAG: every fixed
+    mode runs through the same ModeContext (fixed top-k evidence), so their rows compare like with like."""
     def make(rag, *, k: int, store: str | None, max_new_tokens: int) -> AnswerFn:
         from rag.modes import ModeContext, run_mode
 
@@ -84,7 +81,7 @@ def _controlled(spec: str) -> Callable[..., AnswerFn]:
 
 
 # Modes the runner drives itself; any other mode name is passed to `RAG.ask(mode=...)` when the SDK takes one.
-MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _one_shot, "none": _search_mode("none"),
+MODES: dict[str, Callable[..., AnswerFn]] = {"one_shot": _search_mode("one_shot"), "none": _search_mode("none"),
                                              "iterative": _search_mode("iterative"), "chain": _search_mode("chain"),
                                              "bandit": _controlled("bandit"), "probe": _controlled("probe")}
 
