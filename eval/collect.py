@@ -76,4 +76,5 @@ def _record(ex: Any, results: dict[str, Any]) -> dict[str, Any]:
                    "f1": f1_score(r.answer, ex.answers), "retrieval_calls": r.retrieval_calls,
                    "n_prompt_tokens": r.n_prompt_tokens, "n_new_tokens": r.n_new_tokens,
                    "seconds": r.seconds, "passages": [h.id for h in r.passages]} for mode, r in results.items()}
-    return {"id": ex.id, "question": ex.question, "answers": list(ex.answers), "split": split_of(ex.id), "arms": arms}
+    return {"id": ex.id, "dataset": ex.dataset, "question": ex.question, "answers": list(ex.answers),
+            "split": split_of(ex.id), "arms": arms}

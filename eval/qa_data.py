@@ -53,6 +53,7 @@ class QAExample:
     provenance_pages: tuple[str, ...] = ()
     context_ids: tuple[str, ...] = ()
     context: tuple[Document, ...] = ()
+    dataset: str = ""  # the QA set it comes from, in a mix (eval.mixed); reports break metrics down by it
 
 
 def paragraph_id(title: str, text: str) -> str:
@@ -166,10 +167,13 @@ def _from_musique(rec: dict, where: str) -> QAExample:
 
 
 def _from_jsonl(rec: dict, where: str) -> QAExample:
+    dataset = rec.get("dataset", "")
+    if not isinstance(dataset, str):
+        raise CorpusError(f"{where}: \"dataset\" must be a string (the QA set's name), got {dataset!r}")
     return QAExample(_str(rec, "id", where), _str(rec, "question", where), _answers(rec, where),
                      _str_list(rec.get("supporting_ids"), "supporting_ids", where),
                      _str_list(rec.get("provenance_pages"), "provenance_pages", where),
-                     _str_list(rec.get("context_ids"), "context_ids", where))
+                     _str_list(rec.get("context_ids"), "context_ids", where), dataset=dataset)
 
 
 FORMATS: dict[str, Callable[[dict, str], QAExample]] = {

@@ -117,7 +117,7 @@ def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
     scores = score_example(prediction, ex.answers, passages, supporting_ids=ex.supporting_ids,
                            provenance_pages=ex.provenance_pages, k=k)
     return {
-        "id": ex.id, "question": ex.question, "answers": list(ex.answers),
+        "id": ex.id, "dataset": ex.dataset, "question": ex.question, "answers": list(ex.answers),
         "supporting_ids": list(ex.supporting_ids), "provenance_pages": list(ex.provenance_pages),
         "prediction": prediction, "mode": getattr(ans, "mode", ""),
         "citations": list(getattr(ans, "citations", []) or []),
@@ -132,7 +132,16 @@ def _record(ex: QAExample, ans: Any, seconds: float, k: int) -> dict[str, Any]:
 
 
 def metrics_from_records(records: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
-    """metrics.json contents: answer and provenance means plus cost per question."""
+    """metrics.json contents: answer and provenance means plus cost per question; with questions from several
+    QA sets (a mix, eval.mixed), the same per set under "by_dataset"."""
+    out = _metrics(records, k)
+    sets = sorted({r.get("dataset", "") for r in records} - {""})
+    if len(sets) > 1:
+        out["by_dataset"] = {d: _metrics([r for r in records if r.get("dataset") == d], k) for d in sets}
+    return out
+
+
+def _metrics(records: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
     n = len(records)
     agg = aggregate([QAScores(**r["scores"]) for r in records])
 

@@ -412,9 +412,29 @@ def _cmd_eval_2cr(a: argparse.Namespace) -> int:
 def _cmd_data(a: argparse.Namespace) -> int:
     from eval.bundled_beir import BUNDLED
 
+    if a.name == "mixed":
+        from eval.mixed import write_mixed
+
+        n = write_mixed(a.out, a.shared, per_dataset=a.per_dataset, part=a.part)
+        _emit(n, a.json, f"wrote {n['n_questions']} questions ({', '.join(f'{d} {c}' for d, c in n['per_dataset'].items())})"
+                         f" and {n['n_docs']} paragraphs to {a.out}")
+        return 0
     n = BUNDLED[a.name](a.out)
     _emit({"data": str(a.out), **n}, a.json, f"wrote {n['n_queries']} queries over {n['n_docs']} documents "
                                               f"(BEIR layout) to {a.out}")
+    return 0
+
+
+def _cmd_eval_mixed(a: argparse.Namespace) -> int:
+    from eval.mixed import run_mixed
+
+    m = run_mixed(a.out, index=a.index, mode=a.mode, per_dataset=a.per_dataset, part=a.part, generator=a.generator,
+                  k=a.k, threads=a.threads, root=a.shared, progress=not a.json)
+    rows = [f"{'':>16} {'n':>4} {'EM':>6} {'F1':>6} {'calls/q':>8} {'s/q':>6}"]
+    for name, r in [("all", m), *m.get("by_hops", {}).items(), *m.get("by_dataset", {}).items()]:
+        rows.append(f"{name:>16} {r['n']:>4} {r['em']:>6.3f} {r['f1']:>6.3f} {r['retrieval_calls_per_q']:>8.2f} "
+                    f"{r['seconds_per_q']:>6.1f}")
+    _emit(m, a.json, "\n".join(rows) + f"\nreport: {Path(a.out) / a.mode / 'report.html'}")
     return 0
 
 
@@ -661,6 +681,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(be)
     be.set_defaults(fn=_cmd_eval_beir)
 
+    mx = evs.add_parser("mixed", help="the mixed single-/multi-hop benchmark: the six QA sets of the shared data over "
+                        "one index of their six corpora, metrics per set and per hop count")
+    mx.add_argument("--out", required=True, type=Path, help="run folder: data/, index/ (unless --index), <mode>/")
+    mx.add_argument("--index", type=Path, default=None, help="index of the mixed corpus (built there if absent)")
+    mx.add_argument("--mode", default="one_shot", help="none, one_shot, iterative, chain, bandit or probe")
+    mx.add_argument("--per-dataset", type=_COUNT, default=50, help="questions per set (stratified by id hash)")
+    mx.add_argument("--part", choices=["all", "train", "heldout"], default="all",
+                    help="the controller split of each set (30%% held out by crc32 of the id)")
+    mx.add_argument("--generator", default="qwen-0.5b")
+    mx.add_argument("-k", "--k", type=_COUNT, default=4, dest="k")
+    mx.add_argument("--shared", type=Path, default=None, help="folder holding the six sets (default: the shared data)")
+    common(mx)
+    mx.set_defaults(fn=_cmd_eval_mixed)
+
     tc = evs.add_parser("2cr", help="two-click reproduction: rebuild each condition of eval/2cr/beir.yaml, rerun "
                         "it and grade every metric against the expected score (exit 1 on any FAIL)")
     tc.add_argument("--only", default=None, help="conditions to run, comma-separated (default: all)")
@@ -678,8 +712,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(fn=_cmd_report)
 
     da = sub.add_parser("data", help="write a bundled dataset in the BEIR layout (for adarag eval beir)")
-    da.add_argument("name", choices=["fanoutqa-leaf"], help="FanOutQA leaf questions x Wikipedia summaries")
-    da.add_argument("--out", required=True, type=Path, help="folder for corpus.jsonl, queries.jsonl, qrels/")
+    da.add_argument("name", choices=["fanoutqa-leaf", "mixed"],
+                    help="fanoutqa-leaf: FanOutQA leaf questions x Wikipedia summaries (BEIR layout); mixed: the six "
+                         "shared QA sets as one corpus.jsonl and one stratified qa.jsonl (eval.mixed)")
+    da.add_argument("--out", required=True, type=Path, help="folder for the files")
+    da.add_argument("--per-dataset", type=_COUNT, default=None, help="mixed: questions per set (default: all)")
+    da.add_argument("--part", choices=["all", "train", "heldout"], default="all", help="mixed: the controller split")
+    da.add_argument("--shared", type=Path, default=None, help="mixed: folder holding the six sets")
     common(da, threads=False)
     da.set_defaults(fn=_cmd_data)
 
