@@ -58,6 +58,10 @@ class ModeContext:
     max_passages: int = 6  # evidence kept in the final prompt (accumulating modes), best first
     should_stop: Callable[[str, str], bool] | None = None  # iterative: (question, draft) -> stop retrieving now
     generate_batch: Callable[[list[Any], int], Sequence[_Generation]] | None = None  # final answers, batched
+    deadline: float | None = None  # time.perf_counter() after which iterative / chain start no new round
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.perf_counter() >= self.deadline
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "step_tokens", "answer_tokens", "max_passages"):
@@ -192,6 +196,8 @@ def iterative(question: str, ctx: ModeContext) -> ModeResult:
     evidence = _retrieve(ctx, question, trace)
     thoughts: list[str] = []
     for _ in range(ctx.max_steps - 1):
+        if ctx.out_of_time():
+            break
         text = _generate(ctx, "thought", ircot_messages(question, _triples(evidence[: ctx.max_passages]), thoughts),
                          ctx.step_tokens, trace)
         if _ANSWER_IS.search(text):
@@ -219,6 +225,8 @@ def chain(question: str, ctx: ModeContext) -> ModeResult:
     links: list[tuple[str, str]] = []
     evidence: list[Hit] = []
     for _ in range(ctx.max_steps):
+        if links and ctx.out_of_time():  # the first round always runs: an answer needs some evidence
+            break
         text = _generate(ctx, "subquery", subquery_messages(question, links), ctx.step_tokens, trace)
         subquery = text.strip().splitlines()[0].strip() if text.strip() else ""
         if _DONE.match(subquery) and not links:  # nothing found yet: the first sub-query is the question

@@ -21,7 +21,7 @@ from indexers.lock import DEFAULT_LOCK_WAIT
 from indexers.shards import ShardedIndex, build_sharded, executor_for, is_sharded, open_sharded
 from indexers.text import plain_words
 from indexers.types import Document, Hit, passage_text
-from rag.control.base import Controller
+from rag.control.base import MIN_CALLS, Budget, Controller
 from rag.options import check_options
 from rag.trace import ControllerStep, GenerateStep, RetrieveStep, Step, trace_dicts
 from retrievers.rerank import DEFAULT_RERANKER
@@ -350,7 +350,8 @@ class RAG:
     def ask(self, question: str, *, mode: str | None = None, k: int | None = None, store: str | None = None,
             max_new_tokens: int = 48, draft: str | None = None, budget_tokens: int | None = None,
             stream: bool = False, cancel: threading.Event | None = None,
-            filters: Mapping[str, Any] | None = None) -> Answer | Iterator[str | Answer]:
+            filters: Mapping[str, Any] | None = None,
+            budget: Budget | Mapping[str, Any] | None = None) -> Answer | Iterator[str | Answer]:
         """Answer `question` from the index, citing passages.
 
         `mode`: None / "auto" lets the controller pick per question; or one of none, one_shot, iterative, chain.
@@ -361,6 +362,8 @@ class RAG:
         `cancel`: setting this event stops the work between two decoding steps or retrievals (raises `Cancelled`);
         closing a stream's iterator early does the same, so an abandoned answer frees the model at once.
         `filters` (Haystack's filter syntax) restricts every retrieval to matching documents.
+        `budget` ({"retrieval_calls": n, "seconds": s}, or a rag.control.Budget) caps this request: the controller
+        picks the best mode that fits, iterative / chain stop within it; a fixed mode that cannot fit is an error.
         """
         from rag.modes import MODE_NAMES
 
@@ -375,8 +378,12 @@ class RAG:
             from indexers.filters import check_filters
 
             check_filters(filters)  # a bad filter fails here, before any model runs
+        budget = Budget.of(budget)
+        if budget is not None and mode not in (None, "auto") and not budget.fits(mode):
+            raise ConfigError(f"mode {mode} makes at least {MIN_CALLS[mode]} retrieval call(s), the budget allows "
+                              f"{budget.retrieval_calls}: raise the budget, or use mode none or auto")
         kwargs = dict(mode=mode, k=k, store=store, max_new_tokens=max_new_tokens, draft=draft,
-                      budget_tokens=budget_tokens, filters=filters)
+                      budget_tokens=budget_tokens, filters=filters, budget=budget)
         if not stream:
             return self._ask(question, cancel=cancel, **kwargs)
         return self._stream(question, kwargs, cancel if cancel is not None else threading.Event())
@@ -423,7 +430,8 @@ class RAG:
 
     def _ask(self, question: str, *, mode: str | None, k: int | None, store: str | None, max_new_tokens: int,
              draft: str | None, budget_tokens: int | None, filters: Mapping[str, Any] | None = None,
-             on_token: Callable[[str], None] | None = None, cancel: threading.Event | None = None) -> Answer:
+             on_token: Callable[[str], None] | None = None, cancel: threading.Event | None = None,
+             budget: Budget | None = None) -> Answer:
         from rag.modes import ModeContext, run_mode
         from rag.prompts import parse_citations
 
@@ -432,7 +440,7 @@ class RAG:
         t1 = time.perf_counter()
         decision: dict[str, Any] = {}
         if mode is None or mode == "auto":
-            d = self.controller.choose(question)
+            d = self.controller.choose(question, budget)
             mode = d.mode
             decision = {"controller": self.controller_spec, "mode": d.mode, "propensity": d.propensity,
                         "scores": d.scores}
@@ -466,7 +474,13 @@ class RAG:
             return out
 
         stop = self.controller.should_stop if decision else None  # a probe may end iterative early
-        res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens, should_stop=stop))
+        limits: dict[str, Any] = {}
+        if budget is not None and budget.retrieval_calls:
+            limits["max_steps"] = min(ModeContext.max_steps, budget.retrieval_calls)
+        if budget is not None and budget.seconds is not None:
+            limits["deadline"] = t0 + budget.seconds
+        res = run_mode(mode, question, ModeContext(retrieve, generate, answer_tokens=max_new_tokens, should_stop=stop,
+                                                   **limits))
         t3 = time.perf_counter()
         evidence = iter(gathered)  # one per retrieval, in order: each retrieve step gains its drops and tokens
         trace: list[Step] = []

@@ -307,8 +307,10 @@ def _cmd_ask(a: argparse.Namespace) -> int:
     with RAG.open(a.index, generator=a.generator, threads=a.threads, max_query_chars=a.max_query_chars,
                   reranker=a.reranker, budget_tokens=a.budget, controller=a.controller, ray=a.ray,
                   replicas=a.replicas) as rag:
+        budget = {"retrieval_calls": a.max_calls, "seconds": a.max_seconds}
         ans = rag.ask(a.question, mode=a.mode, k=a.k, store=a.store, max_new_tokens=a.max_new_tokens,
-                      draft=a.draft, filters=a.filter)
+                      draft=a.draft, filters=a.filter,
+                      budget=budget if a.max_calls is not None or a.max_seconds is not None else None)
     if a.json:
         d = ans.to_dict()
         d.pop("raw_text", None)
@@ -622,6 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"none, ltr, ltr:DIR, llm, llm:MODEL or cross-encoder:PATH (default {DEFAULT_RERANKER})")
     ak.add_argument("--max-new-tokens", type=_TOKENS, default=48)
     ak.add_argument("--max-query-chars", type=_CHARS, default=MAX_QUERY_CHARS)
+    ak.add_argument("--max-calls", type=bounded_int(0, 100), default=None,
+                    help="cost cap: at most this many retrieval calls (the controller picks a mode that fits)")
+    ak.add_argument("--max-seconds", type=_seconds, default=None,
+                    help="cost cap: iterative / chain start no new round after this many seconds")
     common(ak)
     ak.add_argument("--draft", default=None, choices=DRAFTS,
                     help="speculative decoding draft source (default: the fastest exact one, copy)")

@@ -24,6 +24,14 @@ _FILTERS = ('only documents matching this Haystack filter, e.g. {"field": "meta.
             '"value": 2000}; logical: {"operator": "AND", "conditions": [...]}')
 
 
+class BudgetIn(BaseModel):
+    """A per-request cost cap (rag.control.Budget): the controller picks the best mode that fits."""
+
+    model_config = _Strict
+    retrieval_calls: int | None = Field(default=None, ge=0, le=100, description="most retrieval calls")
+    seconds: float | None = Field(default=None, gt=0, le=3600, description="about this many seconds of work")
+
+
 class AskRequest(BaseModel):
     """POST /v1/ask. `stream: true` answers with Server-Sent Events (`token`*, then `answer` or `error`)."""
 
@@ -36,6 +44,8 @@ class AskRequest(BaseModel):
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
     stream: bool = False
     filters: dict[str, Any] | None = Field(default=None, description=_FILTERS)
+    budget: BudgetIn | None = Field(default=None, description="cost cap: the controller picks the best mode "
+                                    "that fits; a fixed mode that cannot fit is a 422")
 
 
 class SearchRequest(BaseModel):

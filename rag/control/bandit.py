@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from indexers.errors import ConfigError, IndexFormatError
-from rag.control.base import DEFAULT_LAM, Decision, check_mode, read_policy_dir, write_policy_dir
+from rag.control.base import (DEFAULT_LAM, Budget, Decision, best_fitting, check_mode, read_policy_dir,
+                               write_policy_dir)
 from rag.control.features import raw_features
 
 __all__ = ["BanditController", "BanditPolicy", "ips_value", "load_policy", "save_policy"]
@@ -117,14 +118,17 @@ class BanditController:
         cheap, emb = raw_features(self.rag, [question])
         return self.policy.context(cheap, emb)[0]
 
-    def choose(self, question: str) -> Decision:
+    def choose(self, question: str, budget: Budget | None = None) -> Decision:
         if self.policy is None:
-            return Decision(self.fixed or "one_shot", 1.0, {})
+            mode = self.fixed or "one_shot"
+            return Decision(mode if budget is None or budget.fits(mode) else "none", 1.0, {})
         x = self._x(question)
         s = self.policy.scores(x, explore=self.explore)
+        scores = dict(zip(self.policy.arms, map(float, s)))
         a = int(np.argmax(s))
-        return Decision(self.policy.arms[a], self.policy.propensity(x, a, explore=self.explore),
-                        dict(zip(self.policy.arms, map(float, s))))
+        if budget is not None and not budget.fits(self.policy.arms[a]):  # the best arm the budget allows
+            return Decision(best_fitting(scores, budget), 1.0, scores)
+        return Decision(self.policy.arms[a], self.policy.propensity(x, a, explore=self.explore), scores)
 
     def update(self, question: str, mode: str, reward: float) -> None:
         """Online feedback: one ridge update of the chosen arm (a fixed-mode controller ignores it)."""

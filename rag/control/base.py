@@ -13,7 +13,8 @@ from indexers.artifact import open_verified, publish
 from indexers.errors import ConfigError
 from rag.modes import MODE_NAMES
 
-__all__ = ["DEFAULT_LAM", "POLICY_FORMAT", "POLICY_VERSION", "Controller", "Decision", "check_mode", "correct", "reward",
+__all__ = ["DEFAULT_LAM", "MIN_CALLS", "POLICY_FORMAT", "POLICY_VERSION", "Budget", "Controller", "Decision",
+           "best_fitting", "check_mode", "correct", "reward",
            "read_policy_dir", "write_policy_dir"]
 
 POLICY_FORMAT, POLICY_VERSION = "adarag-policy", 2  # 1: bare sha256 per file, no manifest checksum
@@ -39,6 +40,53 @@ class Decision:
     scores: dict[str, float]
 
 
+MIN_CALLS: dict[str, int] = {"none": 0, "one_shot": 1, "iterative": 1, "chain": 1}
+"""The fewest retrieval calls each mode makes; iterative and chain stop after `Budget.retrieval_calls` rounds."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A per-request cost cap: at most `retrieval_calls` retrievals, about `seconds` of work (None: no cap).
+
+    The controller picks the best mode that fits (`fits`); the mode then keeps to it: iterative and chain run at
+    most `retrieval_calls` rounds and start no new round once `seconds` have passed (the answer is still
+    written, so the cap on seconds is soft by one generation)."""
+
+    retrieval_calls: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        calls, secs = self.retrieval_calls, self.seconds
+        if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 0):
+            raise ConfigError(f"budget retrieval_calls must be an int >= 0 or None, got {calls!r}")
+        if secs is not None and (isinstance(secs, bool) or not isinstance(secs, (int, float)) or not secs > 0
+                                 or secs == float("inf")):
+            raise ConfigError(f"budget seconds must be a number > 0 or None, got {secs!r}")
+
+    @classmethod
+    def of(cls, value: object) -> Budget | None:
+        """A Budget from a Budget, a dict like {"retrieval_calls": 1, "seconds": 5}, or None."""
+        if value is None or isinstance(value, Budget):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"budget must be a dict like {{'retrieval_calls': 1, 'seconds': 5.0}} or None, got "
+                              f"{type(value).__name__}")
+        unknown = sorted(set(value) - {"retrieval_calls", "seconds"})
+        if unknown:
+            raise ConfigError(f"unknown budget key(s) {unknown}: use retrieval_calls and/or seconds")
+        return cls(**value)
+
+    def fits(self, mode: str) -> bool:
+        """Whether `mode` can answer within the retrieval-call cap (seconds are kept during the run)."""
+        return self.retrieval_calls is None or MIN_CALLS[check_mode(mode)] <= self.retrieval_calls
+
+
+def best_fitting(scores: dict[str, float], budget: Budget | None) -> str:
+    """The highest-scoring mode the budget allows (ties: the cheaper, in MODE_NAMES order); "none" always fits."""
+    allowed = [m for m in MODE_NAMES if m in scores and (budget is None or budget.fits(m))]
+    return max(allowed, key=lambda m: scores[m]) if allowed else "none"
+
+
 def check_mode(mode: object) -> str:
     """`mode` if it names a search mode (rag.modes.MODE_NAMES), else a ConfigError listing them."""
     if mode not in MODE_NAMES:
@@ -54,8 +102,9 @@ class Controller(Protocol):
 
     lam: float
 
-    def choose(self, question: str) -> Decision:
-        """The mode for this question, its propensity (for off-policy evaluation) and each arm's score."""
+    def choose(self, question: str, budget: Budget | None = None) -> Decision:
+        """The mode for this question, its propensity (for off-policy evaluation) and each arm's score; with a
+        budget, the best mode that fits it (`Budget.fits`)."""
         ...
 
     def update(self, question: str, mode: str, reward: float) -> None:

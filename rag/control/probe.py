@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from indexers.errors import ConfigError
-from rag.control.base import Decision, check_mode, read_policy_dir, write_policy_dir
+from rag.control.base import Budget, Decision, check_mode, read_policy_dir, write_policy_dir
 from rag.modes import MODE_NAMES
 from rag.prompts import probe_messages
 
@@ -119,9 +119,14 @@ class ProbeController:
         H = self._generator().hidden_states([messages], [head.layer], pool=head.pool)[0]
         return float(head.proba(H)[0])
 
-    def choose(self, question: str) -> Decision:
+    def choose(self, question: str, budget: Budget | None = None) -> Decision:
+        """none when the probe thinks the model knows, else the policy's retrieval mode; under a budget that
+        mode's cap, one_shot (one call), and none when no retrieval is allowed."""
         p = self._p(self.policy.head, probe_messages(question))
-        return Decision(self.policy.choose(p), 1.0, {"p_answerable": p, "threshold": self.policy.threshold})
+        mode = self.policy.choose(p)
+        if budget is not None and not budget.fits(mode):
+            mode = "one_shot" if budget.fits("one_shot") else "none"
+        return Decision(mode, 1.0, {"p_answerable": p, "threshold": self.policy.threshold})
 
     def should_stop(self, question: str, draft: str) -> bool:
         """The iterative stop: the stop head thinks the draft is right (never, without a stop head)."""

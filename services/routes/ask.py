@@ -50,6 +50,8 @@ async def ask(req: AskRequest, state: StateDep, rag: RagDep) -> Any:
                           "filters": req.filters}
     if req.mode is not None:
         kw["mode"] = req.mode
+    if req.budget is not None:
+        kw["budget"] = req.budget.model_dump()
     cancel = threading.Event()  # set on timeout or disconnect: the SDK stops at its next decoding step
     if not req.stream:
         try:

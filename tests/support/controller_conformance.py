@@ -6,7 +6,7 @@ import pytest
 
 from indexers.errors import ConfigError
 from rag.modes import MODE_NAMES
-from rag.control.base import Controller, reward
+from rag.control.base import Budget, Controller, reward
 
 
 class ControllerConformance:
@@ -29,3 +29,8 @@ class ControllerConformance:
     def test_no_draft_never_stops_retrieval(self, controller, question) -> None:
         assert controller.should_stop(question, "") is False
         assert controller.should_stop(question, "   ") is False
+
+    def test_a_budget_is_kept_and_a_loose_one_changes_nothing(self, controller, question) -> None:
+        assert controller.choose(question, Budget(retrieval_calls=0)).mode == "none"
+        assert controller.choose(question, Budget(retrieval_calls=100, seconds=3600)).mode == \
+            controller.choose(question).mode

@@ -144,6 +144,19 @@ def test_ask_json_and_stream_agree(client):
     assert r.status_code == 404 and r.json()["type"] == "NotFoundError"
 
 
+def test_ask_keeps_a_budget_and_refuses_one_a_fixed_mode_cannot_fit(client):
+    q = {"question": "Shirley Temple Black was born on what date?", "store": "bm25", "max_new_tokens": 8}
+    r = client.post("/v1/ask", json={**q, "budget": {"retrieval_calls": 0}}, headers=H)
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["mode"] == "none" and a["retrieval_calls"] == 0 and a["controller"]["mode"] == "none"
+    r = client.post("/v1/ask", json={**q, "mode": "one_shot", "budget": {"retrieval_calls": 0}}, headers=H)
+    assert r.status_code == 422 and "allows 0" in r.json()["error"]
+    for bad in ({"retrieval_calls": -1}, {"seconds": 0}, {"tokens": 5}):
+        r = client.post("/v1/ask", json={**q, "budget": bad}, headers=H)
+        assert r.status_code == 422, (bad, r.text)
+
+
 def test_ask_limits(client):
     for body, words in (({"question": "x" * 3000}, "question:"), ({"question": "q", "max_new_tokens": 10_000}, "max_new_tokens"),
                         ({"question": "q", "mode": "nosuch"}, "unknown mode"), ({"question": 3}, "question:")):

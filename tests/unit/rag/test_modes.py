@@ -162,3 +162,15 @@ def test_batch_errors_are_clear():
         run_mode_batch("none", [Q], short)
     with pytest.raises(ConfigError, match="generate_batch"):
         ModeContext(retrieve=ctx.retrieve, generate=ctx.generate, generate_batch="yes")
+
+
+def test_a_past_deadline_stops_iterative_and_chain_after_their_first_round():
+    """Budget seconds: no new round starts once the deadline passed, and the answer is still written."""
+    ctx, calls = _ctx(["James Cameron [1]"], CORPUS, max_steps=3, deadline=0.0)
+    r = run_mode("iterative", Q, ctx)
+    assert r.retrieval_calls == 1 and [s.kind for s in r.trace] == ["retrieve", "answer"] and r.answer
+    ctx, calls = _ctx(["Who directed Titanic?", "James Cameron [1]", "James Cameron [1]"], CORPUS, max_steps=3,
+                      deadline=0.0)
+    r = run_mode("chain", Q, ctx)
+    assert r.retrieval_calls == 1 and [s.kind for s in r.trace] == ["subquery", "retrieve", "subanswer", "answer",
+                                                                     "chain"]
