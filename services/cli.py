@@ -760,8 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cache", required=True, type=Path)
     tr.add_argument("--index", required=True, type=Path, help="the index the cache was collected on (features)")
     tr.add_argument("--out", required=True, type=Path, help="policy directory")
-    tr.add_argument("--kind", choices=["linucb", "thompson", "probe"], default="linucb",
-                    help="a bandit (linucb, thompson) or a Probing-RAG probe on the generator's hidden states")
+    tr.add_argument("--kind", choices=["linucb", "thompson", "probe", "classifier"], default="linucb",
+                    help="a bandit (linucb, thompson), a Probing-RAG probe on the generator's hidden states, or "
+                         "Adaptive-RAG's query-complexity classifier")
     tr.add_argument("--generator", default=None, help="probe: the LM whose hidden states it reads (default: the "
                     "cache's generator)")
     tr.add_argument("--threads", type=_THREADS, default=1, help="probe: CPU threads for the generator")

@@ -9,6 +9,7 @@ from typing import Any
 from indexers.errors import ConfigError, IndexFormatError
 from rag.control.bandit import BanditController, load_policy
 from rag.control.base import Controller
+from rag.control.classifier import ClassifierController, load_classifier
 from rag.control.probe import ProbeController, load_probe
 from rag.modes import MODE_NAMES
 
@@ -35,14 +36,20 @@ def check_controller_spec(spec: object) -> str:
 
 
 def load_controller(spec: str, *, rag: Any) -> Controller:
-    """spec: a mode name (fixed), "bandit" / "probe" (the shipped policies) or a policy directory path."""
+    """spec: a mode name (fixed), "bandit" / "probe" (the shipped policies) or a policy directory path (its
+    kind in the manifest: linucb, thompson, probe or classifier)."""
     check_controller_spec(spec)
     if spec in MODE_NAMES:
         return BanditController(None, rag, fixed=spec)
     if spec in ("bandit", "auto"):
         return BanditController(load_policy(DEFAULT_POLICY), rag)
-    if spec == "probe" or policy_kind(spec) == "probe":
-        return ProbeController(load_probe(DEFAULT_PROBE if spec == "probe" else spec), rag)
+    if spec == "probe":
+        return ProbeController(load_probe(DEFAULT_PROBE), rag)
+    kind = policy_kind(spec)
+    if kind == "probe":
+        return ProbeController(load_probe(spec), rag)
+    if kind == "classifier":
+        return ClassifierController(load_classifier(spec), rag)
     return BanditController(load_policy(spec), rag)
 
 

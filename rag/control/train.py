@@ -17,13 +17,15 @@ import numpy as np
 
 from indexers.errors import ConfigError, positive_int
 from rag.control.bandit import BanditPolicy, save_policy
+from rag.control.classifier import CLASSES, ClassifierPolicy, save_classifier
 from rag.control.base import correct, reward
 from rag.control.features import raw_features
 from rag.control.probe import NEVER, POOLS, ProbeHead, ProbePolicy, save_probe
 from rag.modes import MODE_NAMES
 from rag.prompts import probe_messages
 
-__all__ = ["CV_GRID", "auc", "calibrate_threshold", "calibration_part", "cross_validate", "fit_head", "index_features", "outcome_matrix", "select_head",
+__all__ = ["CV_GRID", "auc", "calibrate_threshold", "calibration_part", "complexity_labels", "cross_validate",
+           "feature_scaling", "fit_head", "index_features", "train_classifier", "outcome_matrix", "select_head",
            "train_bandit", "train_policy", "train_probe"]
 
 CV_GRID: tuple[dict[str, Any], ...] = tuple(
@@ -35,6 +37,18 @@ def outcome_matrix(records: Sequence[dict], arms: Sequence[str], lam: float, f1_
     """[n, arms] rewards of every arm on every cached question (the cache is full-information)."""
     return np.array([[reward(correct(r["arms"][a]["em"], r["arms"][a]["f1"], f1_threshold=f1_threshold),
                              r["arms"][a]["retrieval_calls"], lam=lam) for a in arms] for r in records])
+
+
+def feature_scaling(cheap: np.ndarray, emb: np.ndarray, pca_dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pca [dim, p], mean, std) of the controllers' design: cheap features + the embedding's top `pca_dims`
+    principal directions (fewer with few questions), standardised (a constant column keeps std 1)."""
+    centered = emb - emb.mean(0)
+    p = min(pca_dims, min(centered.shape) - 1) if min(centered.shape) > 1 else 0
+    pca = np.linalg.svd(centered, full_matrices=False)[2][:p].T if p > 0 else np.zeros((emb.shape[1], 0))
+    raw = np.hstack([cheap, emb @ pca])
+    mean, std = raw.mean(0), raw.std(0)
+    std[std < 1e-9] = 1.0
+    return pca, mean, std
 
 
 def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
@@ -55,13 +69,8 @@ def train_bandit(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *,
         raise ConfigError(f"need at least 2 cached questions to train, got {len(records)}: run `adarag controller "
                           "collect` on more questions")
     rng = np.random.default_rng(seed)
-    centered = emb - emb.mean(0)
-    p = min(pca_dims, min(centered.shape) - 1) if min(centered.shape) > 1 else 0
-    pca = np.linalg.svd(centered, full_matrices=False)[2][:p].T if p > 0 else np.zeros((emb.shape[1], 0))
-    raw = np.hstack([cheap, emb @ pca])
-    mean, std = raw.mean(0), raw.std(0)
-    std[std < 1e-9] = 1.0
-    d = raw.shape[1] + 1
+    pca, mean, std = feature_scaling(cheap, emb, pca_dims)
+    d = len(mean) + 1
     pol = BanditPolicy(kind, tuple(arms), mean, std, pca, np.stack([ridge * np.eye(d)] * len(arms)),
                        np.zeros((len(arms), d)), alpha, lam, f1_threshold)
     X = pol.context(cheap, emb)
@@ -272,6 +281,58 @@ def train_probe(records: Sequence[dict], generator: Any, *, layers: Sequence[int
     return ProbePolicy(head, threshold, retrieve_mode, generator.name, stop, stop_threshold, lam, f1_threshold, meta)
 
 
+def complexity_labels(records: Sequence[dict], *, f1_threshold: float = 0.5) -> np.ndarray:
+    """[n] class index into CLASSES: the cheapest mode that answered correctly (none, one_shot, else multi when
+    iterative or chain did); when none did, the class of the mode with the best F1 (ties: the cheaper; all zero:
+    none, as searching more would only cost)."""
+    cls = {"none": 0, "one_shot": 1, "iterative": 2, "chain": 2}
+    out = []
+    for r in records:
+        ok = [m for m in MODE_NAMES if correct(r["arms"][m]["em"], r["arms"][m]["f1"], f1_threshold=f1_threshold)]
+        best = ok[0] if ok else max(MODE_NAMES, key=lambda m: (r["arms"][m]["f1"], -MODE_NAMES.index(m)))
+        out.append(cls[best])
+    return np.array(out, dtype=np.int64)
+
+
+def _softmax_fit(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """L2-regularised multinomial logistic regression with balanced class weights (L-BFGS): (W, b)."""
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts[y] > 0, n / (n_classes * np.maximum(counts[y], 1.0)), 0.0)
+    Y = np.eye(n_classes)[y]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W, b = theta[: n_classes * d].reshape(n_classes, d), theta[n_classes * d:]
+        z = X @ W.T + b
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        val = -(w * (Y * logp).sum(1)).sum() / n + 0.5 * l2 * (W * W).sum() / n
+        g = (np.exp(logp) - Y) * w[:, None] / n
+        return float(val), np.concatenate([(g.T @ X + l2 * W / n).ravel(), g.sum(0)])
+
+    res = minimize(loss, np.zeros(n_classes * (d + 1)), jac=True, method="L-BFGS-B")
+    return res.x[: n_classes * d].reshape(n_classes, d), res.x[n_classes * d:]
+
+
+def train_classifier(cheap: np.ndarray, emb: np.ndarray, records: Sequence[dict], *, l2: float = 1.0,
+                     pca_dims: int = 8, lam: float = 0.1, f1_threshold: float = 0.5) -> ClassifierPolicy:
+    """Fit Adaptive-RAG's complexity classifier on cached outcomes; "multi" runs the multi-step mode with the
+    higher mean reward on `records`."""
+    if len(records) < 3:
+        raise ConfigError(f"need at least 3 cached questions to train a classifier, got {len(records)}: run "
+                          "`adarag controller collect` on more questions")
+    R = outcome_matrix(records, MODE_NAMES, lam, f1_threshold).mean(0)
+    multi_mode = max(("iterative", "chain"), key=lambda m: R[MODE_NAMES.index(m)])
+    pca, mean, std = feature_scaling(cheap, emb, pca_dims)
+    y = complexity_labels(records, f1_threshold=f1_threshold)
+    W, b = _softmax_fit((np.hstack([cheap, emb @ pca]) - mean) / std, y, len(CLASSES), l2)
+    meta = {"n_train": len(records), "label_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)},
+            "l2": l2, "pca_dims": pca.shape[1], "mean_train_reward": dict(zip(MODE_NAMES, map(float, R)))}
+    return ClassifierPolicy(mean, std, pca, W, b, multi_mode, lam, f1_threshold, meta)
+
+
 def index_features(index: str | Path, questions: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The bandit's raw features of `questions` (rag.control.features) from the index at `index`."""
     from rag.sdk import RAG
@@ -300,6 +361,10 @@ def train_policy(records: Sequence[dict], out: str | Path, *, index: str | Path 
     if index is None:
         raise ConfigError(f"a {kind} policy reads its features from an index: pass --index INDEX")
     cheap, emb = index_features(index, [r["question"] for r in records])
+    if kind == "classifier":
+        cpol = train_classifier(cheap, emb, records, lam=lam, f1_threshold=f1_threshold)
+        save_classifier(cpol, out, meta={**meta, "seed": seed})
+        return {"policy": str(out), "kind": "classifier", "multi_mode": cpol.multi_mode, **cpol.meta, **meta}
     fixed = {"kind": kind, "lam": lam, "f1_threshold": f1_threshold, "epochs": epochs, "feedback": feedback}
     table = cross_validate(cheap, emb, records, CV_GRID, seed=seed, **fixed) if cv else []
     params = table[0]["params"] if table else {}
