@@ -34,9 +34,11 @@ def tiny_ce(tmp_path_factory, hotpot_dir, hash_index):
 def test_fused_row_matches_eval_beir_and_weight_zero_is_the_first_stage(tiny_ce, hotpot_dir, hash_index, tmp_path):
     from eval.beir import run_beir
     from eval.reranker_eval import evaluate_reranker
+    from indexers.artifact import manifest_checksum
 
     manifest = json.loads((tiny_ce / "adarag_reranker.json").read_text())
     manifest["interpolation"] = {"weight": 0.0}  # weight 0 must give back the fused ranking
+    manifest["checksum"] = manifest_checksum(manifest)  # a deliberate edit re-seals (a stray one is refused)
     patched = tmp_path / "ce0"
     shutil.copytree(tiny_ce, patched)
     (patched / "adarag_reranker.json").write_text(json.dumps(manifest))
