@@ -2,6 +2,8 @@
 
 Normalisation and EM/F1 follow the official SQuAD v2.0 script (lower-case, drop ASCII punctuation, drop the
 articles a/an/the, collapse whitespace; F1 is 1 when both sides normalise to nothing, else 0 if either does).
+Per-set conventions: aliases are the answers list (TriviaQA, NQ, SQuAD); a yes/no question (every gold is yes
+or no: HotpotQA, 2Wiki comparisons) scores a prediction by its leading yes or no.
 R-precision follows KILT: the retrieved page/passage ids are de-duplicated in rank order, R = |gold|, and the
 score is |top-R ∩ gold| / R. KILT-EM/F1 give answer credit only when page-level R-precision is 1.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "exact_match",
     "f1_score",
     "normalize_answer",
+    "yes_no_view",
     "r_precision",
     "recall_at_k",
     "score_example",
@@ -47,9 +50,23 @@ def _golds(golds: Sequence[str] | str) -> list[str]:
     return list(golds)
 
 
+_YES_NO = frozenset({"yes", "no"})
+
+
+def yes_no_view(prediction: str, golds: Sequence[str] | str) -> str:
+    """The prediction as a yes/no question is scored: when every gold is "yes" or "no" (HotpotQA and 2Wiki
+    comparisons), "Yes, both are American." counts as its leading "yes"; otherwise the prediction as is."""
+    gs = [normalize_answer(g) for g in _golds(golds)]
+    words = normalize_answer(prediction).split()
+    if gs and all(g in _YES_NO for g in gs) and words and words[0] in _YES_NO:
+        return words[0]
+    return prediction
+
+
 def exact_match(prediction: str, golds: Sequence[str] | str) -> float:
-    """1.0 if the normalised prediction equals any normalised gold answer; 0.0 with no golds."""
-    p = normalize_answer(prediction)
+    """1.0 if the normalised prediction equals any normalised gold answer (yes/no questions: its leading yes or
+    no, `yes_no_view`); 0.0 with no golds."""
+    p = normalize_answer(yes_no_view(prediction, golds))
     return float(any(p == normalize_answer(g) for g in _golds(golds)))
 
 
@@ -65,7 +82,9 @@ def _f1(prediction: str, gold: str) -> float:
 
 
 def f1_score(prediction: str, golds: Sequence[str] | str) -> float:
-    """Token-level F1 of the normalised strings, max over the gold answers; 0.0 with no golds."""
+    """Token-level F1 of the normalised strings, max over the gold answers (yes/no questions: `yes_no_view`);
+    0.0 with no golds."""
+    prediction = yes_no_view(prediction, golds)
     return max((_f1(prediction, g) for g in _golds(golds)), default=0.0)
 
 

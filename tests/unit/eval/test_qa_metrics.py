@@ -112,3 +112,13 @@ def test_no_provenance_gives_none_and_aggregate_skips_it():
     agg = aggregate([a, b])
     assert agg["em"] == 0.5 and agg["r_precision"] == 1.0 and agg["kilt_em"] == 0.0
     assert aggregate([QAScores(1, 1, 1, None, None, None, None, None)])["support_recall"] is None
+
+
+def test_yes_no_questions_score_the_leading_yes_or_no():
+    from eval.qa_metrics import exact_match, f1_score, yes_no_view
+
+    assert exact_match("Yes, both are American.", ["yes"]) == 1.0 and f1_score("No. Only one is.", ["no"]) == 1.0
+    assert exact_match("Yes, both are American.", ["no"]) == 0.0 and f1_score("Yes indeed", ["no"]) == 0.0
+    assert yes_no_view("Yes, Paris", ["Paris"]) == "Yes, Paris"  # not a yes/no question: unchanged
+    assert exact_match("Yesterday", ["yes"]) == 0.0  # a word, not a leading yes
+    assert exact_match("Both are American", ["yes"]) == 0.0
