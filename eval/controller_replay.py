@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.qa_metrics import exact_match, f1_score
 from eval.qa_runner import read_predictions
 from indexers.errors import ConfigError
 from eval.shared import portable_path
@@ -27,11 +28,15 @@ __all__ = ["read_cache", "replay_table", "train_from_cache", "write_markdown"]
 
 
 def read_cache(cache: str | Path) -> list[dict[str, Any]]:
-    """Every outcome line of a collect cache (all shards), one per question id."""
+    """Every outcome line of a collect cache (all shards), one per question id, each arm's EM and F1 recomputed
+    with eval.qa_metrics from its cached prediction."""
     files = sorted(Path(cache).glob("outcomes-*.jsonl"))
     if not files:
         raise ConfigError(f"{cache} holds no outcomes-*.jsonl: run `adarag controller collect --out {cache}` first")
     by_id = {r["id"]: r for f in files for r in read_predictions(f)}
+    for r in by_id.values():  # scored now, from the cached predictions: the scorer may be newer than the cache
+        for o in r["arms"].values():
+            o["em"], o["f1"] = exact_match(o["prediction"], r["answers"]), f1_score(o["prediction"], r["answers"])
     return list(by_id.values())
 
 

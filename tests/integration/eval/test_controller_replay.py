@@ -20,11 +20,10 @@ def _cache(tmp_path, n=40):
         for i in range(n):
             temple = i % 2 == 0
             q = f"When was Shirley Temple born, case {i}?" if temple else f"Which radio show aired in 194{i % 10}?"
-            arms = {m: {"prediction": "x", "em": 0.0, "f1": 0.0, "retrieval_calls": c, "n_prompt_tokens": 100,
-                        "n_new_tokens": 5 * (c + 1), "seconds": 1.0 + c, "passages": []}
+            right = {"one_shot"} | ({"none"} if temple else set())  # scored on read from the predictions
+            arms = {m: {"prediction": "x" if m in right else "wrong", "em": 0.0, "f1": 0.0, "retrieval_calls": c,
+                        "n_prompt_tokens": 100, "n_new_tokens": 5 * (c + 1), "seconds": 1.0 + c, "passages": []}
                     for m, c in (("none", 0), ("one_shot", 1), ("iterative", 3), ("chain", 3))}
-            arms["none"]["em" if temple else "f1"] = 1.0 if temple else 0.0
-            arms["one_shot"]["em"] = arms["one_shot"]["f1"] = 1.0
             f.write(json.dumps({"id": f"q{i}", "question": q, "answers": ["x"],
                                 "split": "heldout" if i >= 30 else "train", "arms": arms}) + "\n")
     return cache
