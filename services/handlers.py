@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -77,13 +78,24 @@ def _unreadable_body(exc: StarletteHTTPException) -> str | None:
     return None
 
 
+_OPENAI_PATHS = ("/v1/chat/", "/v1/models")
+
+
+def _shaped(body: dict[str, str], status: int, request: Request | None) -> dict[str, Any]:
+    """The error body in the dialect of the route: OpenAI's `{"error": {"message", "type", "param", "code"}}`
+    under /v1/chat/ and /v1/models (so OpenAI clients show the message), adarag's `{"error", "type"}` elsewhere."""
+    if request is not None and request.url.path.startswith(_OPENAI_PATHS):
+        return {"error": {"message": body["error"], "type": body["type"], "param": None, "code": status}}
+    return body
+
+
 def error_response(exc: BaseException, request: Request | None = None) -> JSONResponse:
     status, body, headers = describe(exc)
     if request is not None:
         for cls, reason in _REASON.items():
             if isinstance(exc, cls):
                 request.app.state.svc.metrics.rejected.labels(reason).inc()
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(_shaped(body, status, request), status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -102,7 +114,8 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    return JSONResponse({"error": _validation_message(exc), "type": "ValidationError"}, status_code=422)
+    body = {"error": _validation_message(exc), "type": "ValidationError"}
+    return JSONResponse(_shaped(body, 422, request), status_code=422)
 
 
 async def _on_error(request: Request, exc: Exception) -> JSONResponse:

@@ -22,9 +22,22 @@ def sse_event(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final: Callable[[Any], dict[str, Any]],
-                        *, cancel: threading.Event | None = None) -> AsyncIterator[bytes]:
+def _adarag_delta(text: str) -> bytes:
+    return sse_event("token", {"text": text})
+
+
+def _adarag_error(status: int, body: dict[str, Any]) -> bytes:
+    return sse_event("error", {**body, "status": status})
+
+
+async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final: Callable[[Any], Any],
+                        *, cancel: threading.Event | None = None,
+                        frame_delta: Callable[[str], bytes] = _adarag_delta,
+                        frame_final: Callable[[Any], bytes] = lambda d: sse_event("answer", d),
+                        frame_error: Callable[[int, dict[str, Any]], bytes] = _adarag_error) -> AsyncIterator[bytes]:
     """Run `start()` (yields str deltas, then the final object) on one worker thread holding a taken gate slot.
+    Frames: adarag's own (`token`, `answer`, `error` events) unless `frame_*` give another wire format (the
+    OpenAI chunks of services.routes.openai); `frame_final` gets `on_final(final object)`.
 
     The slot is released when that thread ends, i.e. when the generation is over. If the client goes away or the
     gate's timeout passes (the stream then ends with an `error` event), `cancel` is set, which stops a generation
@@ -69,19 +82,19 @@ async def stream_events(gate: Gate, start: Callable[[], Iterator[Any]], on_final
                 status, body, _ = describe(GateTimeout(
                     f"the answer took longer than the {gate.timeout_s:g} s timeout; ask for fewer tokens or "
                     "passages, or raise --timeout"))
-                yield sse_event("error", {**body, "status": status})
+                yield frame_error(status, body)
                 return
             if kind == "end":
                 return
             if kind == "error":
                 status, body, _ = describe(item)
-                yield sse_event("error", {**body, "status": status})
+                yield frame_error(status, body)
                 return
             if isinstance(item, str):
                 if item:
-                    yield sse_event("token", {"text": item})
+                    yield frame_delta(item)
             else:
-                yield sse_event("answer", on_final(item))
+                yield frame_final(on_final(item))
     finally:
         stop.set()
         if cancel is not None:

@@ -14,7 +14,7 @@ from services.gate import GateTimeout
 from services.schemas import AnswerOut, AskRequest, ErrorOut
 from services.sse import stream_events
 
-__all__ = ["router"]
+__all__ = ["record_answer", "router"]
 
 router = APIRouter(tags=["ask"])
 
@@ -24,7 +24,7 @@ _SSE_DOC = {"text/event-stream": {"schema": {"type": "string", "description":
             "or `event: error` ({\"error\", \"type\", \"status\"})"}}}
 
 
-def _answer_dict(state: ServiceState, ans: Any, store: str | None) -> dict[str, Any]:
+def record_answer(state: ServiceState, ans: Any, store: str | None) -> dict[str, Any]:
     """The wire form of an SDK Answer (without the raw model text), recording its tokens and speed."""
     d = ans.to_dict()
     d.pop("raw_text", None)
@@ -59,9 +59,9 @@ async def ask(req: AskRequest, state: StateDep, rag: RagDep) -> Any:
         except GateTimeout:
             cancel.set()
             raise
-        return _answer_dict(state, ans, req.store)
+        return record_answer(state, ans, req.store)
     state.ask_gate.try_acquire()  # a full queue is a 503 before any byte of the stream
     events = stream_events(state.ask_gate, lambda: iter(rag.ask(req.question, stream=True, cancel=cancel, **kw)),
-                           lambda ans: _answer_dict(state, ans, req.store), cancel=cancel)
+                           lambda ans: record_answer(state, ans, req.store), cancel=cancel)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

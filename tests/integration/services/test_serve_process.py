@@ -2,13 +2,11 @@
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
+
+from tests.support.live_server import live_server
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
@@ -16,39 +14,12 @@ pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
 KEY = "proc-key-0123456789abcdef"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, hash_index):
     root = tmp_path_factory.mktemp("proc") / "index"
     shutil.copytree(hash_index, root)
-    port = _free_port()
-    env = {**os.environ, "ADARAG_API_KEYS": f"other-key-0123456789abc,{KEY}"}
-    p = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", str(root), "--port", str(port),
-                          "--generator", "smollm-135m", "--threads", "1", "--max-queue", "2", "--json"],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    t = time.monotonic()
-    while time.monotonic() - t < 120:
-        assert p.poll() is None, p.communicate()[1][-3000:]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    else:
-        p.kill()
-        raise AssertionError("service never became ready")
-    yield base
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
-    assert p.returncode == 0, err[-3000:]
-    assert json.loads(out.strip().splitlines()[-1])["stopped"] is True
+    with live_server(root, f"other-key-0123456789abc,{KEY}", "--max-queue", "2") as base:
+        yield base
 
 
 def test_curl_like_ask_and_stream(server):
