@@ -440,6 +440,15 @@ def _cmd_eval_mixed(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mcp(a: argparse.Namespace) -> int:
+    from rag.sdk import RAG
+    from services.mcp_server import serve_mcp
+
+    with RAG.open(a.index, generator=a.generator, threads=a.threads) as rag:
+        serve_mcp(rag, http=a.http, host=a.host, port=a.port)
+    return 0
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
     from eval.beir import METRICS_FILE
 
@@ -742,6 +751,16 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_args(sv)
     common(sv)
     sv.set_defaults(fn=_cmd_serve)
+
+    mc = sub.add_parser("mcp", help="the index as Model Context Protocol tools (search, ask, get_document) for "
+                        "agents: stdio, or streamable HTTP on loopback")
+    mc.add_argument("index", type=Path)
+    mc.add_argument("--generator", default=DEFAULT_GENERATOR, help="answer model for the ask tool")
+    mc.add_argument("--http", action="store_true", help="streamable HTTP on --host:--port instead of stdio")
+    mc.add_argument("--host", default="127.0.0.1", help="loopback only")
+    mc.add_argument("--port", type=bounded_int(0, 65535), default=8765)
+    common(mc)
+    mc.set_defaults(fn=_cmd_mcp)
 
     ct = sub.add_parser("controller", help="adaptive search controller: collect outcomes, train, replay-evaluate")
     cts = ct.add_subparsers(dest="controller_command", required=True)
