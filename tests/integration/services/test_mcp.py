@@ -68,3 +68,48 @@ def test_tools_are_listed_called_and_refuse_bad_arguments(tmp_path, hash_index):
         return True
 
     assert anyio.run(_session_run, root, body)
+
+
+def test_streamable_http_on_loopback(tmp_path, hash_index):
+    """--http: the same tools over streamable HTTP (the SDK's streamable_http_client), and never off loopback."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from mcp.client.streamable_http import streamable_http_client
+    from tests.support.live_server import free_port
+
+    root = tmp_path / "index"
+    shutil.copytree(hash_index, root)
+    cmd = [sys.executable, "-m", "services.cli", "mcp", str(root), "--generator", "smollm-135m", "--threads", "1"]
+    bad = subprocess.run([*cmd, "--http", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "loopback only" in bad.stderr
+    port = free_port()
+    p = subprocess.Popen([*cmd, "--http", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        t = time.monotonic()
+        while time.monotonic() - t < 60:
+            assert p.poll() is None, p.communicate()[1][-2000:]
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+        async def run():
+            async with streamable_http_client(url) as (read, write, *_):
+                async with mcp.ClientSession(read, write) as session:
+                    await session.initialize()
+                    names = {t.name for t in (await session.list_tools()).tools}
+                    hit = _payload(await session.call_tool("search", {"query": "Corliss Archer", "k": 1,
+                                                                       "store": "bm25"}))
+                    return names, hit
+
+        names, hit = anyio.run(run)
+        assert names == {"search", "ask", "get_document"} and len(hit["hits"]) == 1
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
