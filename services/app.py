@@ -14,7 +14,7 @@ from rag.sdk import RAG
 from services.deps import ServiceState, require_key
 from services.handlers import install_handlers
 from services.middleware import BodyLimit, Observe
-from services.routes import ask, documents, openai, ops, search
+from services.routes import ask, documents, openai, ops, page, search
 from services.settings import ServiceSettings
 
 __all__ = ["create_app"]
@@ -64,6 +64,7 @@ def create_app(rag_or_factory: RAG | Callable[[], RAG], settings: ServiceSetting
     install_handlers(app)
     auth = [Depends(require_key)]
     app.include_router(ops.router)
+    app.include_router(page.router)
     for r in (ask.router, search.router, documents.router, openai.router):
         app.include_router(r, dependencies=auth)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, metrics=state.metrics)
