@@ -5,11 +5,13 @@ per source tokens/s (end to end, and after the prefill), target forwards per tok
 acceptance, where the decoding time goes (draft / verify / rollback / other), ratios against `none`, peak RSS and
 the load average. The sources take turns first on each question (rotating order) so machine noise hits them alike;
 each source keeps its own prefix cache, so it reuses the previous question's prompt prefix, never its own.
-Questions: HotpotQA dev (../shared/data/hotpotqa) with their supporting passages. Workloads: `short` (the
-product's grounded prompt, rag.prompts.grounded_messages: a few words + a citation) and `long` (the answer plus
-one supporting sentence quoted from the passages: the regime REST / prompt lookup report on). Not a pytest file.
+Workloads: `short` (HotpotQA dev questions with their supporting passages, the product's grounded prompt,
+rag.prompts.grounded_messages: a few words + a citation), `long` (the same plus one supporting sentence quoted
+from the passages: the regime REST / prompt lookup report on) and `rag` (Spec-Bench's RAG category: NQ and
+TriviaQA questions, alternately, each with its own passage and the 3 passages of its set that BM25 ranks next,
+in retrieval order, answered freely in up to 96 tokens). Not a pytest file.
     ADARAG_CACHE_DIR=/tmp/adarag_cache taskset -c 0 python bench/specdec.py [--questions 30] [--generator qwen-1.5b]
-        [--draft-model qwen-0.5b] [--drafts none,model,copy,copy+model] [--workload short|long]
+        [--draft-model qwen-0.5b] [--drafts none,model,copy,copy+model] [--workload short|long|rag]
         [--max-new-tokens 48] [--threads 1] [--dtype bfloat16|float32] [--no-prefix-cache] [--no-batch-invariant]
 """
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,6 +52,33 @@ def load_questions(n: int, offset: int = 0) -> list[tuple[str, list[tuple[str, s
     return out[offset:]
 
 
+def load_rag_questions(n: int, offset: int = 0, distractors: int = 3) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Spec-Bench-style RAG prompts: NQ and TriviaQA questions taken alternately, each with the passages BM25
+    ranks first over its set's corpus (its own passage always among them), best first."""
+    from indexers.bm25 import build_bm25
+    from indexers.text import tokenize
+
+    sets = []
+    for name in ("nq", "trivia"):
+        folder = shared_data(name)
+        corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8") if line.strip()]
+        index = build_bm25([tokenize(f"{d.get('title', '')} {d['text']}") for d in corpus])
+        qa = [json.loads(line) for line in open(folder / "qa.jsonl", encoding="utf-8") if line.strip()]
+        sets.append((corpus, index, qa))
+    out = []
+    for i in range(n + offset):
+        corpus, index, qa = sets[i % 2]
+        r = qa[i // 2]
+        rows, _ = index.search(tokenize(r["question"]), distractors + 1)
+        ids = [corpus[int(j)]["_id"] for j in rows]
+        gold = r["supporting_ids"][0]
+        if gold not in ids:  # BM25 missed it: the question's own passage first, then the best distractors
+            ids = [gold, *ids[:distractors]]
+        by_id = {d["_id"]: d for d in corpus}
+        out.append((r["question"], [(j, by_id[j].get("title", ""), by_id[j]["text"]) for j in ids]))
+    return out[offset:]
+
+
 LONG_SYSTEM = ("Answer using only the numbered passages: the answer in a few words with the passage number in "
                "brackets, then the one sentence of the passages that supports it, quoted word for word.")
 LONG_EXAMPLE = 'Two [2]. "Mars has two small moons, Phobos and Deimos."'
@@ -72,11 +100,13 @@ def main() -> None:
     ap.add_argument("--generator", default="qwen-1.5b")
     ap.add_argument("--draft-model", default=None, help="default: the generator's registered draft (qwen-0.5b)")
     ap.add_argument("--drafts", default="none,model,copy,copy+model")
-    ap.add_argument("--workload", choices=("short", "long"), default="short")
-    ap.add_argument("--max-new-tokens", type=int, default=None, help="default 48 (short), 96 (long)")
+    ap.add_argument("--workload", choices=("short", "long", "rag"), default="short")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="default 48 (short), 96 (long, rag)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--copy-candidates", type=int, default=1)
     ap.add_argument("--copy-lengths", default="8,32", help="copy draft length: start,max (10,10 = the old fixed cap)")
+    ap.add_argument("--copy-min-match", type=int, default=1,
+                    help="generated tokens that must match the evidence before a copy draft is proposed")
     ap.add_argument("--float32", action="store_true", help="same as --dtype float32")
     ap.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     ap.add_argument("--no-prefix-cache", action="store_true", help="prefill every prompt from scratch")
@@ -88,7 +118,7 @@ def main() -> None:
 
     dtype = torch.float32 if a.float32 or a.dtype == "float32" else torch.bfloat16
     if a.max_new_tokens is None:
-        a.max_new_tokens = 96 if a.workload == "long" else 48
+        a.max_new_tokens = 96 if a.workload in ("long", "rag") else 48
     load_start = os.getloadavg()
     drafts = [d.strip() for d in a.drafts.split(",") if d.strip()]
     if drafts[0] != "none":
@@ -97,9 +127,10 @@ def main() -> None:
                          copy_candidates=a.copy_candidates, dtype=dtype,
                          batch_invariant=not a.no_batch_invariant)
     gen.copy_lengths = tuple(int(x) for x in a.copy_lengths.split(","))
+    gen.copy_min_match = a.copy_min_match
     if any("model" in d for d in drafts):
         gen.draft_lm()  # load before timing
-    questions = load_questions(a.questions, a.offset)
+    questions = (load_rag_questions if a.workload == "rag" else load_questions)(a.questions, a.offset)
     totals = {d: {"tokens": 0, "seconds": 0.0, "decode_seconds": 0.0, "forwards": 0, "decode_forwards": 0,
                   "proposed": {}, "accepted": {}, "drafted_steps": 0, "prefix_reused": 0, "prompt_tokens": 0,
                   "phases": {}} for d in drafts}
@@ -140,7 +171,8 @@ def main() -> None:
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, threads={a.threads}, "
           f"torch {md.version('torch')}, transformers {md.version('transformers')}; target {a.generator} "
           f"{str(dtype).removeprefix('torch.')}, workload {a.workload}, prefix cache "
-          f"{'off' if a.no_prefix_cache else 'on'}, {len(questions)} HotpotQA questions, greedy, "
+          f"{'off' if a.no_prefix_cache else 'on'}, {len(questions)} "
+          f"{'NQ/TriviaQA' if a.workload == 'rag' else 'HotpotQA'} questions, greedy, "
           f"max_new_tokens={a.max_new_tokens}; load avg {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
           f"{'all outputs identical' if not mismatches else f'{len(mismatches)} OUTPUTS DIFFER (see MISMATCH lines)'}")
     head = (f"{'draft':<11} {'tokens':>6} {'tok/s':>7} {'ratio':>6} {'decode tok/s':>12} {'ratio':>6} "

@@ -64,6 +64,7 @@ class Generator:
         self._cache_dir = cache_dir
         self.copy_candidates = copy_candidates
         self.copy_lengths = copy_lengths  # copy draft length: starts at [0], doubles while accepted whole, up to [1]
+        self.copy_min_match = 1  # generated tokens that must match the evidence before a copy draft is proposed
         self._dtype = dtype
         self.prefix_cache = PrefixCache() if prefix_cache else None  # the constant prompt head's KV, reused
 
@@ -216,7 +217,7 @@ class Generator:
         docs = _copy_docs(self.tokenizer, passages) if passages else [prompt]
         source = make_drafts(
             draft, copy_docs=docs, draft_model=self.draft_lm, copy_candidates=self.copy_candidates,
-            copy_lengths=self.copy_lengths,
+            copy_lengths=self.copy_lengths, copy_min_match=self.copy_min_match,
             temperature=temperature, top_k=top_k, top_p=top_p, rng=rng,
         )
         steps = decode(

@@ -258,7 +258,8 @@ class _Chain:
 
 
 def make_drafts(draft: str, *, copy_docs: Sequence[Sequence[int]] = (), draft_model: Callable[[], Any] | None = None,
-                copy_candidates: int = 1, copy_lengths: tuple[int, int] = (8, 32), temperature: float = 0.0,
+                copy_candidates: int = 1, copy_lengths: tuple[int, int] = (8, 32), copy_min_match: int = 1,
+                temperature: float = 0.0,
                 top_k: int = 0, top_p: float = 1.0,
                 rng: np.random.Generator | None = None) -> DraftSource | None:
     """The draft source registered under `draft` (None for plain decoding); `draft_model` loads the draft LM lazily."""
@@ -268,8 +269,8 @@ def make_drafts(draft: str, *, copy_docs: Sequence[Sequence[int]] = (), draft_mo
         return None
     parts: list[DraftSource] = []
     if "copy" in draft:
-        parts.append(CopyDraft(copy_docs, max_candidates=copy_candidates, min_tokens=copy_lengths[0],
-                               max_tokens=copy_lengths[1]))
+        parts.append(CopyDraft(copy_docs, max_candidates=copy_candidates, min_match=copy_min_match,
+                               min_tokens=copy_lengths[0], max_tokens=copy_lengths[1]))
     if "model" in draft:
         if draft_model is None:
             raise ConfigError(f"draft {draft!r} needs a draft model: load the generator with draft_model='qwen-0.5b'")
