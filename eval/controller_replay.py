@@ -20,6 +20,7 @@ from indexers.errors import ConfigError
 from eval.shared import portable_path
 from rag.control.bandit import ips_value, load_policy
 from rag.control.base import correct
+from rag.control.classifier import CLASSES, load_classifier
 from rag.control.load import policy_kind
 from rag.control.train import index_features, outcome_matrix, train_policy
 from rag.modes import MODE_NAMES
@@ -93,6 +94,13 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
     for name, path in policies.items():
         if policy_kind(path) == "probe":
             rows[name] = _probe_row(recs, path)
+            continue
+        if policy_kind(path) == "classifier":
+            cpol = load_classifier(path)
+            picks = [cpol.mode_of(CLASSES[int(i)]) for i in cpol.proba(cheap, emb).argmax(1)]
+            rows[name] = _row(recs, picks)
+            rows[name]["reward_exact"] = float(np.mean([outcome_matrix([r], [m], cpol.lam, cpol.f1_threshold)[0, 0]
+                                                        for r, m in zip(recs, picks)]))
             continue
         pol = load_policy(path)
         X = pol.context(cheap, emb)

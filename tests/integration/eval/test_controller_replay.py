@@ -41,6 +41,15 @@ def test_train_and_replay_beat_the_fixed_modes_on_cost(tmp_path, hash_index):
     assert b["reward_exact"] > rows["one_shot"]["em"] * 0.9 - 1e-9
 
 
+def test_the_complexity_classifier_trains_and_replays(tmp_path, hash_index):
+    """'Temple' questions: the model knows (none); the rest need one retrieval. The classifier must learn it."""
+    cache = _cache(tmp_path)
+    info = train_from_cache(cache, hash_index, tmp_path / "cls", kind="classifier")
+    assert info["kind"] == "classifier" and info["label_counts"] == {"none": 15, "one_shot": 15, "multi": 0}
+    c = replay_table(cache, hash_index, {"classifier": tmp_path / "cls"})["classifier"]
+    assert c["em"] >= 0.9 and c["retrieval_calls_per_q"] <= 0.7 and set(c["mode_counts"]) <= {"none", "one_shot"}
+
+
 def test_cli_controller_train_and_replay_print_json(tmp_path, hash_index, capsys):
     cache = _cache(tmp_path)
     assert main(["controller", "train", "--cache", str(cache), "--index", str(hash_index),
