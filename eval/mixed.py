@@ -116,9 +116,10 @@ def run_mixed(out_dir: str | Path, *, index: str | Path | None = None, mode: str
               per_dataset: int | None = 50, part: Part = "all", generator: str = "qwen-0.5b", k: int = 4,
               threads: int | None = 1, root: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """`adarag eval mixed`: write the mix into `out_dir/data`, build one index over the six corpora (at `index`,
-    default `out_dir/index`, reused when it exists), answer the mix in `mode` into `out_dir/<mode>` (resumable),
+    default `out_dir/index`, reused when it exists; bm25, dense with the fastest MiniLM here, ngram: ~3 min), answer the mix in `mode` into `out_dir/<mode>` (resumable),
     and return its metrics with "by_dataset" and "by_hops" (single- vs multi-hop sets)."""
     from eval.qa_runner import run_qa_eval
+    from indexers.dense import DenseParams
     from indexers.index import BuildParams, build_index
     from indexers.index_dir import index_state
     from indexers.ingest import read_corpus
@@ -127,7 +128,10 @@ def run_mixed(out_dir: str | Path, *, index: str | Path | None = None, mode: str
     data = write_mixed(out_dir / "data", root, per_dataset=per_dataset, part=part)
     index = Path(index) if index is not None else out_dir / "index"
     if index_state(index) != "index":
-        build_index(read_corpus([Path(data["corpus"])]), index, BuildParams(), progress=progress)
+        from rag.demo import DEMO_EMBEDDER  # MiniLM in bf16 where the CPU has bf16, else int8: the fastest here
+
+        build_index(read_corpus([Path(data["corpus"])]), index, BuildParams(dense=DenseParams(embedder=DEMO_EMBEDDER)),
+                    progress=progress)
     metrics = run_qa_eval(data["qa"], index, out_dir / mode, mode=mode, generator=generator, k=k, threads=threads,
                           format="jsonl", progress=progress)
     metrics["by_hops"] = _hops_summary(metrics.get("by_dataset", {}))
