@@ -79,6 +79,11 @@ def _row(recs: list[dict], arms: list[str], *, split_sets: bool = True) -> dict[
     return row
 
 
+def _picked_reward(recs: list[dict], picks: list[str], lam: float, f1_threshold: float) -> float:
+    """Mean MBA-RAG reward of the cached outcome of the mode picked for each question."""
+    return float(np.mean([outcome_matrix([r], [m], lam, f1_threshold)[0, 0] for r, m in zip(recs, picks)]))
+
+
 def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str | Path], *,
                  split: str = "heldout") -> dict[str, Any]:
     """Rows for each fixed mode and each policy (name -> policy dir) on one split, plus IPS checks. `split="all"`
@@ -99,8 +104,7 @@ def replay_table(cache: str | Path, index: str | Path, policies: dict[str, str |
             cpol = load_classifier(path)
             picks = [cpol.mode_of(CLASSES[int(i)]) for i in cpol.proba(cheap, emb).argmax(1)]
             rows[name] = _row(recs, picks)
-            rows[name]["reward_exact"] = float(np.mean([outcome_matrix([r], [m], cpol.lam, cpol.f1_threshold)[0, 0]
-                                                        for r, m in zip(recs, picks)]))
+            rows[name]["reward_exact"] = _picked_reward(recs, picks, cpol.lam, cpol.f1_threshold)
             continue
         pol = load_policy(path)
         X = pol.context(cheap, emb)
@@ -129,8 +133,7 @@ def _probe_row(recs: list[dict], path: str | Path) -> dict[str, Any]:
     p = pol.head.proba(H)
     picks = [pol.choose(float(x)) for x in p]
     y = [int(correct(r["arms"]["none"]["em"], r["arms"]["none"]["f1"], f1_threshold=pol.f1_threshold)) for r in recs]
-    R = [outcome_matrix([r], [a], pol.lam, pol.f1_threshold)[0, 0] for r, a in zip(recs, picks)]
-    return {**_row(recs, picks), "reward_exact": float(np.mean(R)), "heldout_base_rate_none_correct": float(np.mean(y)),
+    return {**_row(recs, picks), "reward_exact": _picked_reward(recs, picks, pol.lam, pol.f1_threshold), "heldout_base_rate_none_correct": float(np.mean(y)),
             "heldout_auc": auc(p, y), "threshold": pol.threshold, "probe_seconds_per_q": probe_seconds,
             "p_answerable": [float(x) for x in p]}
 
